@@ -1,0 +1,12 @@
+"""The one exception type for errors a user can cause (bad file, bad value, bad preset)."""
+
+
+class PaperReproError(ValueError):
+    """A problem with the user's input; the message names what was expected and what was found.
+
+    The CLI prints it as a single line and exits with status 2.
+    """
+
+
+class TrainingDiverged(PaperReproError):
+    """A loss became NaN or infinite; the last good checkpoint is kept."""

@@ -114,6 +114,11 @@ class Preset:
             self, training=dataclasses.replace(self.training, **training_overrides))
 
 
+# --- simulation settings (issue 3: paper_repro.simulation) -----------------------------------
+
+# --- certification settings (issue 4: paper_repro.comparison, validation/) --------------------
+
+# --- presets ------------------------------------------------------------------------------------
 # 0.203 arcmin pixels: the paper's 3.464 deg / 1024 px. A 64 px crop is 64 * 3.464 / 1024 deg.
 PIXEL_DEG = 3.464 / 1024
 

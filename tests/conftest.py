@@ -16,3 +16,21 @@ def lenstools_fixture():
     """4 maps (256^2, 0.866 deg) with LensTools 1.2's statistics at the paper's settings."""
     with np.load(DATA / "lenstools_fixture.npz") as f:
         return {k: f[k] for k in f.files}
+
+
+def smooth_maps(n: int, size: int, seed: int, amplitude: float = 0.05) -> np.ndarray:
+    """Simple smooth random maps (Gaussian-filtered white noise), float32 (n, size, size)."""
+    from scipy.ndimage import gaussian_filter
+
+    rng = np.random.default_rng(seed)
+    x = gaussian_filter(rng.standard_normal((n, size, size)), sigma=(0, 2, 2), mode="wrap")
+    x *= amplitude / x.std()
+    return x.astype(np.float32)
+
+
+@pytest.fixture(scope="session")
+def tiny_data(tmp_path_factory):
+    """96 smooth 32x32 maps saved as .npy (the tiny preset's size)."""
+    path = tmp_path_factory.mktemp("data") / "maps.npy"
+    np.save(path, smooth_maps(96, 32, seed=0))
+    return path

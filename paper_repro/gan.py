@@ -1,0 +1,122 @@
+"""CosmoGAN as a ``keras.Model``: the adversarial ``train_step`` of Sect. 2.2-2.3 and the authors' code.
+
+One step: z ~ N(0, 1); one forward pass G(z), D(real), D(fake) (D on the two halves separately, so
+batch-norm statistics are per half); D loss = BCE(D(real), 1) + BCE(D(fake), 0); non-saturating G loss
+BCE(D(fake), 1) on the same fake batch; with probability ``flip_prob`` (one draw per step) the real
+and fake labels of the whole batch are swapped. Both optimizers step from that one forward pass.
+"""
+from __future__ import annotations
+
+import keras
+import numpy as np
+from keras import ops
+
+from .config import Preset, get_preset
+from .models import build_discriminator, build_generator
+
+
+class CosmoGAN(keras.Model):
+    """Generator + discriminator trained as in the paper; metrics: d_loss, g_loss, d_real, d_fake, flipped."""
+
+    def __init__(self, generator: keras.Model, discriminator: keras.Model, *, latent_dim: int,
+                 flip_prob: float = 0.01, seed: int | None = None, **kwargs):
+        super().__init__(**kwargs)
+        self.generator = generator
+        self.discriminator = discriminator
+        self.latent_dim = int(latent_dim)
+        self.flip_prob = float(flip_prob)
+        self.seed_generator = keras.random.SeedGenerator(seed)
+        self.d_loss_tracker = keras.metrics.Mean(name="d_loss")
+        self.g_loss_tracker = keras.metrics.Mean(name="g_loss")
+        self.d_real_tracker = keras.metrics.Mean(name="d_real")
+        self.d_fake_tracker = keras.metrics.Mean(name="d_fake")
+        self.flip_tracker = keras.metrics.Mean(name="flipped")
+
+    @classmethod
+    def from_preset(cls, preset: str | Preset, seed: int | None = None) -> "CosmoGAN":
+        """Build G and D of a preset with seeded initialisers, and compile with Adam as in the paper."""
+        p = get_preset(preset)
+        gan = cls(build_generator(p, seed=seed), build_discriminator(p, seed=seed),
+                  latent_dim=p.model.latent_dim, flip_prob=p.training.flip_prob, seed=seed)
+        t = p.training
+        gan.compile(
+            d_optimizer=keras.optimizers.Adam(learning_rate=t.learning_rate, beta_1=t.beta_1),
+            g_optimizer=keras.optimizers.Adam(learning_rate=t.learning_rate, beta_1=t.beta_1),
+        )
+        return gan
+
+    def compile(self, d_optimizer, g_optimizer, **kwargs):
+        super().compile(jit_compile=False, **kwargs)
+        self.d_optimizer = d_optimizer
+        self.g_optimizer = g_optimizer
+        self.bce = keras.losses.BinaryCrossentropy(from_logits=True)
+        self.d_optimizer.build(self.discriminator.trainable_variables)
+        self.g_optimizer.build(self.generator.trainable_variables)
+
+    @property
+    def metrics(self):
+        return [self.d_loss_tracker, self.g_loss_tracker, self.d_real_tracker,
+                self.d_fake_tracker, self.flip_tracker]
+
+    def call(self, z, training=False):
+        return self.generator(z, training=training)
+
+    def draw_labels(self, batch):
+        """(flipped, real labels, fake labels): one uniform draw per step; with probability
+        flip_prob the labels of the whole batch are swapped (real -> 0, fake -> 1)."""
+        flipped = ops.cast(keras.random.uniform((), seed=self.seed_generator) < self.flip_prob, "float32")
+        ones = ops.ones((batch, 1), "float32")
+        return flipped, ones * (1.0 - flipped), ones * flipped
+
+    def train_step(self, data):
+        import tensorflow as tf  # the TensorFlow backend's GradientTape
+
+        real = data[0] if isinstance(data, (tuple, list)) else data
+        batch = ops.shape(real)[0]
+        z = keras.random.normal((batch, self.latent_dim), seed=self.seed_generator)
+        flipped, real_labels, fake_labels = self.draw_labels(batch)
+        ones = ops.ones((batch, 1), "float32")
+
+        with tf.GradientTape() as d_tape, tf.GradientTape() as g_tape:
+            fake = self.generator(z, training=True)
+            d_real = self.discriminator(real, training=True)
+            d_fake = self.discriminator(fake, training=True)
+            d_loss = self.bce(real_labels, d_real) + self.bce(fake_labels, d_fake)
+            g_loss = self.bce(ones, d_fake)
+        d_grads = d_tape.gradient(d_loss, self.discriminator.trainable_weights)
+        g_grads = g_tape.gradient(g_loss, self.generator.trainable_weights)
+        self.d_optimizer.apply_gradients(zip(d_grads, self.discriminator.trainable_weights))
+        self.g_optimizer.apply_gradients(zip(g_grads, self.generator.trainable_weights))
+
+        self.d_loss_tracker.update_state(d_loss)
+        self.g_loss_tracker.update_state(g_loss)
+        self.d_real_tracker.update_state(ops.mean(ops.sigmoid(d_real)))
+        self.d_fake_tracker.update_state(ops.mean(ops.sigmoid(d_fake)))
+        self.flip_tracker.update_state(flipped)
+        return {m.name: m.result() for m in self.metrics}
+
+    # ---- full training state, for checkpoints -------------------------------------------------
+    def state_variables(self) -> list:
+        """Every variable whose value a resumed run needs: weights, both optimizers, RNG, metrics."""
+        out = list(self.generator.weights) + list(self.discriminator.weights)
+        out += list(self.d_optimizer.variables) + list(self.g_optimizer.variables)
+        out += [self.seed_generator.state]
+        for m in self.metrics:
+            out += list(m.variables)
+        return out
+
+    def get_state(self) -> list[np.ndarray]:
+        return [np.array(v.numpy()) for v in self.state_variables()]
+
+    def set_state(self, values: list[np.ndarray]) -> None:
+        variables = self.state_variables()
+        if len(values) != len(variables):
+            from .errors import PaperReproError
+            raise PaperReproError(
+                f"checkpoint holds {len(values)} arrays, the model needs {len(variables)}: "
+                "it was written for a different configuration")
+        for v, x in zip(variables, values):
+            if tuple(v.shape) != tuple(x.shape):
+                from .errors import PaperReproError
+                raise PaperReproError(f"checkpoint array for {v.path} has shape {x.shape}, expected {tuple(v.shape)}")
+            v.assign(x)

@@ -1,0 +1,211 @@
+"""The fit loop: memory-mapped data, per-epoch permutations, checkpoints, resume, selection.
+
+Everything random derives from the run's seed: weights (initialiser seeds), latents and label swaps
+(the GAN's SeedGenerator, saved in checkpoints), the data order (permutation of epoch e drawn from
+``default_rng([seed, e])``). So on CPU an interrupted and resumed run ends with the same weights as
+an uninterrupted one.
+"""
+from __future__ import annotations
+
+import csv
+import dataclasses
+import math
+import os
+import secrets
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from . import runs
+from .config import Preset, get_preset
+from .data import open_maps
+from .errors import PaperReproError, TrainingDiverged
+
+METRICS = ("d_loss", "g_loss", "d_real", "d_fake", "flipped")
+
+#: a selection scorer: generator -> score (lower is better)
+Scorer = Callable[[object], float]
+
+
+class _StopForTest(Exception):
+    """Raised by ``_stop_after`` to emulate a run killed between checkpoints (tests only)."""
+
+
+def epoch_permutation(seed: int, epoch: int, n: int) -> np.ndarray:
+    """The order of the training maps in ``epoch`` (a new permutation every epoch)."""
+    return np.random.default_rng([seed, epoch]).permutation(n)
+
+
+def read_batch(maps: np.ndarray, idx: np.ndarray, scale: float) -> np.ndarray:
+    """Maps ``idx`` of a memory-mapped set as a (B, H, W, 1) float32 batch times ``scale``.
+
+    Reads in file order (sorted indices) and puts the maps back in the permutation's order.
+    """
+    order = np.argsort(idx, kind="stable")
+    batch = np.empty((len(idx),) + maps.shape[1:], np.float32)
+    batch[order] = maps[idx[order]]
+    if scale != 1.0:
+        batch *= np.float32(scale)
+    return batch[..., None]
+
+
+def _configure_determinism(seed: int) -> None:
+    import keras
+    import tensorflow as tf
+
+    keras.utils.set_random_seed(seed)
+    try:
+        tf.config.experimental.enable_op_determinism()
+    except AttributeError:  # pragma: no cover - very old TF
+        pass
+
+
+def _truncate_log(path: Path, upto_step: int) -> None:
+    """Drop log rows written after the checkpoint a run resumes from."""
+    if not path.exists():
+        return
+    with open(path, newline="") as fh:
+        rows = list(csv.reader(fh))
+    if not rows:
+        return
+    keep = [rows[0]] + [r for r in rows[1:] if r and int(r[0]) <= upto_step]
+    from .data import atomic_path
+    with atomic_path(path) as tmp:
+        with open(tmp, "w", newline="") as fh:
+            csv.writer(fh).writerows(keep)
+
+
+def train(out: str | os.PathLike, preset: str | Preset | None = None, data: str | os.PathLike | None = None,
+          *, epochs: int | None = None, seed: int | None = None, resume: bool = False,
+          development: str | os.PathLike | None = None, scorer: Scorer | None = None,
+          progress: bool = True, _stop_after: int | None = None) -> Path:
+    """Train (or with ``resume=True`` continue) the run in ``out``; return the run directory.
+
+    ``epochs`` is the run's total number of main epochs; the preset's selection epochs follow them.
+    ``development`` (maps .npy) enables checkpoint selection during the selection epochs, unless a
+    ``scorer`` is given directly.
+    """
+    import keras
+
+    from .gan import CosmoGAN
+
+    run = Path(out)
+    if resume:
+        info = runs.read_run_info(run)
+        if preset is not None and get_preset(preset).name != info.preset.name:
+            raise PaperReproError(f"{run} was started with preset {info.preset.name!r}; "
+                                  "a resumed run keeps its preset")
+        if data is not None and str(Path(data).resolve()) != info.data:
+            raise PaperReproError(f"{run} was started on {info.data}; a resumed run keeps its data")
+        if seed is not None and seed != info.seed:
+            raise PaperReproError(f"{run} was started with seed {info.seed}; a resumed run keeps its seed")
+        if epochs is not None and epochs != info.preset.training.epochs:
+            info.preset = info.preset.replace(epochs=epochs)
+            runs.write_run_info(run, info)
+    else:
+        if (run / "config.json").exists():
+            raise PaperReproError(f"{run} already holds a run; use --resume to continue it "
+                                  "or choose another --out")
+        if preset is None:
+            raise PaperReproError("--preset is required for a new run")
+        if data is None:
+            raise PaperReproError("--data is required for a new run")
+        p = get_preset(preset)
+        if epochs is not None:
+            p = p.replace(epochs=epochs)
+        info = runs.RunInfo(p, str(Path(data).resolve()), None if development is None
+                            else str(Path(development).resolve()),
+                            seed if seed is not None else secrets.randbelow(2 ** 31))
+    p, seed = info.preset, info.seed
+    t = p.training
+    maps = open_maps(info.data, size=p.model.image_size)
+    steps = len(maps) // t.batch_size
+    if steps == 0:
+        raise PaperReproError(f"{info.data}: {len(maps)} maps is fewer than one batch of {t.batch_size}")
+    if scorer is None and info.development is not None and t.selection_epochs > 0:
+        from .selection import PowerSpectrumScorer
+        scorer = PowerSpectrumScorer.from_file(info.development, p)
+    if not resume:
+        runs.write_run_info(run, info)
+    runs.clean_partial(run)
+
+    _configure_determinism(seed)
+    gan = CosmoGAN.from_preset(p, seed=seed)
+    epoch, step0, global_step, best = 0, 0, 0, math.inf
+    ck = runs.latest_checkpoint(run) if resume else None
+    if ck is not None:
+        state, meta = runs.load_checkpoint(ck)
+        gan.set_state(state)
+        epoch, step0, global_step = int(meta["epoch"]), int(meta["step_in_epoch"]), int(meta["global_step"])
+        best = float(meta.get("best_score", math.inf))
+        if progress:
+            print(f"resuming {run} from {ck.name} (epoch {epoch + 1}, step {step0})")
+    log_path, sel_path = run / "log.csv", run / "selection.csv"
+    _truncate_log(log_path, global_step)
+    _truncate_log(sel_path, global_step)
+    if not log_path.exists():
+        log_path.write_text(",".join(("global_step", "epoch") + METRICS) + "\n")
+    if scorer is not None and not sel_path.exists():
+        sel_path.write_text("global_step,epoch,score\n")
+
+    def checkpoint(ep: int, st: int) -> None:
+        runs.save_checkpoint(run, gan.get_state(), {
+            "epoch": ep, "step_in_epoch": st, "global_step": global_step, "best_score": best,
+            "steps_per_epoch": steps, "preset": p.name})
+
+    total = t.total_epochs
+    done_steps = 0
+    with open(log_path, "a", newline="") as log, open(sel_path, "a") if scorer else _null() as sel:
+        while epoch < total:
+            perm = epoch_permutation(seed, epoch, len(maps))
+            if step0 == 0:
+                gan.reset_metrics()
+            selecting = scorer is not None and epoch >= t.epochs
+            bar = keras.utils.Progbar(steps, stateful_metrics=METRICS, verbose=1 if progress else 0)
+            if progress:
+                phase = "selection epoch" if epoch >= t.epochs else "epoch"
+                print(f"{phase} {epoch + 1}/{total}")
+            for step in range(step0, steps):
+                batch = read_batch(maps, perm[step * t.batch_size:(step + 1) * t.batch_size], t.data_scale)
+                logs = {k: float(v) for k, v in gan.train_on_batch(batch, return_dict=True).items()}
+                if not all(math.isfinite(logs[k]) for k in ("d_loss", "g_loss")):
+                    last = runs.latest_checkpoint(run)
+                    raise TrainingDiverged(
+                        f"non-finite loss at epoch {epoch + 1} step {step + 1} (d_loss={logs['d_loss']}, "
+                        f"g_loss={logs['g_loss']}); training stopped, last good checkpoint: "
+                        f"{last if last else 'none'}")
+                global_step += 1
+                done_steps += 1
+                bar.update(step + 1, [(k, logs[k]) for k in METRICS])
+                if global_step % t.log_every == 0:
+                    log.write(",".join([str(global_step), str(epoch + 1)] + [f"{logs[k]:.6g}" for k in METRICS]) + "\n")
+                    log.flush()
+                if selecting and global_step % t.selection_every == 0:
+                    score = float(scorer(gan.generator))
+                    sel.write(f"{global_step},{epoch + 1},{score:.8g}\n")
+                    sel.flush()
+                    if score < best:
+                        best = score
+                        runs.save_generator(gan.generator, run / "best" / "generator.keras")
+                        runs.write_json(run / "best" / "score.json", {
+                            "score": score, "global_step": global_step, "epoch": epoch + 1,
+                            "metric": getattr(scorer, "description", "selection score")})
+                if _stop_after is not None and done_steps >= _stop_after:
+                    raise _StopForTest(global_step)
+                if t.checkpoint_every and global_step % t.checkpoint_every == 0 and step + 1 < steps:
+                    checkpoint(epoch, step + 1)
+            step0 = 0
+            epoch += 1
+            runs.save_generator(gan.generator, run / "generators" / f"epoch-{epoch:04d}.weights.h5")
+            runs.save_generator(gan.generator, run / "generator.keras")
+            checkpoint(epoch, 0)
+    return run
+
+
+class _null:
+    def __enter__(self):
+        return None
+
+    def __exit__(self, *a):
+        return False

@@ -1,0 +1,60 @@
+"""Presets and typed configuration."""
+import json
+
+import pytest
+
+from paper_repro import PaperReproError, get_preset
+from paper_repro.config import ModelConfig, Preset, TrainingConfig
+
+
+def test_paper_preset_matches_sect_2_3():
+    p = get_preset("paper")
+    m, t = p.model, p.training
+    assert (m.image_size, m.latent_dim, m.base_filters, m.n_strided, m.kernel_size) == (256, 64, 64, 4, 5)
+    assert (t.batch_size, t.learning_rate, t.beta_1, t.flip_prob) == (64, 2e-4, 0.5, 0.01)
+    assert (t.epochs, t.selection_epochs) == (45, 2)
+    assert (m.bn_momentum, m.bn_epsilon) == (0.9, 1e-5)
+    assert p.training.data_scale == 1.0
+    assert p.angle_deg == pytest.approx(0.866, abs=1e-3)
+
+
+def test_cpu_presets_share_topology():
+    for name in ("cpu64", "tiny"):
+        m = get_preset(name).model
+        assert m.n_strided == 4 and m.kernel_size == 5
+    assert get_preset("cpu64").model.image_size == 64
+
+
+def test_unknown_preset_names_the_choices():
+    with pytest.raises(PaperReproError, match="unknown preset 'huge'.*cpu64.*paper.*tiny"):
+        get_preset("huge")
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"image_size": 100}, "multiple of 2\\*\\*n_strided=16"),
+    ({"latent_dim": 0}, "latent_dim"),
+    ({"bn_momentum": 1.0}, "bn_momentum"),
+])
+def test_invalid_model_values(kwargs, match):
+    with pytest.raises(PaperReproError, match=match):
+        ModelConfig(**kwargs)
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"batch_size": 0}, "batch_size"), ({"flip_prob": 1.5}, "flip_prob"),
+    ({"learning_rate": -1}, "learning_rate"), ({"data_scale": 0}, "data_scale"),
+])
+def test_invalid_training_values(kwargs, match):
+    with pytest.raises(PaperReproError, match=match):
+        TrainingConfig(**kwargs)
+
+
+def test_round_trip_through_json():
+    p = get_preset("cpu64").replace(epochs=7)
+    q = Preset.from_dict(json.loads(p.to_json()))
+    assert q == p and q.training.epochs == 7
+
+
+def test_replace_validates():
+    with pytest.raises(PaperReproError, match="batch_size"):
+        get_preset("tiny").replace(batch_size=-3)

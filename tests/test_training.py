@@ -1,0 +1,166 @@
+"""Runs: checkpoints, resume equivalence, atomic writes, divergence, generation."""
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from paper_repro import runs
+from paper_repro.errors import PaperReproError, TrainingDiverged
+from paper_repro.training import _StopForTest, epoch_permutation, read_batch, train
+
+
+def _final_state(run):
+    state, meta = runs.load_checkpoint(runs.latest_checkpoint(run))
+    return state, meta
+
+
+def test_epoch_permutations_differ_and_are_seeded():
+    a, b = epoch_permutation(1, 0, 100), epoch_permutation(1, 1, 100)
+    assert sorted(a) == list(range(100)) and not np.array_equal(a, b)
+    np.testing.assert_array_equal(a, epoch_permutation(1, 0, 100))
+
+
+def test_read_batch_keeps_permutation_order(tiny_data):
+    maps = np.load(tiny_data, mmap_mode="r")
+    idx = np.array([7, 2, 50, 3])
+    b = read_batch(maps, idx, 2.0)
+    assert b.shape == (4, 32, 32, 1) and b.dtype == np.float32
+    np.testing.assert_array_equal(b[..., 0], 2.0 * maps[idx])
+
+
+def test_run_directory_layout(tmp_path, tiny_data):
+    run = train(tmp_path / "run", "tiny", tiny_data, seed=1, epochs=2, progress=False)
+    cfg = json.loads((run / "config.json").read_text())
+    assert cfg["preset"]["name"] == "tiny" and cfg["seed"] == 1 and cfg["preset"]["training"]["epochs"] == 2
+    assert (run / "generator.keras").exists()
+    assert sorted(p.name for p in (run / "generators").iterdir()) == ["epoch-0001.weights.h5", "epoch-0002.weights.h5"]
+    _, meta = _final_state(run)
+    assert meta["epoch"] == 2 and meta["global_step"] == 2 * (96 // 16)
+    rows = (run / "log.csv").read_text().splitlines()
+    assert rows[0].startswith("global_step,epoch,d_loss,g_loss,d_real,d_fake")
+    assert len(rows) == 1 + 12  # log_every = 1 for tiny
+
+
+@pytest.fixture(scope="module")
+def reference_run(tmp_path_factory, tiny_data):
+    """An uninterrupted 2-epoch tiny run with a checkpoint every 4 steps."""
+    from paper_repro.config import get_preset
+    preset = get_preset("tiny").replace(checkpoint_every=4)
+    return train(tmp_path_factory.mktemp("ref") / "run", preset, tiny_data, seed=7, progress=False)
+
+
+def test_resume_mid_epoch_matches_uninterrupted(tmp_path, tiny_data, reference_run):
+    from paper_repro.config import get_preset
+    preset = get_preset("tiny").replace(checkpoint_every=4)
+    run = tmp_path / "run"
+    with pytest.raises(_StopForTest):  # killed at step 7: last checkpoint at step 6 (epoch end)
+        train(run, preset, tiny_data, seed=7, progress=False, _stop_after=7)
+    _, meta = _final_state(run)
+    assert meta["global_step"] == 6
+    with pytest.raises(_StopForTest):  # killed again at step 10, after the step-8 checkpoint
+        train(run, resume=True, progress=False, _stop_after=3)
+    assert _final_state(run)[1]["global_step"] == 8
+    train(run, resume=True, progress=False)
+    got, meta = _final_state(run)
+    want, _ = _final_state(reference_run)
+    assert meta["global_step"] == 12
+    for x, y in zip(got, want):
+        np.testing.assert_array_equal(x, y)
+    # the log was truncated at the checkpoint and continued: each step once
+    steps = [int(r.split(",")[0]) for r in (run / "log.csv").read_text().splitlines()[1:]]
+    assert steps == list(range(1, 13))
+
+
+def test_half_written_checkpoint_is_ignored(tmp_path, tiny_data, reference_run):
+    from paper_repro.config import get_preset
+    preset = get_preset("tiny").replace(checkpoint_every=4)
+    run = tmp_path / "run"
+    with pytest.raises(_StopForTest):
+        train(run, preset, tiny_data, seed=7, progress=False, _stop_after=9)
+    # emulate a kill during the save of step 9: a temporary directory with a truncated file,
+    # and a directory renamed without its meta.json
+    good = runs.latest_checkpoint(run)
+    tmp = run / "checkpoints" / ".tmp-killed"
+    tmp.mkdir()
+    (tmp / "state.npz").write_bytes((good / "state.npz").read_bytes()[:100])
+    broken = run / "checkpoints" / "step-000000009"
+    broken.mkdir()
+    (broken / "state.npz").write_bytes(b"truncated")
+    assert runs.latest_checkpoint(run) == good
+    train(run, resume=True, progress=False)
+    assert not tmp.exists()
+    got, _ = _final_state(run)
+    want, _ = _final_state(reference_run)
+    for x, y in zip(got, want):
+        np.testing.assert_array_equal(x, y)
+
+
+def test_resume_extends_epochs(tmp_path, tiny_data, reference_run):
+    from paper_repro.config import get_preset
+    preset = get_preset("tiny").replace(checkpoint_every=4)
+    run = train(tmp_path / "run", preset, tiny_data, seed=7, epochs=1, progress=False)
+    train(run, resume=True, epochs=2, progress=False)
+    got, _ = _final_state(run)
+    want, _ = _final_state(reference_run)
+    for x, y in zip(got, want):
+        np.testing.assert_array_equal(x, y)
+
+
+def test_non_finite_loss_stops_and_keeps_last_good(tmp_path, tiny_data, monkeypatch):
+    from paper_repro.gan import CosmoGAN
+    calls = {"n": 0}
+    original = CosmoGAN.train_on_batch
+
+    def poisoned(self, *a, **k):
+        calls["n"] += 1
+        logs = original(self, *a, **k)
+        if calls["n"] == 8:
+            logs = dict(logs, d_loss=float("nan"))
+        return logs
+
+    monkeypatch.setattr(CosmoGAN, "train_on_batch", poisoned)
+    run = tmp_path / "run"
+    with pytest.raises(TrainingDiverged, match="non-finite loss at epoch 2 step 2.*step-000000006"):
+        train(run, "tiny", tiny_data, seed=1, progress=False)
+    assert runs.latest_checkpoint(run).name == "step-000000006"
+
+
+def test_bad_training_inputs(tmp_path, tiny_data):
+    with pytest.raises(PaperReproError, match="expected 64x64 maps, found 32x32"):
+        train(tmp_path / "a", "cpu64", tiny_data, progress=False)
+    with pytest.raises(PaperReproError, match="no such file"):
+        train(tmp_path / "b", "tiny", tmp_path / "missing.npy", progress=False)
+    few = tmp_path / "few.npy"
+    np.save(few, np.zeros((3, 32, 32), np.float32))
+    with pytest.raises(PaperReproError, match="fewer than one batch"):
+        train(tmp_path / "c", "tiny", few, progress=False)
+    with pytest.raises(PaperReproError, match="not a paper_repro run|no such run"):
+        train(tmp_path / "d", resume=True, progress=False)
+    run = train(tmp_path / "e", "tiny", tiny_data, seed=1, epochs=1, progress=False)
+    with pytest.raises(PaperReproError, match="already holds a run"):
+        train(run, "tiny", tiny_data, progress=False)
+
+
+def test_generation_is_seeded_and_batch_independent(reference_run, tmp_path):
+    a = runs.generate_maps(reference_run, 40, seed=3, batch_size=16)
+    b = runs.generate_maps(reference_run, 40, seed=3, batch_size=40)
+    c = runs.generate_maps(reference_run, 40, seed=4)
+    assert a.shape == (40, 32, 32) and a.dtype == np.float32
+    np.testing.assert_allclose(a, b, rtol=0, atol=1e-6)
+    assert not np.allclose(a, c)
+    # outputs are in convergence units: tanh output divided by data_scale (2.5)
+    assert np.abs(a).max() < 1 / 2.5
+    out = runs.generate_to_file(reference_run, tmp_path / "g.npy", n=40, seed=3, batch_size=7)
+    np.testing.assert_array_equal(np.load(out), runs.generate_maps(reference_run, 40, seed=3, batch_size=7))
+    assert [p.name for p in tmp_path.iterdir()] == ["g.npy"]
+
+
+def test_generator_selection_by_checkpoint(reference_run):
+    e1 = runs.generate_maps(reference_run, 4, seed=0, checkpoint=1)
+    e2 = runs.generate_maps(reference_run, 4, seed=0, checkpoint=2)
+    last = runs.generate_maps(reference_run, 4, seed=0, checkpoint="last")
+    np.testing.assert_allclose(e2, last, atol=1e-7)
+    assert not np.allclose(e1, e2)
+    with pytest.raises(PaperReproError, match="no such generator.*available epochs: 0001, 0002"):
+        runs.generator_path(reference_run, 9)

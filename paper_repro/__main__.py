@@ -1,0 +1,6 @@
+"""``python -m paper_repro`` is ``paper-repro``."""
+import sys
+
+from .cli import main
+
+sys.exit(main())

@@ -115,6 +115,192 @@ class Preset:
 
 
 # --- simulation settings (issue 3: paper_repro.simulation) -----------------------------------
+#: matter power spectra pyccl can compute without extra packages ("boltzmann_camb" needs camb)
+TRANSFER_FUNCTIONS = ("eisenstein_hu", "bbks", "boltzmann_camb", "boltzmann_class")
+FIELD_MODELS = ("lognormal", "gaussian")
+SPLITS = ("train", "validation", "development", "auxiliary")
+
+
+@dataclass(frozen=True)
+class CosmologyConfig:
+    """Flat wCDM cosmology of the maps (Sect. 2.1: Kratochvil et al. 2012 / Yang et al. 2011 runs).
+
+    Omega_Lambda = 1 - Omega_m (flat). Omega_b = 0.046 (baryon fraction Omega_b/Omega_m = 0.177) is
+    the WMAP5-era value of those simulations' initial conditions; the paper does not print it.
+    C_ell uses pyccl's Halofit (Takahashi et al. 2012) on an Eisenstein & Hu linear spectrum.
+    """
+
+    Omega_m: float = 0.26          # Sect. 2.1
+    sigma_8: float = 0.798         # Sect. 2.1
+    n_s: float = 0.96              # Sect. 2.1
+    h: float = 0.72                # Sect. 2.1 ("H_0 = 0.72": h)
+    w: float = -1.0                # Sect. 2.1
+    Omega_b: float = 0.046         # not in the paper: WMAP5, as the Kratochvil et al. suites
+    transfer_function: str = "eisenstein_hu"
+
+    def __post_init__(self) -> None:
+        for name in ("Omega_m", "sigma_8", "n_s", "h", "w", "Omega_b"):
+            v = getattr(self, name)
+            _check(isinstance(v, (int, float)) and v == v and abs(v) != float("inf"),
+                   f"cosmology {name} must be a finite number, got {v!r}")
+        _check(0.0 < self.Omega_m < 1.0, f"Omega_m must be in (0, 1), got {self.Omega_m}")
+        _check(0.0 < self.Omega_b < self.Omega_m,
+               f"Omega_b must be in (0, Omega_m={self.Omega_m}), got {self.Omega_b}")
+        _check(0.0 < self.sigma_8 < 5.0, f"sigma_8 must be in (0, 5), got {self.sigma_8}")
+        _check(0.5 < self.n_s < 1.5, f"n_s must be in (0.5, 1.5), got {self.n_s}")
+        _check(0.2 < self.h < 2.0, f"h must be in (0.2, 2), got {self.h}")
+        _check(-3.0 < self.w < -1.0 / 3.0, f"w must be in (-3, -1/3), got {self.w}")
+        _check(self.transfer_function in TRANSFER_FUNCTIONS,
+               f"transfer_function must be one of {', '.join(TRANSFER_FUNCTIONS)}, "
+               f"got {self.transfer_function!r}")
+
+    @property
+    def Omega_L(self) -> float:
+        return 1.0 - self.Omega_m
+
+    @property
+    def baryon_fraction(self) -> float:
+        return self.Omega_b / self.Omega_m
+
+
+@dataclass(frozen=True)
+class SimulationConfig:
+    """One large convergence map: geometry, source redshift and field model (Sect. 2.1).
+
+    Default: 1024^2 px over 3.464 deg (12 deg^2, 0.203 arcmin pixels), generated on a grid
+    ``fine_factor`` times finer and averaged down, as the paper's 2048^2 -> 1024^2 maps.
+    ``shift`` is the log-normal shift lambda (convergence units); None takes the empty-beam
+    convergence |kappa_min(z_source)| of the cosmology (Hilbert et al. 2011).
+    """
+
+    cosmology: CosmologyConfig = field(default_factory=CosmologyConfig)
+    z_source: float = 1.0          # Sect. 2.1: source plane at z = 1.0
+    map_size: int = 1024           # Sect. 2.1: 1024^2 after downsampling
+    angle_deg: float = 3.464       # Sect. 2.1: 12 square degrees
+    fine_factor: int = 2           # Sect. 2.1: 2048^2 -> 1024^2
+    model: str = "lognormal"
+    shift: float | None = None
+
+    def __post_init__(self) -> None:
+        if isinstance(self.cosmology, dict):   # from JSON
+            object.__setattr__(self, "cosmology", CosmologyConfig(**self.cosmology))
+        _check(isinstance(self.cosmology, CosmologyConfig),
+               f"cosmology must be a CosmologyConfig, got {type(self.cosmology).__name__}")
+        _check(isinstance(self.z_source, (int, float)) and 0.0 < self.z_source <= 20.0,
+               f"z_source must be in (0, 20], got {self.z_source!r}")
+        _check(isinstance(self.map_size, int) and self.map_size >= 8,
+               f"map_size must be an integer >= 8 pixels, got {self.map_size!r}")
+        _check(isinstance(self.angle_deg, (int, float)) and 0.0 < self.angle_deg <= 30.0,
+               f"angle_deg must be in (0, 30] degrees (flat sky), got {self.angle_deg!r}")
+        _check(isinstance(self.fine_factor, int) and 1 <= self.fine_factor <= 8,
+               f"fine_factor must be an integer in [1, 8], got {self.fine_factor!r}")
+        _check(self.model in FIELD_MODELS,
+               f"model must be one of {', '.join(FIELD_MODELS)}, got {self.model!r}")
+        _check(self.shift is None or (isinstance(self.shift, (int, float)) and 0.0 < self.shift < 10.0),
+               f"shift must be None or in (0, 10), got {self.shift!r}")
+
+    @property
+    def pixel_arcmin(self) -> float:
+        return self.angle_deg * 60.0 / self.map_size
+
+    @property
+    def fine_size(self) -> int:
+        return self.map_size * self.fine_factor
+
+
+@dataclass(frozen=True)
+class SplitSizes:
+    """Parent (large) maps per split; a split with 0 maps is not written."""
+
+    train: int = 1000              # Sect. 2.1: 1000 maps
+    validation: int = 100
+    development: int = 50
+    auxiliary: int = 100           # independent seeds (Sect. 2.1, auxiliary set)
+
+    def __post_init__(self) -> None:
+        for name in SPLITS:
+            v = getattr(self, name)
+            _check(isinstance(v, int) and v >= 0, f"split {name} must have >= 0 maps, got {v!r}")
+        _check(sum(getattr(self, n) for n in SPLITS) > 0, "at least one split must have maps")
+
+    def items(self) -> list[tuple[str, int]]:
+        return [(n, getattr(self, n)) for n in SPLITS if getattr(self, n) > 0]
+
+
+@dataclass(frozen=True)
+class DatasetConfig:
+    """A dataset: large maps cut into ``crops_per_map`` random ``crop_size``^2 crops per split.
+
+    Paper (Sect. 2.1): 200 random 256^2 crops from each of 1000 maps = 200,000 training maps.
+    """
+
+    name: str = "custom"
+    simulation: SimulationConfig = field(default_factory=SimulationConfig)
+    crop_size: int = 256           # Sect. 2.1
+    crops_per_map: int = 200       # Sect. 2.1
+    splits: SplitSizes = field(default_factory=SplitSizes)
+    seed: int = 0
+    auxiliary_seed: int | None = None   # None: seed + 1 (another stream of the same generator)
+
+    def __post_init__(self) -> None:
+        if isinstance(self.simulation, dict):
+            object.__setattr__(self, "simulation", SimulationConfig(**self.simulation))
+        if isinstance(self.splits, dict):
+            object.__setattr__(self, "splits", SplitSizes(**self.splits))
+        _check(isinstance(self.crop_size, int) and self.crop_size >= 1,
+               f"crop_size must be a positive integer, got {self.crop_size!r}")
+        _check(self.crop_size <= self.simulation.map_size,
+               f"crop_size {self.crop_size} is larger than map_size {self.simulation.map_size}")
+        _check(isinstance(self.crops_per_map, int) and self.crops_per_map >= 1,
+               f"crops_per_map must be a positive integer, got {self.crops_per_map!r}")
+        _check(isinstance(self.seed, int) and self.seed >= 0,
+               f"seed must be a non-negative integer, got {self.seed!r}")
+        _check(self.auxiliary_seed is None
+               or (isinstance(self.auxiliary_seed, int) and self.auxiliary_seed >= 0),
+               f"auxiliary_seed must be None or a non-negative integer, got {self.auxiliary_seed!r}")
+
+    @property
+    def crop_angle_deg(self) -> float:
+        return self.crop_size * self.simulation.angle_deg / self.simulation.map_size
+
+    @property
+    def aux_seed(self) -> int:
+        return self.seed + 1 if self.auxiliary_seed is None else self.auxiliary_seed
+
+    def n_crops(self, split: str) -> int:
+        return getattr(self.splits, split) * self.crops_per_map
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+_PAPER_PIXEL_DEG = 3.464 / 1024
+
+DATASET_PRESETS: dict[str, DatasetConfig] = {
+    # Sect. 2.1: 200,000 training crops of 256^2 from 1000 maps of 1024^2 (~52 GB of float32).
+    "paper": DatasetConfig("paper"),
+    # The cpu64 training preset's data: 64^2 crops (0.216 deg) at the paper's 0.203 arcmin pixels
+    # from paper-sized maps; 25,600 training crops, a few thousand in each other split.
+    "cpu": DatasetConfig("cpu", crop_size=64, crops_per_map=200,
+                         splits=SplitSizes(train=128, validation=20, development=10, auxiliary=20)),
+    # For tests: 256^2 maps at the paper's pixel scale, seconds to build.
+    "tiny": DatasetConfig("tiny", SimulationConfig(map_size=256, angle_deg=256 * _PAPER_PIXEL_DEG),
+                          crop_size=32, crops_per_map=16,
+                          splits=SplitSizes(train=4, validation=2, development=1, auxiliary=2)),
+}
+
+
+def get_dataset_preset(name: str | DatasetConfig) -> DatasetConfig:
+    """The dataset preset called ``name`` (a :class:`DatasetConfig` is returned unchanged)."""
+    if isinstance(name, DatasetConfig):
+        return name
+    try:
+        return DATASET_PRESETS[name]
+    except (KeyError, TypeError):
+        raise PaperReproError(
+            f"unknown dataset preset {name!r}; choose one of {', '.join(sorted(DATASET_PRESETS))}"
+        ) from None
+
 
 # --- certification settings (issue 4: paper_repro.comparison, validation/) --------------------
 

@@ -37,6 +37,96 @@ def _positive_int(text: str) -> int:
     return value
 
 
+# ------------------------------------------------------------------------------------ simulate
+def _simulate_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--out", required=True, help="dataset directory (created; must not hold a dataset)")
+    p.add_argument("--preset", default="cpu",
+                   help="dataset preset: cpu (default, for the cpu64 training preset), paper "
+                        "(200,000 crops of 256^2 from 1000 maps), tiny")
+    p.add_argument("--maps", type=int, help="parent maps of the train split")
+    p.add_argument("--map-size", type=int, help="parent map side in pixels")
+    p.add_argument("--angle", type=float,
+                   help="parent map side in degrees (default: map size x the preset's pixel size)")
+    p.add_argument("--crop", type=int, help="crop side in pixels")
+    p.add_argument("--crops-per-map", type=int, help="random crops per parent map")
+    p.add_argument("--model", help="field model: lognormal (default) or gaussian")
+    p.add_argument("--omega-m", type=float, help="matter density (paper: 0.26)")
+    p.add_argument("--sigma-8", type=float, help="sigma_8 (paper: 0.798)")
+    p.add_argument("--z-source", type=float, help="source redshift (paper: 1.0)")
+    p.add_argument("--shift", type=float, help="log-normal shift (default: empty-beam |kappa_min|)")
+    p.add_argument("--seed", type=int, help="root seed (default 0)")
+    p.add_argument("--auxiliary-seed", type=int, help="root seed of the auxiliary split (default seed+1)")
+    p.add_argument("--splits",
+                   help="splits to write with optional parent-map counts, e.g. "
+                        "'train=128,validation=20' (others are not written)")
+    p.add_argument("--overwrite", action="store_true", help="replace a dataset already in --out")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def _parse_splits(text: str, base) -> dict[str, int]:
+    from .config import SPLITS
+
+    counts = {name: 0 for name in SPLITS}
+    for item in filter(None, (s.strip() for s in text.split(","))):
+        name, _, value = item.partition("=")
+        name = name.strip()
+        if name not in SPLITS:
+            raise PaperReproError(f"--splits: unknown split {name!r}; expected {', '.join(SPLITS)}")
+        if value:
+            try:
+                counts[name] = int(value)
+            except ValueError:
+                raise PaperReproError(f"--splits: expected {name}=<number of maps>, got {item!r}") from None
+        else:
+            counts[name] = getattr(base, name)
+    return counts
+
+
+@command("simulate", _simulate_args)
+def _simulate(args: argparse.Namespace) -> int:
+    """Simulate convergence maps and write a train/validation/development/auxiliary dataset."""
+    import dataclasses
+
+    from . import data
+    from .config import get_dataset_preset
+
+    cfg = get_dataset_preset(args.preset)
+    sim, cos = cfg.simulation, cfg.simulation.cosmology
+    cos_kw = {k: v for k, v in (("Omega_m", args.omega_m), ("sigma_8", args.sigma_8)) if v is not None}
+    if cos_kw:
+        # keep the baryon fraction when Omega_m changes
+        if "Omega_m" in cos_kw:
+            cos_kw["Omega_b"] = cos.baryon_fraction * cos_kw["Omega_m"]
+        cos = dataclasses.replace(cos, **cos_kw)
+    sim_kw: dict = {"cosmology": cos}
+    if args.map_size is not None:
+        sim_kw["map_size"] = args.map_size
+        if args.angle is None and args.map_size > 0:
+            sim_kw["angle_deg"] = sim.angle_deg / sim.map_size * args.map_size
+    for key, value in (("angle_deg", args.angle), ("model", args.model),
+                       ("z_source", args.z_source), ("shift", args.shift)):
+        if value is not None:
+            sim_kw[key] = value
+    sim = dataclasses.replace(sim, **sim_kw)
+    splits = _parse_splits(args.splits, cfg.splits) if args.splits else dataclasses.asdict(cfg.splits)
+    if args.maps is not None:
+        splits["train"] = args.maps
+    kw: dict = {"simulation": sim, "splits": splits}
+    for key, value in (("crop_size", args.crop), ("crops_per_map", args.crops_per_map),
+                       ("seed", args.seed), ("auxiliary_seed", args.auxiliary_seed)):
+        if value is not None:
+            kw[key] = value
+    try:
+        cfg = dataclasses.replace(cfg, **kw)
+    except TypeError as exc:
+        raise PaperReproError(f"invalid simulation settings: {exc}") from None
+    manifest = data.build_dataset(args.out, cfg, overwrite=args.overwrite, progress=not args.quiet)
+    counts = ", ".join(f"{name} {n * cfg.crops_per_map}" for name, n in cfg.splits.items())
+    print(f"wrote {args.out}: {counts} crops of {cfg.crop_size}^2 px ({cfg.crop_angle_deg:.4g} deg, "
+          f"{sim.model}); manifest {manifest}")
+    return 0
+
+
 # --------------------------------------------------------------------------------------- train
 def _train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--preset", help="named configuration: paper, cpu64, tiny (not with --resume)")

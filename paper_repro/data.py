@@ -369,15 +369,17 @@ class _RunningStats:
         self.n_maps = 0
 
     def add(self, crops: np.ndarray) -> None:
-        x = crops.astype(np.float64)
-        self.n += x.size
-        self.s1 += float(x.sum())
-        self.s2 += float((x * x).sum())
-        self.lo, self.hi = min(self.lo, float(x.min())), max(self.hi, float(x.max()))
-        out = np.abs(x) > 1.0
-        self.outside += int(out.sum())
-        self.maps_outside += int(out.reshape(len(x), -1).any(axis=1).sum())
-        self.n_maps += len(x)
+        flat = crops.reshape(len(crops), -1)
+        self.n += flat.size
+        self.s1 += float(flat.sum(dtype=np.float64))
+        self.s2 += float(np.square(flat).sum(dtype=np.float64))
+        lo, hi = flat.min(axis=1), flat.max(axis=1)
+        self.lo, self.hi = min(self.lo, float(lo.min())), max(self.hi, float(hi.max()))
+        bad = (lo < -1.0) | (hi > 1.0)
+        if bad.any():
+            self.outside += int(np.count_nonzero(np.abs(flat[bad]) > 1.0))
+            self.maps_outside += int(bad.sum())
+        self.n_maps += len(flat)
 
     def as_dict(self) -> dict:
         mean = self.s1 / self.n
@@ -428,6 +430,11 @@ def build_dataset(out: str | os.PathLike, config="cpu", *, overwrite: bool = Fal
         out.mkdir(parents=True, exist_ok=True)
         if manifest_path.exists():
             manifest_path.unlink()            # an overwrite in progress never looks complete
+            from .config import SPLITS
+            for old in SPLITS:                # no stale split of the replaced dataset stays
+                for stale in (out / f"{old}.npy", out / f"{old}_index.npy"):
+                    with contextlib.suppress(FileNotFoundError):
+                        stale.unlink()
         total = sum(n for _, n in splits)
         bar = _progress(total, progress, f"simulate {cfg.name}")
         stats = {}

@@ -231,7 +231,6 @@ class ConvergenceSimulator:
         # G_k = w_k sqrt(P_G) / dx for white noise w: <|G_k|^2> = m^2 P_G / dx^2
         self._amp = (np.sqrt(power_g) / dx).astype(np.float32)
         self._fine_power_half = fine_half
-        self._target_half = target_half
         self._coarse_power: np.ndarray | None = None
         self.n, self.m, self.f = n, m, f
 

@@ -285,6 +285,17 @@ def test_build_refuses_existing_dataset_and_bad_configs(tiny_dataset, tmp_path):
     assert not (tmp_path / "x").exists()
 
 
+def test_overwrite_replaces_the_whole_dataset(tmp_path):
+    out = tmp_path / "ds"
+    build_dataset(out, "tiny")
+    small = dataclasses.replace(TINY, seed=3, splits=SplitSizes(train=1, validation=0,
+                                                                development=0, auxiliary=0))
+    build_dataset(out, small, overwrite=True)
+    assert sorted(p.name for p in out.iterdir()) == [MANIFEST, "train.npy", "train_index.npy"]
+    ds = load_dataset(out, verify_checksum=True)
+    assert ds.splits == ["train"] and ds.config.seed == 3
+
+
 def test_presets_are_what_the_paper_and_cpu_training_need():
     paper = get_dataset_preset("paper")
     assert paper.splits.train * paper.crops_per_map == 200_000

@@ -98,41 +98,61 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
 class NpyWriter:
     """Stream maps into a ``.npy`` file of known shape (N, H, W) chunk by chunk, atomically.
 
-    Memory does not grow with N. The file appears at ``path`` only after all N maps were
+    Memory does not grow with N (each chunk goes straight to the file: no memory map whose
+    pages would stay resident). The file appears at ``path`` only after all N maps were
     written and :meth:`close` succeeded; on an exception the partial file is removed.
     """
 
     def __init__(self, path: str | os.PathLike, n: int, size: int, dtype=np.float32):
         if n <= 0:
             raise PaperReproError(f"number of maps must be positive, got {n}")
+        if size <= 0:
+            raise PaperReproError(f"map size must be positive, got {size}")
         self.path = Path(path)
+        self.n = n
+        self.size = size
+        self.dtype = np.dtype(dtype)
+        self.filled = 0
+        self._fh = None
         self._ctx = atomic_path(self.path)
         self._tmp = self._ctx.__enter__()
-        self._arr = np.lib.format.open_memmap(self._tmp, mode="w+", dtype=dtype, shape=(n, size, size))
-        self.n = n
-        self.filled = 0
+        try:
+            self._fh = open(self._tmp, "wb")
+            np.lib.format.write_array_header_1_0(self._fh, {
+                "descr": np.lib.format.dtype_to_descr(self.dtype), "fortran_order": False,
+                "shape": (n, size, size)})
+        except BaseException:
+            self.abort()
+            raise
 
     def write(self, maps: np.ndarray) -> None:
         maps = np.asarray(maps)
         if maps.ndim == 4 and maps.shape[-1] == 1:
             maps = maps[..., 0]
+        if maps.ndim == 2:
+            maps = maps[None]
+        if maps.ndim != 3 or maps.shape[1:] != (self.size, self.size):
+            raise PaperReproError(f"{self.path}: expected maps of shape (k, {self.size}, {self.size}), "
+                                  f"found {maps.shape}")
         k = len(maps)
         if self.filled + k > self.n:
             raise PaperReproError(f"{self.path}: more than the declared {self.n} maps written")
-        self._arr[self.filled:self.filled + k] = maps
+        self._fh.write(np.ascontiguousarray(maps, dtype=self.dtype).data)
         self.filled += k
 
     def close(self) -> None:
         if self.filled != self.n:
             self.abort()
             raise PaperReproError(f"{self.path}: {self.filled} of {self.n} maps written")
-        self._arr.flush()
-        del self._arr
+        self._fh.close()
+        self._fh = None
         self._ctx.__exit__(None, None, None)
 
     def abort(self) -> None:
-        if hasattr(self, "_arr"):
-            del self._arr
+        if self._fh is not None:
+            with contextlib.suppress(Exception):
+                self._fh.close()
+            self._fh = None
         with contextlib.suppress(Exception):
             self._ctx.__exit__(RuntimeError, RuntimeError("aborted"), None)
 

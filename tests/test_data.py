@@ -66,9 +66,19 @@ def test_npy_writer_is_atomic(tmp_path):
             w.write(maps(2))
             raise RuntimeError("interrupted")
     assert not path.exists() and not list(tmp_path.iterdir())
+    with pytest.raises(PaperReproError, match="expected maps of shape"):
+        with NpyWriter(path, 3, 16) as w:
+            w.write(maps(1, 8))
+    with pytest.raises(PaperReproError, match="2 of 3 maps"):
+        with NpyWriter(path, 3, 16) as w:
+            w.write(maps(2))
+    assert not list(tmp_path.iterdir())
     with NpyWriter(path, 3, 16) as w:
-        w.write(maps(3))
+        w.write(maps(3)[:1, ..., None])                      # (k, H, W, 1) accepted
+        w.write(maps(3)[1:])
     np.testing.assert_array_equal(np.load(path), maps(3))
+    np.save(tmp_path / "ref.npy", maps(3))                   # byte-identical to np.save
+    assert path.read_bytes() == (tmp_path / "ref.npy").read_bytes()
 
 
 # ----------------------------------------------------------------------- FITS and npz

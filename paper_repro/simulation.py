@@ -65,8 +65,9 @@ def lensing_tracer(cosmology: CosmologyConfig, z_source: float):
     """pyccl tracer of the convergence for all sources on the plane z = z_source.
 
     ``CMBLensingTracer`` is pyccl's single-source-plane convergence kernel (its name notwithstanding:
-    ``z_source`` is free). It equals a ``WeakLensingTracer`` with a delta n(z) (which pyccl cannot
-    spline) and matches one with a Gaussian n(z) of width 0.005 to 1e-4 at ell >= 100.
+    ``z_source`` is free). It is a ``WeakLensingTracer`` with a delta n(z), which pyccl cannot
+    build (a 3-point spike in ``dndz`` fails in its spline), and matches one with a narrow
+    Gaussian n(z) (width 0.005) to 1e-4 at ell >= 100 (checked in tests/test_simulation.py).
     """
     import pyccl
 

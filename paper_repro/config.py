@@ -304,6 +304,35 @@ def get_dataset_preset(name: str | DatasetConfig) -> DatasetConfig:
 
 # --- certification settings (issue 4: paper_repro.comparison, validation/) --------------------
 
+# --- novelty settings (issue 5: paper_repro.novelty) --------------------------------------------
+@dataclass(frozen=True)
+class NoveltyConfig:
+    """Nearest-neighbour, memorisation, birthday-paradox and slerp settings (Sect. 3.2)."""
+
+    birthday_batch: int = 32768           # Sect. 3.2: "batches of 32k maps"
+    birthday_pairs: int = 10              # closest pairs reported per space
+    duplicate_quantile: float = 0.01      # near-duplicate threshold: this quantile of reference NN distances
+    alpha: float = 0.01                   # level of the memorisation and birthday tests (ours)
+    prefilter_candidates: int = 64        # references per query checked exactly by the invariant search
+    prefilter_modes: int = 2048           # lowest-|k| Fourier modes in the invariant search's lower bound
+    slerp_steps: int = 16                 # maps along one slerp path (Fig. 8 shows 8 to 16)
+    slerp_max_step: float = 0.5           # smooth: largest step of a statistic < this x its spread
+    slerp_random_maps: int = 256          # random maps that set each statistic's spread
+    block_bytes: int = 256 * 2**20        # working-memory bound of one block of maps
+
+    def __post_init__(self) -> None:
+        for name in ("birthday_batch", "birthday_pairs", "prefilter_candidates", "prefilter_modes",
+                     "slerp_random_maps", "block_bytes"):
+            v = getattr(self, name)
+            _check(isinstance(v, int) and v >= 1, f"{name} must be a positive integer, got {v!r}")
+        _check(isinstance(self.slerp_steps, int) and self.slerp_steps >= 2,
+               f"slerp_steps must be an integer >= 2, got {self.slerp_steps!r}")
+        _check(0.0 < self.duplicate_quantile < 1.0,
+               f"duplicate_quantile must be in (0, 1), got {self.duplicate_quantile!r}")
+        _check(0.0 < self.alpha < 1.0, f"alpha must be in (0, 1), got {self.alpha!r}")
+        _check(self.slerp_max_step > 0, f"slerp_max_step must be > 0, got {self.slerp_max_step!r}")
+
+
 # --- presets ------------------------------------------------------------------------------------
 # 0.203 arcmin pixels: the paper's 3.464 deg / 1024 px. A 64 px crop is 64 * 3.464 / 1024 deg.
 PIXEL_DEG = 3.464 / 1024

@@ -1,29 +1,34 @@
 """Summary statistics of convergence maps, exactly as LensTools 1.2 computes them, batched and fast.
 
 The paper (Sect. 3.1) measured every statistic with LensTools 1.2 (``ConvergenceMap``). The
-functions here reproduce LensTools' C code operation by operation (same finite differences, same
-bin conventions, same order of floating-point operations where it matters), so results agree with
-LensTools to ~1e-12 relative, but work on a batch of maps at once with vectorised NumPy:
+functions here reproduce LensTools' C code (same finite differences, same bin conventions, the
+same floating-point operations where it matters), so results agree with LensTools to ~1e-14
+relative (tests/test_statistics.py against the oracle fixture; tests_lenstools/ against the real
+LensTools 1.2 on fresh maps), but run on a batch of maps with vectorised NumPy:
 
 * :func:`power_spectrum` -- ``ConvergenceMap.powerSpectrum(l_edges)``;
 * :func:`minkowski_functionals` -- ``ConvergenceMap.minkowskiFunctionals(thresholds, norm)``;
 * :func:`peak_counts` -- ``ConvergenceMap.peakCount(thresholds, norm)``;
 * :func:`moments` -- ``ConvergenceMap.moments(connected, dimensionless)``;
+* :func:`gradient_hessian` -- ``ConvergenceMap.gradient()`` and ``hessian()``;
 * :func:`pixel_histogram` -- per-map histograms of pixel values (the paper's Fig. 2 statistic);
 * :func:`correlation_matrix`, :func:`correlation_difference` -- the paper's Fig. 4.
 
 Every function takes one map (H, W) or a batch (N, H, W) (float32 or float64; square maps) and
-returns 1-D results for one map, (N, K) results for a batch. Maps are converted to float64 (as
-LensTools does when it hands them to its C code) chunk by chunk, so memory stays bounded by
-``chunk_maps`` maps (default: about ``CHUNK_PIXELS`` pixels) whatever N is; memory-mapped inputs
-are never loaded whole. Per-map work reuses one set of buffers (no allocation per map), which
-is what makes these memory-bound loops fast.
+returns 1-D results for one map, (N, K) results for a batch. Maps are promoted to float64 before
+anything (float32 input gives exactly LensTools' result on ``map.astype(float64)``), chunk by
+chunk: memory stays bounded by ``chunk_maps`` maps (default about ``CHUNK_PIXELS`` pixels) plus
+one set of per-map buffers, whatever N is, and memory-mapped inputs are never loaded whole. Per
+map, every step writes into those reused buffers (no allocation, no page faults), which is what
+makes these memory-bound loops fast. ``workers`` > 1 splits the batch over threads (NumPy releases
+the GIL); the default is one thread, and results do not depend on ``workers``.
 """
 from __future__ import annotations
 
 import functools
 import math
-from typing import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import Callable, Iterator
 
 import numpy as np
 import scipy.fft
@@ -40,7 +45,7 @@ DEFAULT_MF_THRESHOLDS = np.arange(-2.0, 2.0, 0.2)
 DEFAULT_PEAK_THRESHOLDS = np.arange(-2.0, 5.25, 0.5)
 #: names of the nine LensTools moments, in order
 MOMENT_NAMES = ("sigma0", "sigma1", "S0", "S1", "S2", "K0", "K1", "K2", "K3")
-#: default number of pixels converted to float64 at once (4 maps of 256^2: fits in cache)
+#: default number of pixels promoted to float64 at once (4 maps of 256^2)
 CHUNK_PIXELS = 2**18
 
 
@@ -68,22 +73,49 @@ def _as_batch(maps, name: str = "maps") -> tuple[np.ndarray, bool]:
     return arr, single
 
 
-def _chunks(arr: np.ndarray, chunk_maps: int | None, name: str = "maps") -> Iterator[tuple[int, np.ndarray]]:
-    """Yield (start, float64 C-contiguous copy of maps[start:start + step]), checking finiteness.
+def _chunks(arr: np.ndarray, chunk_maps: int | None, name: str = "maps",
+            offset: int = 0) -> Iterator[tuple[int, np.ndarray]]:
+    """Yield (start, maps[start:start + step] as C-contiguous float64), checking finiteness.
 
-    The default step keeps a chunk near ``CHUNK_PIXELS`` pixels: small enough to stay in cache
-    (the speed of these memory-bound loops depends on it) and to bound memory for any N.
+    Float32 (or strided, or memory-mapped) input is converted into one buffer reused for every
+    chunk: a caller must not keep a chunk past the next iteration. ``offset`` only shifts the
+    map numbers in error messages.
     """
     n, h, w = arr.shape
     step = max(1, CHUNK_PIXELS // (h * w)) if chunk_maps is None else int(chunk_maps)
     if step < 1:
         raise PaperReproError(f"chunk_maps: expected a positive number of maps, found {chunk_maps!r}")
+    direct = arr.dtype == np.float64 and arr.flags.c_contiguous and not isinstance(arr, np.memmap)
+    buf = None if direct else np.empty((min(step, n), h, w))
     for start in range(0, n, step):
-        chunk = np.ascontiguousarray(arr[start:start + step], dtype=np.float64)
-        if not np.isfinite(chunk).all():
-            bad = start + int(np.flatnonzero(~np.isfinite(chunk).reshape(len(chunk), -1).all(1))[0])
-            raise PaperReproError(f"{name}: map {bad} contains NaN or inf")
+        src = arr[start:start + step]
+        if direct:
+            chunk = src
+        else:
+            chunk = buf[:len(src)]
+            np.copyto(chunk, src, casting="same_kind")
+        # a NaN or inf makes its map's sum non-finite (so may an overflow: then look closer)
+        sums = np.add.reduce(chunk.reshape(len(chunk), -1), axis=1)
+        if not np.isfinite(sums).all():
+            for j in np.flatnonzero(~np.isfinite(sums)):
+                if not np.isfinite(chunk[j]).all():
+                    raise PaperReproError(f"{name}: map {offset + start + j} contains NaN or inf")
         yield start, chunk
+
+
+def _parallel(n: int, workers: int | None, fn: Callable[[int, int], None]) -> None:
+    """Run fn(lo, hi) over contiguous ranges of the n maps, on ``workers`` threads (default 1)."""
+    w = 1 if workers is None else int(workers)
+    if w < 1:
+        raise PaperReproError(f"workers: expected a positive number of threads, found {workers!r}")
+    w = min(w, n)
+    if w == 1:
+        fn(0, n)
+        return
+    bounds = np.linspace(0, n, w + 1).astype(int)
+    with ThreadPoolExecutor(w) as ex:
+        for f in [ex.submit(fn, lo, hi) for lo, hi in zip(bounds[:-1], bounds[1:])]:
+            f.result()
 
 
 def _check_edges(edges, name: str, min_len: int = 2) -> np.ndarray:
@@ -111,11 +143,130 @@ def _finish(out: np.ndarray, single: bool) -> np.ndarray:
     return out[0] if single else out
 
 
+# --- per-map buffers and LensTools' finite differences (differentials.c) -------------------------------
+
+class _Workspace:
+    """Buffers for one N x N map, reused map after map: no allocation (and no page faults) per map."""
+
+    def __init__(self, size: int):
+        n = size
+        self.size = n
+        self.flat = np.empty(n * n + 4 * n + 4)              # map, 2 wrapped rows each side, 2 spare
+        self.rows = self.flat[2:2 + n * n + 4 * n].reshape(n + 4, n)
+        # columns 0, 1, N-2, N-1 (where a shift of the flat array wraps into the next row) are
+        # redone on a small periodic block: columns -2..3 and N-4..N+1 side by side
+        self.edge_src = np.r_[np.arange(-2, 4), np.arange(n - 4, n + 2)] % n
+        self.edge_cols = np.array([0, 1, n - 2, n - 1])
+        self.edge = np.empty((n + 4, 12))
+        self.edge_out = tuple(np.empty((n, 8)) for _ in range(5))
+        self.edge_two = np.empty((n, 8))
+        for name in ("dx", "dy", "dxx", "dyy", "dxy", "two", "t1", "t2", "g2", "i1", "i2", "r", "f"):
+            setattr(self, name, np.empty((n, n)))
+        self.mask = np.empty((n, n), dtype=bool)
+        self.mask2 = np.empty((n, n), dtype=bool)
+        self.index = np.empty(n * n, dtype=np.intp)
+        self.count = np.empty(n * n, dtype=np.uint8)
+
+    def load(self, m: np.ndarray) -> None:
+        r = self.rows
+        r[2:-2] = m
+        r[:2] = m[-2:]
+        r[-2:] = m[:2]
+
+    def shifted(self, dy: int, dx: int) -> np.ndarray:
+        """f[y + dy, x + dx] for every pixel, a contiguous view; wrong in the 4 edge columns."""
+        n = self.size
+        a = 2 + (2 + dy) * n + dx
+        return self.flat[a:a + n * n].reshape(n, n)
+
+    def edge_shifted(self, dy: int, dx: int) -> np.ndarray:
+        """f[y + dy, x + dx] (periodic) for x = 0, 1, (4 unused), N-2, N-1: (N, 8)."""
+        n = self.size
+        return self.edge[2 + dy:2 + dy + n, 2 + dx:10 + dx]
+
+    def std(self, m: np.ndarray) -> float:
+        """``m.std()`` bit for bit (NumPy's two-pass algorithm, as LensTools calls it), no allocation."""
+        n = m.size
+        mean = np.add.reduce(m, axis=None) / n
+        d = np.subtract(m, mean, out=self.t1)
+        np.multiply(d, d, out=d)
+        return math.sqrt(np.add.reduce(d, axis=None) / n)
+
+
+def _stencils(s, two_f, out):
+    """Unscaled LensTools differences, in its operation order: 2g_x, 2g_y, 4h_xx, 4h_yy, 4h_xy."""
+    dx, dy, dxx, dyy, dxy = out
+    np.subtract(s(0, 1), s(0, -1), out=dx)
+    np.subtract(s(1, 0), s(-1, 0), out=dy)
+    np.add(s(0, 2), s(0, -2), out=dxx)
+    dxx -= two_f
+    np.add(s(2, 0), s(-2, 0), out=dyy)
+    dyy -= two_f
+    np.add(s(1, 1), s(-1, -1), out=dxy)
+    dxy -= s(1, -1)
+    dxy -= s(-1, 1)
+    return out
+
+
+def _differences(m: np.ndarray, ws: _Workspace) -> tuple[np.ndarray, ...]:
+    """(2 g_x, 2 g_y, 4 h_xx, 4 h_yy, 4 h_xy) of one float64 map, x the column index, periodic.
+
+    LensTools (differentials.c): g_x = (f[x+1] - f[x-1]) / 2, h_xx = (f[x+2] + f[x-2] - 2f) / 4,
+    h_xy = (f[x+1,y+1] + f[x-1,y-1] - f[x-1,y+1] - f[x+1,y-1]) / 4. The divisions by 2 and 4 are
+    exact, so they are left to the callers, which fold them into their constants.
+    """
+    ws.load(m)
+    np.multiply(m, 2, out=ws.two)
+    out = _stencils(ws.shifted, ws.two, (ws.dx, ws.dy, ws.dxx, ws.dyy, ws.dxy))
+    np.take(ws.rows, ws.edge_src, axis=1, out=ws.edge)
+    np.multiply(ws.edge[2:-2, 2:10], 2, out=ws.edge_two)
+    fix = _stencils(ws.edge_shifted, ws.edge_two, ws.edge_out)
+    for o, f in zip(out, fix):
+        o[:, ws.edge_cols] = f[:, [0, 1, 6, 7]]
+    return out
+
+
+def _level_index(x: np.ndarray, levels: np.ndarray, ws: _Workspace) -> np.ndarray:
+    """For each pixel of x (N, N), the number of ``levels`` (increasing) that are <= x, exactly.
+
+    Returns ws.index (intp, N^2). For equally spaced levels, floor((x - l_0) / step) + 1 is that
+    number except within rounding of a level: pixels within 1e-6 step of a level are redone with
+    exact comparisons (searchsorted). Otherwise, one exact comparison pass per level.
+    """
+    nl = levels.size
+    out = ws.index
+    step = (levels[-1] - levels[0]) / (nl - 1) if nl > 1 else 1.0
+    ideal = levels[0] + step * np.arange(nl)
+    if np.all(np.abs(levels - ideal) <= 1e-9 * step):
+        r = np.multiply(x, 1.0 / step, out=ws.r)
+        r += 1.0 - levels[0] / step                            # ~ (x - l_0) / step + 1
+        f = np.floor(r, out=ws.f)
+        r -= f                                                  # fractional part
+        np.clip(f, 0.0, float(nl), out=f)
+        np.copyto(out.reshape(f.shape), f, casting="unsafe")
+        r -= 0.5
+        np.abs(r, out=r)
+        near = np.greater(r, 0.5 - 1e-6, out=ws.mask)           # within 1e-6 step of a level
+        idx = np.flatnonzero(near)
+        if idx.size:
+            out[idx] = np.searchsorted(levels, x.ravel()[idx], side="right")
+        return out
+    acc = ws.count
+    acc[...] = 0
+    tmp = ws.mask.reshape(-1)
+    xf = x.ravel()
+    for v in levels:
+        np.greater_equal(xf, v, out=tmp)
+        np.add(acc, tmp.view(np.uint8), out=acc)
+    np.copyto(out, acc)
+    return out
+
+
 # --- power spectrum ---------------------------------------------------------------------------------
 
 @functools.lru_cache(maxsize=32)
 def _ps_binning(size: int, angle_deg: float, edges_bytes: bytes) -> tuple[np.ndarray, np.ndarray, float]:
-    """Bin of every rfft2 half-plane mode of a ``size``^2 map (nb = not binned), hits per bin, normalisation.
+    """Bin of every rfft2 half-plane mode of a ``size``^2 map (nb: none), hits per bin, normalisation.
 
     Mirrors LensTools ``azimuthal_rfft2``: ell of mode (i, j) is sqrt(lx^2 + ly^2) with
     lx = min(i, N - i) * 360/angle, ly = j * 360/angle; bin k holds e_k < ell <= e_{k+1}.
@@ -139,14 +290,13 @@ def _ps_binning(size: int, angle_deg: float, edges_bytes: bytes) -> tuple[np.nda
 def power_spectrum(maps, angle_deg: float = DEFAULT_ANGLE_DEG, l_edges=None, *,
                    workers: int | None = None,
                    chunk_maps: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Binned convergence power spectrum, LensTools' ``powerSpectrum`` (dimensionless C_ell, sr units).
+    """Binned convergence power spectrum, LensTools' ``powerSpectrum`` (dimensionless C_ell, sr).
 
     ``maps``: one map (H, W) or a batch (N, H, W) covering ``angle_deg`` degrees on a side.
     ``l_edges``: multipole bin edges (default: the paper's ``arange(200, 50000, 200)``).
     Returns (ell bin centres (K,), P of shape (K,) or (N, K)). P_k = (theta_rad / N^2)^2 times
     the mean of |rfft2(map)|^2 over the half-plane modes with e_k < ell <= e_{k+1}; bins holding
-    no mode are 0 (at the paper's settings, (200, 400] and (600, 800]). ``workers``: threads of
-    ``scipy.fft`` (default 1).
+    no mode are 0 (at the paper's settings, (200, 400] and (600, 800]).
     """
     arr, single = _as_batch(maps)
     angle = _check_angle(angle_deg)
@@ -157,17 +307,23 @@ def power_spectrum(maps, angle_deg: float = DEFAULT_ANGLE_DEG, l_edges=None, *,
     ell = 0.5 * (edges[:-1] + edges[1:])
     out = np.zeros((arr.shape[0], nb))
     nonempty = hits > 0
-    index = None
-    for start, chunk in _chunks(arr, chunk_maps):
-        n = chunk.shape[0]
-        ft = scipy.fft.rfft2(chunk, workers=workers).reshape(n, -1)
-        power = ft.real * ft.real
-        power += ft.imag * ft.imag                                # creal^2 + cimag^2, as LensTools
-        if index is None or index.size != power.size:
-            index = (np.arange(n)[:, None] * (nb + 1) + bins[None, :]).ravel()
-        # sequential sums in LensTools' loop order (i-major, then j), one bin per mode
-        sums = np.bincount(index, weights=power.ravel(), minlength=n * (nb + 1)).reshape(n, nb + 1)
-        out[start:start + n, nonempty] = norm * (sums[:, :nb][:, nonempty] / hits[nonempty])
+
+    def run(lo: int, hi: int) -> None:
+        index = sq = power = None
+        for start, chunk in _chunks(arr[lo:hi], chunk_maps, offset=lo):
+            n = chunk.shape[0]
+            ft = scipy.fft.rfft2(chunk).reshape(n, -1)
+            if index is None or index.size != n * bins.size:
+                index = (np.arange(n)[:, None] * (nb + 1) + bins[None, :]).ravel()
+                sq = np.empty((n, bins.size, 2))
+                power = np.empty((n, bins.size))
+            np.multiply(ft.view(np.float64).reshape(sq.shape), ft.view(np.float64).reshape(sq.shape), out=sq)
+            np.add(sq[..., 0], sq[..., 1], out=power)             # creal^2 + cimag^2, as LensTools
+            # sums in LensTools' loop order (i-major, then j): bit-identical sums
+            sums = np.bincount(index, weights=power.ravel(), minlength=n * (nb + 1)).reshape(n, nb + 1)
+            out[lo + start:lo + start + n, nonempty] = norm * (sums[:, :nb][:, nonempty] / hits[nonempty])
+
+    _parallel(arr.shape[0], workers, run)
     return ell, _finish(out, single)
 
 
@@ -177,101 +333,31 @@ def count_modes(size: int, angle_deg: float = DEFAULT_ANGLE_DEG, l_edges=None) -
     return np.array(_ps_binning(int(size), _check_angle(angle_deg), edges.tobytes())[1])
 
 
-# --- derivatives (LensTools differentials.c: periodic, pixel units) ---------------------------------
+# --- gradient and Hessian ----------------------------------------------------------------------------
 
-class _Workspace:
-    """Buffers for one N x N map, reused map after map (no page faults, stays in cache)."""
-
-    def __init__(self, size: int):
-        n = size
-        self.size = n
-        self.flat = np.empty(n * n + 4 * n + 4)              # map, 2 wrapped rows each side, 2 spare
-        self.rows = self.flat[2:2 + n * n + 4 * n].reshape(n + 4, n)
-        self.cols = np.array([0, 1, n - 2, n - 1])           # columns where a flat shift wraps wrongly
-        for name in ("dx", "dy", "dxx", "dyy", "dxy", "two", "t1", "t2", "g2", "i1", "i2"):
-            setattr(self, name, np.empty((n, n)))
-        self.mask = np.empty((n, n), dtype=bool)
-
-    def load(self, m: np.ndarray) -> None:
-        r = self.rows
-        r[2:-2] = m
-        r[:2] = m[-2:]
-        r[-2:] = m[:2]
-
-    def shifted(self, dy: int, dx: int) -> np.ndarray:
-        """f[y + dy, x + dx] for every pixel, a contiguous view; wrong in the 4 edge columns."""
-        n = self.size
-        a = 2 + (2 + dy) * n + dx
-        return self.flat[a:a + n * n].reshape(n, n)
-
-    def strip(self, dy: int, dx: int) -> np.ndarray:
-        """f[y + dy, (x + dx) mod N] for x in the 4 edge columns: (N, 4)."""
-        n = self.size
-        return self.rows[2 + dy:2 + dy + n][:, (self.cols + dx) % n]
-
-
-def _stencils(s, two_f, out):
-    """Unscaled LensTools differences, in its operation order: 2g_x, 2g_y, 4h_xx, 4h_yy, 4h_xy."""
-    dx, dy, dxx, dyy, dxy = out
-    np.subtract(s(0, 1), s(0, -1), out=dx)
-    np.subtract(s(1, 0), s(-1, 0), out=dy)
-    np.add(s(0, 2), s(0, -2), out=dxx)
-    dxx -= two_f
-    np.add(s(2, 0), s(-2, 0), out=dyy)
-    dyy -= two_f
-    np.add(s(1, 1), s(-1, -1), out=dxy)
-    dxy -= s(1, -1)
-    dxy -= s(-1, 1)
-    return out
-
-
-def _differences(m: np.ndarray, ws: _Workspace) -> tuple[np.ndarray, ...]:
-    """(2 g_x, 2 g_y, 4 h_xx, 4 h_yy, 4 h_xy) of one float64 map, x the column index, periodic.
-
-    LensTools (differentials.c): g_x = (f[x+1] - f[x-1]) / 2, h_xx = (f[x+2] + f[x-2] - 2f) / 4,
-    h_xy = (f[x+1,y+1] + f[x-1,y-1] - f[x-1,y+1] - f[x+1,y-1]) / 4. The divisions by 2 and 4 are
-    exact, so they are left to the callers, which fold them into their own constants.
-    """
-    ws.load(m)
-    np.multiply(m, 2, out=ws.two)
-    out = _stencils(ws.shifted, ws.two, (ws.dx, ws.dy, ws.dxx, ws.dyy, ws.dxy))
-    cols = ws.cols
-    fix = _stencils(ws.strip, ws.two[:, cols], tuple(np.empty((ws.size, cols.size)) for _ in range(5)))
-    for o, f in zip(out, fix):
-        o[:, cols] = f
-    return out
-
-
-def gradient_hessian(maps) -> tuple[np.ndarray, ...]:
+def gradient_hessian(maps, *, workers: int | None = None) -> tuple[np.ndarray, ...]:
     """LensTools' finite-difference gradient and Hessian (g_x, g_y, h_xx, h_yy, h_xy), pixel units.
 
     Each of shape (H, W) or (N, H, W); x is the column index; periodic boundaries.
     """
     arr, single = _as_batch(maps)
-    ws = _Workspace(arr.shape[1])
     out = tuple(np.empty(arr.shape) for _ in range(5))
-    for start, chunk in _chunks(arr, None):
-        for j, m in enumerate(chunk):
-            d = _differences(m, ws)
-            for o, v, scale in zip(out, d, (0.5, 0.5, 0.25, 0.25, 0.25)):
-                np.multiply(v, scale, out=o[start + j])
+
+    def run(lo: int, hi: int) -> None:
+        ws = _Workspace(arr.shape[1])
+        for start, chunk in _chunks(arr[lo:hi], None, offset=lo):
+            for j, m in enumerate(chunk):
+                for o, v, scale in zip(out, _differences(m, ws), (0.5, 0.5, 0.25, 0.25, 0.25)):
+                    np.multiply(v, scale, out=o[lo + start + j])
+
+    _parallel(arr.shape[0], workers, run)
     return tuple(_finish(o, single) for o in out)
 
 
 # --- Minkowski functionals --------------------------------------------------------------------------
 
-def _count_at_or_below(x: np.ndarray, levels: np.ndarray, acc: np.ndarray, tmp: np.ndarray) -> np.ndarray:
-    """acc[p] = number of ``levels`` <= x[p] (exact comparisons; levels increasing, < 255 of them)."""
-    acc[...] = 0
-    acc_u8 = acc
-    for v in levels:
-        np.greater_equal(x, v, out=tmp)
-        np.add(acc_u8, tmp.view(np.uint8), out=acc_u8)
-    return acc
-
-
 def minkowski_functionals(maps, thresholds=None, norm: bool = True, *,
-                          chunk_maps: int | None = None
+                          workers: int | None = None, chunk_maps: int | None = None
                           ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Minkowski functionals V0 (area), V1 (perimeter), V2 (genus) of excursion sets, as LensTools.
 
@@ -285,61 +371,64 @@ def minkowski_functionals(maps, thresholds=None, norm: bool = True, *,
     arr, single = _as_batch(maps)
     t = _check_edges(DEFAULT_MF_THRESHOLDS if thresholds is None else thresholds, "thresholds")
     nb = t.size - 1
-    if nb > 250:
-        raise PaperReproError(f"thresholds: expected at most 251 edges, found {t.size}")
     nu = 0.5 * (t[:-1] + t[1:])
     dt = t[1:] - t[:-1]
     size = arr.shape[1]
     npix = size * size
-    ws = _Workspace(size)
-    k = np.empty(npix, dtype=np.uint8)
-    a = np.empty(npix, dtype=np.uint8)
-    tmp = np.empty(npix, dtype=bool)
+    nl = 2 * nb + 1                                            # edges and midpoints, interleaved
     v0 = np.empty((arr.shape[0], nb))
-    v1 = np.empty((arr.shape[0], nb))
-    v2 = np.empty((arr.shape[0], nb))
-    for start, chunk in _chunks(arr, chunk_maps):
-        sigmas = chunk.reshape(len(chunk), -1).std(axis=1) if norm else np.ones(len(chunk))
-        for j, m in enumerate(chunk):
-            dx, dy, dxx, dyy, dxy = _differences(m, ws)
-            # with dx = 2 g_x, dxx = 4 h_xx, ... every factor below is an exact power of two, so
-            # the integrands equal LensTools' bit for bit
-            dx2 = np.multiply(dx, dx, out=ws.t1)
-            dy2 = np.multiply(dy, dy, out=ws.t2)
-            g2 = np.add(dx2, dy2, out=ws.g2)                        # 4 (g_x^2 + g_y^2)
-            i1 = np.sqrt(g2, out=ws.i1)
-            i1 *= 0.125                                             # 0.25 sqrt(g_x^2 + g_y^2)
-            i2 = np.multiply(dx, 2, out=ws.i2)
-            i2 *= dy
-            i2 *= dxy
-            dx2 *= dyy
-            i2 -= dx2
-            dy2 *= dxx
-            i2 -= dy2                                               # 16 (2 gx gy hxy - gx^2 hyy - gy^2 hxx)
-            flat = np.equal(g2, 0.0, out=ws.mask)
-            np.divide(i2, g2, out=i2, where=~flat)
-            i2 *= 0.25
-            i2 /= 2.0 * math.pi
-            if flat.any():                                          # LensTools' case |grad| == 0
-                i2[flat] = ((2 * dxy - dxx - dyy)[flat] * 0.25) / (4.0 * math.pi)
-            x = m.ravel()
-            s = sigmas[j]
-            _count_at_or_below(x, t * s, k, tmp)                    # t_i * sigma <= x: bin k - 1
-            _count_at_or_below(x, (t[:-1] + t[1:]) * s / 2, a, tmp)  # (v_i + v_{i+1}) sigma / 2 <= x
-            v1[start + j] = np.bincount(k, weights=i1.ravel(), minlength=nb + 2)[1:nb + 1]
-            v2[start + j] = np.bincount(k, weights=i2.ravel(), minlength=nb + 2)[1:nb + 1]
-            above = np.bincount(a, minlength=nb + 1)[::-1].cumsum()[::-1]
-            v0[start + j] = above[1:]
+    s1 = np.empty((arr.shape[0], nl + 1))
+    s2 = np.empty((arr.shape[0], nl + 1))
+
+    def run(lo: int, hi: int) -> None:
+        ws = _Workspace(size)
+        levels = np.empty(nl)
+        for start, chunk in _chunks(arr[lo:hi], chunk_maps, offset=lo):
+            for j, m in enumerate(chunk):
+                row = lo + start + j
+                dx, dy, dxx, dyy, dxy = _differences(m, ws)
+                # dx = 2 g_x, dxx = 4 h_xx, ...: LensTools' V1 integrand is sqrt(g2) / 8 and its
+                # V2 integrand (i2 / g2) / 4 / (2 pi): powers of two and a constant, applied at the end
+                dx2 = np.multiply(dx, dx, out=ws.t1)
+                dy2 = np.multiply(dy, dy, out=ws.t2)
+                g2 = np.add(dx2, dy2, out=ws.g2)                    # 4 (g_x^2 + g_y^2)
+                i1 = np.sqrt(g2, out=ws.i1)
+                i2 = np.multiply(dx, dy, out=ws.i2)
+                i2 *= dxy
+                i2 += i2
+                dx2 *= dyy
+                i2 -= dx2
+                dy2 *= dxx
+                i2 -= dy2                                           # 16 (2 gx gy hxy - gx^2 hyy - gy^2 hxx)
+                if g2.min() == 0.0:                                 # LensTools' case |grad| == 0:
+                    flat = np.equal(g2, 0.0, out=ws.mask)           # (2 hxy - hxx - hyy) / (4 pi)
+                    np.divide(i2, g2, out=i2, where=~flat)
+                    i2[flat] = (2 * dxy - dxx - dyy)[flat] * 0.5
+                else:
+                    i2 /= g2
+                s = ws.std(m) if norm else 1.0
+                levels[0::2] = t * s                                # t_i * sigma, as LensTools
+                levels[1::2] = (t[:-1] + t[1:]) * s / 2             # (v_i + v_{i+1}) * sigma / 2
+                if not np.all(levels[1:] > levels[:-1]):
+                    raise PaperReproError(
+                        f"thresholds: bins too narrow to resolve for map {row} (sigma {s!r})")
+                # c in {2i+1, 2i+2}: t_i s <= x < t_{i+1} s;  c >= 2i+2: x >= midpoint i
+                c = _level_index(m, levels, ws)
+                s1[row] = np.bincount(c, weights=i1.ravel(), minlength=nl + 1)
+                s2[row] = np.bincount(c, weights=i2.ravel(), minlength=nl + 1)
+                v0[row] = np.bincount(c, minlength=nl + 1)[::-1].cumsum()[::-1][2::2]
+
+    _parallel(arr.shape[0], workers, run)
     v0 /= npix
-    v1 /= npix * dt
-    v2 /= npix * dt
+    v1 = (s1[:, 1:-1:2] + s1[:, 2::2]) * 0.125 / (npix * dt)
+    v2 = (s2[:, 1:-1:2] + s2[:, 2::2]) * 0.25 / (2.0 * math.pi) / (npix * dt)
     return nu, _finish(v0, single), _finish(v1, single), _finish(v2, single)
 
 
 # --- peaks --------------------------------------------------------------------------------------------
 
 def peak_counts(maps, thresholds=None, norm: bool = True, *,
-                chunk_maps: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+                workers: int | None = None, chunk_maps: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Differential peak counts dN/dnu, as LensTools' ``peakCount``.
 
     A peak is a pixel strictly above its 8 periodic neighbours (LensTools compares the pixel value
@@ -354,41 +443,43 @@ def peak_counts(maps, thresholds=None, norm: bool = True, *,
     nu = 0.5 * (t[:-1] + t[1:])
     out = np.empty((arr.shape[0], nb))
     size = arr.shape[1]
-    ws = _Workspace(size)
-    centre = np.empty((size, size))
-    peak = np.empty((size, size), dtype=bool)
-    tmp = np.empty((size, size), dtype=bool)
-    cols = np.array([0, size - 1])
-    for start, chunk in _chunks(arr, chunk_maps):
-        sigmas = chunk.reshape(len(chunk), -1).std(axis=1) if norm else np.ones(len(chunk))
-        for j, m in enumerate(chunk):
-            ws.load(m)
-            centre[...] = m.astype(np.float32)                      # C: float pixel_value = map[...]
-            peak[...] = True
-            for dy in (-1, 0, 1):
-                for dx in (-1, 0, 1):
-                    if dy or dx:
-                        np.greater(centre, ws.shifted(dy, dx), out=tmp)
-                        peak &= tmp
-            # the edge columns again, with the periodic neighbours
-            ec = centre[:, cols]
-            ep = np.ones(ec.shape, dtype=bool)
-            for dy in (-1, 0, 1):
-                for dx in (-1, 0, 1):
-                    if dy or dx:
-                        ep &= ec > ws.rows[2 + dy:2 + dy + size][:, (cols + dx) % size]
-            peak[:, cols] = ep
-            vals = m[peak]
-            b = np.searchsorted(t * sigmas[j], vals, side="right") - 1   # t_k sigma <= kappa < t_{k+1} sigma
-            b = b[(b >= 0) & (b < nb)]
-            out[start + j] = np.bincount(b, minlength=nb) / (t[1:] - t[:-1])
+    neighbours = [(dy, dx) for dy in (-1, 0, 1) for dx in (-1, 0, 1) if dy or dx]
+
+    def run(lo: int, hi: int) -> None:
+        ws = _Workspace(size)
+        centre = ws.r
+        peak, tmp = ws.mask, ws.mask2
+        c32 = np.empty((size, size), dtype=np.float32)
+        cols = np.array([0, size - 1])
+        for start, chunk in _chunks(arr[lo:hi], chunk_maps, offset=lo):
+            for j, m in enumerate(chunk):
+                ws.load(m)
+                np.copyto(c32, m, casting="same_kind")             # C: float pixel_value = map[...]
+                np.copyto(centre, c32)
+                np.greater(centre, ws.shifted(*neighbours[0]), out=peak)
+                for dy, dx in neighbours[1:]:
+                    np.greater(centre, ws.shifted(dy, dx), out=tmp)
+                    peak &= tmp
+                # the two edge columns again, with their periodic neighbours
+                ec = centre[:, cols]
+                ep = np.ones(ec.shape, dtype=bool)
+                for dy, dx in neighbours:
+                    ep &= ec > ws.rows[2 + dy:2 + dy + size][:, (cols + dx) % size]
+                peak[:, cols] = ep
+                vals = m[peak]
+                s = ws.std(m) if norm else 1.0
+                b = np.searchsorted(t * s, vals, side="right") - 1   # t_k sigma <= kappa < t_{k+1} sigma
+                b = b[(b >= 0) & (b < nb)]
+                out[lo + start + j] = np.bincount(b, minlength=nb) / (t[1:] - t[:-1])
+
+    _parallel(arr.shape[0], workers, run)
     return nu, _finish(out, single)
 
 
 # --- moments ------------------------------------------------------------------------------------------
 
 def moments(maps, connected: bool = True, dimensionless: bool = False, *,
-            chunk_maps: int | None = None) -> np.ndarray:
+            workers: int | None = None, chunk_maps: int | None = None) -> np.ndarray:
     """The nine LensTools moments (sigma0, sigma1, S0, S1, S2, K0, K1, K2, K3) of each map.
 
     Quadratic, cubic and quartic moments of the map and of its LensTools finite-difference
@@ -399,54 +490,58 @@ def moments(maps, connected: bool = True, dimensionless: bool = False, *,
     """
     arr, single = _as_batch(maps)
     out = np.empty((arr.shape[0], 9))
-    size = arr.shape[1]
-    ws = _Workspace(size)
-    for start, chunk in _chunks(arr, chunk_maps):
-        for j, d in enumerate(chunk):
-            dx, dy, dxx, dyy, dxy = _differences(d, ws)
-            gx, gy = dx * 0.5, dy * 0.5
-            lap = dxx * 0.25 + dyy * 0.25
-            g2 = gx ** 2 + gy ** 2
-            d2 = d ** 2
-            d3 = d2 * d
-            sigma0 = d.std()
-            sigma1 = np.sqrt(g2.mean())
-            s0 = d3.mean()
-            s1 = (d2 * lap).mean()
-            s2 = (g2 * lap).mean()
-            k0 = (d2 * d2).mean()
-            k1 = (d3 * lap).mean()
-            k2 = (d * g2 * lap).mean()
-            k3 = (g2 ** 2).mean()
-            if connected:
-                k0 -= 3 * sigma0 ** 4
-                k1 += 3 * sigma0 ** 2 * sigma1 ** 2
-                k2 += sigma1 ** 4
-                k3 -= 2 * sigma1 ** 4
-            if dimensionless:
-                s0 /= sigma0 ** 3
-                s1 /= sigma0 * sigma1 ** 2
-                s2 *= sigma0 / sigma1 ** 4
-                k0 /= sigma0 ** 4
-                k1 /= sigma0 ** 2 * sigma1 ** 2
-                k2 /= sigma1 ** 4
-                k3 /= sigma1 ** 4
-                sigma0, sigma1 = 1.0, 1.0
-            out[start + j] = (sigma0, sigma1, s0, s1, s2, k0, k1, k2, k3)
+
+    def run(lo: int, hi: int) -> None:
+        ws = _Workspace(arr.shape[1])
+        for start, chunk in _chunks(arr[lo:hi], chunk_maps, offset=lo):
+            for j, d in enumerate(chunk):
+                dx, dy, dxx, dyy, dxy = _differences(d, ws)
+                gx, gy = dx * 0.5, dy * 0.5
+                lap = dxx * 0.25 + dyy * 0.25
+                g2 = gx ** 2 + gy ** 2
+                d2 = d ** 2
+                d3 = d2 * d
+                sigma0 = ws.std(d)
+                sigma1 = np.sqrt(g2.mean())
+                s0 = d3.mean()
+                s1 = (d2 * lap).mean()
+                s2 = (g2 * lap).mean()
+                k0 = (d2 * d2).mean()
+                k1 = (d3 * lap).mean()
+                k2 = (d * g2 * lap).mean()
+                k3 = (g2 ** 2).mean()
+                if connected:
+                    k0 -= 3 * sigma0 ** 4
+                    k1 += 3 * sigma0 ** 2 * sigma1 ** 2
+                    k2 += sigma1 ** 4
+                    k3 -= 2 * sigma1 ** 4
+                if dimensionless:
+                    s0 /= sigma0 ** 3
+                    s1 /= sigma0 * sigma1 ** 2
+                    s2 *= sigma0 / sigma1 ** 4
+                    k0 /= sigma0 ** 4
+                    k1 /= sigma0 ** 2 * sigma1 ** 2
+                    k2 /= sigma1 ** 4
+                    k3 /= sigma1 ** 4
+                    sigma0, sigma1 = 1.0, 1.0
+                out[lo + start + j] = (sigma0, sigma1, s0, s1, s2, k0, k1, k2, k3)
+
+    _parallel(arr.shape[0], workers, run)
     return _finish(out, single)
 
 
 # --- pixel intensities ----------------------------------------------------------------------------------
 
 def pixel_histogram(maps, bins, *, range: tuple[float, float] | None = None, density: bool = False,
-                    chunk_maps: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Histogram of pixel values (convergence) of each map, with NumPy's ``histogram`` conventions.
+                    workers: int | None = None, chunk_maps: int | None = None
+                    ) -> tuple[np.ndarray, np.ndarray]:
+    """Histogram of the pixel values (convergence) of each map, with ``numpy.histogram``'s conventions.
 
-    ``bins``: edges (1-D, increasing) or a number of equal bins over ``range`` (default: the
-    min and max over all the maps given). Bins are half open [e_i, e_{i+1}) except the last,
-    which is closed; values outside are not counted. Pass the same edges to both sets you compare.
-    Returns (bin centres (K,), counts (K,) or (N, K)); with ``density`` the counts are divided by
-    (pixels per map x bin width), so each map's histogram integrates to the fraction of its
+    ``bins``: edges (1-D, increasing) or a number of equal bins over ``range`` (default: the min
+    and max over all the maps given; pass the same edges to two sets you compare). Bins are
+    [e_i, e_{i+1}) except the last, which is closed; values outside are not counted. Returns
+    (bin centres (K,), counts (K,) or (N, K)); with ``density`` the counts are divided by
+    (pixels per map x bin width), so that a map's histogram integrates to the fraction of its
     pixels inside the edges. Sum over axis 0 for the histogram of a whole set.
     """
     arr, single = _as_batch(maps)
@@ -455,28 +550,33 @@ def pixel_histogram(maps, bins, *, range: tuple[float, float] | None = None, den
         if nbins < 1:
             raise PaperReproError(f"bins: expected a positive number of bins or an array of edges, found {bins!r}")
         if range is None:
-            lo, hi = math.inf, -math.inf
+            lo_v, hi_v = math.inf, -math.inf
             for _, chunk in _chunks(arr, chunk_maps):
-                lo, hi = min(lo, float(chunk.min())), max(hi, float(chunk.max()))
+                lo_v, hi_v = min(lo_v, float(chunk.min())), max(hi_v, float(chunk.max()))
         else:
-            lo, hi = float(range[0]), float(range[1])
-        if hi <= lo:
-            lo, hi = lo - 0.5, hi + 0.5                            # as np.histogram for constant data
-        edges = np.linspace(lo, hi, nbins + 1)
+            lo_v, hi_v = float(range[0]), float(range[1])
+        if hi_v <= lo_v:
+            lo_v, hi_v = lo_v - 0.5, hi_v + 0.5                    # as numpy.histogram for constant data
+        edges = np.linspace(lo_v, hi_v, nbins + 1)
     else:
         edges = _check_edges(bins, "bins")
     nb = edges.size - 1
     out = np.empty((arr.shape[0], nb))
-    for start, chunk in _chunks(arr, chunk_maps):
-        n = chunk.shape[0]
-        x = chunk.reshape(n, -1)
-        k = np.searchsorted(edges, x, side="right") - 1
-        k[x == edges[-1]] = nb - 1                                # last bin closed
-        k = np.where((k >= 0) & (k < nb), k, nb)
-        k += (np.arange(n) * (nb + 1))[:, None]
-        out[start:start + n] = np.bincount(k.ravel(), minlength=n * (nb + 1)).reshape(n, nb + 1)[:, :nb]
+
+    def run(lo: int, hi: int) -> None:
+        ws = _Workspace(arr.shape[1])
+        for start, chunk in _chunks(arr[lo:hi], chunk_maps, offset=lo):
+            for j, m in enumerate(chunk):
+                c = _level_index(m, edges, ws)                      # c = k + 1 for e_k <= x < e_{k+1}
+                counts = np.bincount(c, minlength=nb + 2)
+                row = counts[1:nb + 1].astype(np.float64)
+                if counts[nb + 1]:                                  # x >= e_last: only == counts
+                    row[-1] += np.count_nonzero(m == edges[-1])
+                out[lo + start + j] = row
+
+    _parallel(arr.shape[0], workers, run)
     if density:
-        out = out / (arr.shape[1] * arr.shape[2] * np.diff(edges))
+        out /= arr.shape[1] * arr.shape[2] * np.diff(edges)
     return 0.5 * (edges[:-1] + edges[1:]), _finish(out, single)
 
 
@@ -485,21 +585,23 @@ def pixel_histogram(maps, bins, *, range: tuple[float, float] | None = None, den
 def correlation_matrix(stat) -> np.ndarray:
     """Pearson correlation matrix (K, K) of a statistic's K components across N maps (stat: (N, K)).
 
-    Components that are constant across the maps (e.g. empty ell bins) have NaN rows and columns
-    (their correlation is undefined), never a spurious 0 or 1.
+    Components constant across the maps (e.g. empty ell bins) get NaN rows and columns (their
+    correlation is undefined), never a spurious 0 or 1.
     """
     x = np.asarray(stat, dtype=np.float64)
     if x.ndim != 2 or x.shape[0] < 2:
         raise PaperReproError(f"stat: expected an (N, K) array with N >= 2 maps, found shape {x.shape}")
+    if not np.isfinite(x).all():
+        raise PaperReproError("stat: contains NaN or inf")
     xc = x - x.mean(axis=0)
     sd = np.sqrt((xc * xc).sum(axis=0))
-    const = ~(sd > 0) | np.all(x == x[:1], axis=0)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        z = xc / np.where(const, np.nan, sd)
-    c = z.T @ z
-    c = np.clip(c, -1.0, 1.0)
-    idx = np.flatnonzero(~const)
-    c[idx, idx] = 1.0
+    const = np.all(x == x[:1], axis=0) | ~(sd > 0)
+    z = xc / np.where(const, 1.0, sd)
+    c = np.clip(z.T @ z, -1.0, 1.0)
+    c[const, :] = np.nan
+    c[:, const] = np.nan
+    keep = np.flatnonzero(~const)
+    c[keep, keep] = 1.0
     return c
 
 

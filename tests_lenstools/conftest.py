@@ -1,0 +1,46 @@
+"""The LensTools 1.2 oracle (``tox -e lenstools``): collected only where LensTools is installed.
+
+Prints, at the end of the run, the per-map throughput of paper_repro and LensTools measured side
+by side by bench_vs_lenstools.py, and writes it to .benchmarks/lenstools_speed.json (or to
+$LENSTOOLS_SPEED_JSON).
+"""
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+if importlib.util.find_spec("lenstools") is None:
+    collect_ignore_glob = ["*.py"]                     # not the lenstools environment: nothing to do
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    if "oracle" not in sys.modules:
+        return
+    import numpy as np
+    from oracle import SPEED
+
+    if not SPEED:
+        return
+    tr = terminalreporter
+    tr.section("paper_repro vs LensTools 1.2: per-map throughput, measured side by side")
+    rows = {}
+    for stat, r in sorted(SPEED.items()):
+        if "lenstools" not in r:
+            continue
+        rows[stat] = dict(r)
+        for who in ("ours", "ours-2-threads"):
+            if who in r:
+                ratio = r[who] / r["lenstools"]
+                rows[stat][f"speedup {who}"] = ratio
+                tr.write_line(f"{stat:22s} {who:15s} {r[who]:8.1f} maps/s   LensTools {r['lenstools']:7.1f}"
+                              f" maps/s   speed-up {ratio:5.1f}x")
+    out = Path(os.environ.get("LENSTOOLS_SPEED_JSON",
+                              config.rootpath / ".benchmarks" / "lenstools_speed.json"))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({"numpy": np.__version__, "results": rows}, indent=2))
+    tr.write_line(f"written to {out}")

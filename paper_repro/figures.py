@@ -162,9 +162,7 @@ def asinh_ticks(norm: mcolors.Normalize, min_gap: float = 0.07) -> list[float]:
 def _cmap(name: str, bad: str = "0.8"):
     import matplotlib as mpl
 
-    cmap = mpl.colormaps[name].copy()
-    cmap.set_bad(bad)
-    return cmap
+    return mpl.colormaps[name].with_extremes(bad=bad)
 
 
 def _map_panel(ax, m, norm, angle_deg: float | None, *, cmap=MAP_CMAP):

@@ -235,9 +235,9 @@ def _level_index(x: np.ndarray, levels: np.ndarray, ws: _Workspace) -> np.ndarra
     """
     nl = levels.size
     out = ws.index
-    step = (levels[-1] - levels[0]) / (nl - 1) if nl > 1 else 1.0
+    step = (levels[-1] - levels[0]) / (nl - 1) if nl > 1 else 0.0
     ideal = levels[0] + step * np.arange(nl)
-    if np.all(np.abs(levels - ideal) <= 1e-9 * step):
+    if step > 0 and np.all(np.abs(levels - ideal) <= 1e-9 * step):
         r = np.multiply(x, 1.0 / step, out=ws.r)
         r += 1.0 - levels[0] / step                            # ~ (x - l_0) / step + 1
         f = np.floor(r, out=ws.f)
@@ -409,9 +409,8 @@ def minkowski_functionals(maps, thresholds=None, norm: bool = True, *,
                 s = ws.std(m) if norm else 1.0
                 levels[0::2] = t * s                                # t_i * sigma, as LensTools
                 levels[1::2] = (t[:-1] + t[1:]) * s / 2             # (v_i + v_{i+1}) * sigma / 2
-                if not np.all(levels[1:] > levels[:-1]):
-                    raise PaperReproError(
-                        f"thresholds: bins too narrow to resolve for map {row} (sigma {s!r})")
+                # non-decreasing (sigma = 0 for a constant map makes them all 0, as in LensTools):
+                # the levels <= x are a prefix of the list, so, with c their number,
                 # c in {2i+1, 2i+2}: t_i s <= x < t_{i+1} s;  c >= 2i+2: x >= midpoint i
                 c = _level_index(m, levels, ws)
                 s1[row] = np.bincount(c, weights=i1.ravel(), minlength=nl + 1)

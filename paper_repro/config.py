@@ -303,6 +303,61 @@ def get_dataset_preset(name: str | DatasetConfig) -> DatasetConfig:
 
 
 # --- certification settings (issue 4: paper_repro.comparison, validation/) --------------------
+@dataclass(frozen=True)
+class CertificationConfig:
+    """Every criterion and tolerance of the certification, in one place (paper_repro.comparison).
+
+    A statistic passes when the generated maps are no more distinguishable from the validation
+    maps than an independent auxiliary simulation set is (the baseline; paper Sect. 3.1, Fig. 4),
+    within these tolerances. Why not the paper's "p > 0.99 in 236 of 248 modes": under the null a
+    valid p-value is uniform, so such tallies are reported (``tally_levels``) but never required.
+    """
+
+    # bootstrap (paper Sect. 3.1: bootstrapped two-sample KS and AD tests, per component)
+    bootstrap_maps: int = 500        # n: maps drawn without replacement from each set per replicate
+                                     # (capped at the smallest set); fixes the tests' sensitivity, the same
+                                     # n for the generated and the baseline comparison
+    bootstrap_replicates: int = 100  # R: replicates; a component's reported p is the median over R (paper)
+    min_maps: int = 50               # a set with fewer maps is bad input (CLI exit 2)
+    alpha: float = 0.05              # per-component test level of the rejection fraction
+    # criterion "rejection fraction" (KS and AD separately): fraction of tested components with p < alpha,
+    # averaged over the replicates; generated <= baseline + reject_margin
+    reject_margin: float = 0.05
+    # criterion "Holm": the valid bootstrap p of a component is min(1, 2 x median p) (Meng 1994;
+    # Vovk & Wang 2020); Holm-adjusted across components, the smallest must be >= holm_level
+    holm_level: float = 0.01
+    # criterion "correlation" (statistics with a correlation matrix, the power spectrum: paper Fig. 4):
+    # the corr_quantile of |C_gen - C_val| over off-diagonal pairs <= corr_factor x the baseline's
+    # (the baseline scaled by sqrt((1/n_gen + 1/n_val) / (1/n_aux + 1/n_val)) for unequal set sizes)
+    corr_quantile: float = 0.99
+    corr_factor: float = 1.5
+    # criterion "mean": |mean_gen - mean_val| <= mean_k_sigma standard errors, every component
+    mean_k_sigma: float = 4.0
+    # reported only: the paper-style tallies "bootstrap median p > level in k of K components"
+    tally_levels: tuple = (0.99, 0.95, 0.9, 0.8)
+    # checkpoint selection (paper Sect. 2.3): chi-square distance of per-component histograms
+    chi2_bins: int = 20
+    seed: int = 0                    # the bootstrap's random seed
+
+    def __post_init__(self) -> None:
+        _check(self.bootstrap_maps >= 2, f"bootstrap_maps must be >= 2, got {self.bootstrap_maps}")
+        _check(self.bootstrap_replicates >= 1,
+               f"bootstrap_replicates must be >= 1, got {self.bootstrap_replicates}")
+        _check(self.min_maps >= 2, f"min_maps must be >= 2, got {self.min_maps}")
+        for name in ("alpha", "holm_level", "corr_quantile"):
+            v = getattr(self, name)
+            _check(0.0 < v < 1.0, f"{name} must be in (0, 1), got {v}")
+        _check(0.0 <= self.reject_margin <= 1.0, f"reject_margin must be in [0, 1], got {self.reject_margin}")
+        _check(self.corr_factor > 0, f"corr_factor must be > 0, got {self.corr_factor}")
+        _check(self.mean_k_sigma > 0, f"mean_k_sigma must be > 0, got {self.mean_k_sigma}")
+        _check(all(0.0 < v < 1.0 for v in self.tally_levels),
+               f"tally_levels must be in (0, 1), got {self.tally_levels}")
+        _check(self.chi2_bins >= 2, f"chi2_bins must be >= 2, got {self.chi2_bins}")
+        object.__setattr__(self, "tally_levels", tuple(float(v) for v in self.tally_levels))
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
 
 # --- novelty settings (issue 5: paper_repro.novelty) --------------------------------------------
 @dataclass(frozen=True)

@@ -94,29 +94,56 @@ def _as_stat(x, name: str, k: int | None = None) -> np.ndarray:
     return arr
 
 
-def ks_pvalues(a, b) -> np.ndarray:
-    """Two-sample Kolmogorov-Smirnov p-value of each component (column) of two (N, K) samples.
+def component_tests(a, b, *, seed: int = 0, n_sub: int | None = None,
+                    replicates: int | None = None) -> dict:
+    """Per-component bootstrapped two-sample KS and AD p-values of (N, K) statistics (paper Sect. 3.1).
 
-    The figures' default test; :mod:`paper_repro.comparison` is used instead when it is installed
-    (see :func:`component_pvalues`). Constant components (empty bins) get NaN.
+    Uses :func:`paper_repro.comparison.bootstrap_tests` with the certification's settings
+    (:class:`~paper_repro.config.CertificationConfig`: R subsamples of n maps per set). Returns
+    {"KS": (K,), "AD": (K,)} valid p-values min(1, 2 x median p) (NaN for constant components),
+    the paper's bootstrap medians ("KS median", "AD median"), the paper-style tallies over all K
+    components ("tallies", descriptive only) and a description of the test ("test").
     """
-    from scipy import stats
+    from . import comparison
+    from .config import CertificationConfig
 
+    cfg = CertificationConfig()
     a = np.asarray(a, dtype=np.float64)
     b = np.asarray(b, dtype=np.float64)
-    if a.ndim == 1:
-        a, b = a[:, None], b[:, None]
-    out = np.full(a.shape[1], np.nan)
-    for k in range(a.shape[1]):
-        x, y = a[:, k], b[:, k]
-        if np.ptp(np.concatenate([x, y])) > 0:
-            out[k] = stats.ks_2samp(x, y).pvalue
-    return out
+    n = min(cfg.bootstrap_maps if n_sub is None else int(n_sub), len(a), len(b))
+    r = cfg.bootstrap_replicates if replicates is None else int(replicates)
+    res = comparison.bootstrap_tests(a, b, n_sub=n, replicates=r, alpha=cfg.alpha, seed=seed)
+    return {"KS": res.ks_valid_p, "AD": res.ad_valid_p,
+            "KS median": res.ks_median_p, "AD median": res.ad_median_p,
+            "tallies": {"KS": comparison.paper_tallies(res.ks_median_p, cfg.tally_levels, "components"),
+                        "AD": comparison.paper_tallies(res.ad_median_p, cfg.tally_levels, "components")},
+            "test": f"bootstrap KS/AD ({r} subsamples of {n} maps per set; p = min(1, 2 x median p))",
+            "n_sub": n, "replicates": r}
 
 
-def component_pvalues(a, b, *, seed: int = 0) -> tuple[np.ndarray, str]:
-    """Per-component two-sample p-values of (N, K) statistics and the name of the test used."""
-    return ks_pvalues(a, b), "two-sample KS"
+def _select_p(pvalues, idx: Sequence[int], name: str) -> dict[str, list[float]]:
+    """{test name: p at components ``idx``} from an array (one test called ``name``) or from a
+    mapping such as :func:`component_tests` returns (its "KS" and "AD" entries)."""
+    if isinstance(pvalues, dict):
+        items = [(k, pvalues[k]) for k in ("KS", "AD") if k in pvalues]
+        if not items:
+            items = [(k, v) for k, v in pvalues.items() if np.ndim(v) == 1]
+    else:
+        items = [(name, pvalues)]
+    return {k: [float(np.asarray(v, dtype=np.float64)[i]) for i in idx] for k, v in items}
+
+
+def _p_text(ps: dict[str, list[float]], j: int) -> str:
+    return ", ".join(f"{k} p = {_fmt_p(v[j])}" for k, v in ps.items())
+
+
+def _tally_text(pvalues) -> str:
+    if not isinstance(pvalues, dict) or "tallies" not in pvalues:
+        return ""
+    t = pvalues["tallies"]
+    return (" Paper-style tallies of the bootstrap median p over all tested components "
+            "(descriptive only: under the null only ~1% of valid p-values exceed 0.99): "
+            + "; ".join(f"{k}: {v['text']}" for k, v in t.items()) + ".")
 
 
 def map_norm(maps: Sequence[np.ndarray], *, linear_sigmas: float = 1.0,
@@ -476,11 +503,12 @@ def select_modes(ell, targets=DEFAULT_MODES, *, modes: np.ndarray | None = None)
 
 
 def figure_3b(ell, P_generated, P_validation, *, targets=DEFAULT_MODES, modes: np.ndarray | None = None,
-              pvalues: np.ndarray | None = None, test: str | None = None,
-              l_edges: np.ndarray | None = None) -> Figure:
+              pvalues=None, test: str | None = None, l_edges: np.ndarray | None = None,
+              seed: int = 0) -> Figure:
     """Fig. 3(b): distributions of the power at a few equally spaced multipoles, with p-values.
 
-    ``pvalues``: per-bin p-values (K,) (default: :func:`component_pvalues` on the shown bins).
+    ``pvalues``: per-bin p-values (K,), or a mapping as :func:`component_tests` returns (KS and AD,
+    with the paper-style tallies); default: :func:`component_tests` on the shown bins.
     """
     ell = np.asarray(ell, dtype=np.float64)
     Pg = _as_stat(P_generated, "P_generated", ell.size)
@@ -490,14 +518,18 @@ def figure_3b(ell, P_generated, P_validation, *, targets=DEFAULT_MODES, modes: n
     if not idx:
         raise PaperReproError("figure_3b: every ell bin is empty; no per-mode distribution to show")
     if pvalues is None:
-        p_sel, test = component_pvalues(Pg[:, idx], Pv[:, idx])
+        res = component_tests(Pg[:, idx], Pv[:, idx], seed=seed)
+        ps = _select_p(res, range(len(idx)), "p")
+        test = test or res["test"]
     else:
-        p_sel = np.asarray(pvalues, dtype=np.float64)[idx]
+        ps = _select_p(pvalues, idx, "p")
+        if isinstance(pvalues, dict):
+            test = test or pvalues.get("test")
     test = test or "two-sample test"
-    fig = Figure(figsize=(3.3 * len(idx) + 0.4, 3.4), layout="constrained")
+    fig = Figure(figsize=(3.3 * len(idx) + 0.4, 3.6), layout="constrained")
     axes = np.atleast_1d(fig.subplots(1, len(idx)))
     shown = []
-    for ax, i, p in zip(axes, idx, p_sel):
+    for j, (ax, i) in enumerate(zip(axes, idx)):
         f = _ell_factor(ell[i])
         with np.errstate(divide="ignore"):
             lv, lg = np.log10(Pv[:, i] * f), np.log10(Pg[:, i] * f)
@@ -505,18 +537,23 @@ def figure_3b(ell, P_generated, P_validation, *, targets=DEFAULT_MODES, modes: n
         rng = ""
         if l_edges is not None:
             rng = f" ({l_edges[i]:.0f}, {l_edges[i + 1]:.0f}]"
-        ax.set_title(f"ℓ = {ell[i]:.0f}{rng}\n{test}: p = {_fmt_p(p)}", fontsize=9)
+        ax.set_title(f"ℓ = {ell[i]:.0f}{rng}\n{_p_text(ps, j)}", fontsize=9)
         ax.set_xlabel(r"$\log_{10}[\ell(\ell+1)P(\ell)/2\pi]$")
-        shown.append({"ell": float(ell[i]), "bin": int(i), "pvalue": float(p),
-                      "n_modes": None if modes is None else int(np.asarray(modes)[i])})
+        pv = {k: v[j] for k, v in ps.items()}
+        shown.append({"ell": float(ell[i]), "bin": int(i), "pvalue": next(iter(pv.values())),
+                      "pvalues": pv, "n_modes": None if modes is None else int(np.asarray(modes)[i])})
     axes[0].set_ylabel("probability density (per dex)")
     axes[0].legend(fontsize=7)
+    fig.suptitle(f"Power at {len(idx)} multipoles ({test})", fontsize=9)
     numbers = {"n_generated": int(len(Pg)), "n_validation": int(len(Pv)), "test": test,
                "targets": [float(t) for t in targets], "modes_shown": shown}
+    if isinstance(pvalues, dict) and "tallies" in pvalues:
+        numbers["paper_style_tallies"] = pvalues["tallies"]
     caption = (f"Figure 3(b). Distributions of l(l+1)P(l)/2pi over N = {len(Pg)} generated and "
                f"N = {len(Pv)} validation maps at the non-empty bins nearest ell = "
-               f"{', '.join(f'{t:.0f}' for t in targets)}: "
-               + "; ".join(f"ell = {s['ell']:.0f}: {test} p = {_fmt_p(s['pvalue'])}" for s in shown) + ".")
+               f"{', '.join(f'{t:.0f}' for t in targets)}; {test}: "
+               + "; ".join(f"ell = {sh['ell']:.0f}: {_p_text(ps, j)}" for j, sh in enumerate(shown)) + "."
+               + _tally_text(pvalues))
     return _attach(fig, caption, numbers)
 
 
@@ -650,11 +687,28 @@ def figure_5(nu, mf_generated, mf_validation) -> Figure:
     return _attach(fig, caption, numbers)
 
 
-def figure_6(nu, mf_generated, mf_validation, *, n_thresholds: int = 4,
-             pvalues: Sequence[np.ndarray] | None = None, test: str | None = None) -> Figure:
+def _split_mf_p(pvalues, k: int) -> tuple[list, dict | None]:
+    """Per-functional p-values from (p_V0, p_V1, p_V2) or one array/mapping over the 3K stacked values."""
+    if isinstance(pvalues, dict):
+        parts = [{key: np.asarray(v)[r * k:(r + 1) * k] for key, v in pvalues.items()
+                  if key in ("KS", "AD", "KS median", "AD median")} for r in range(3)]
+        return parts, pvalues
+    arr = np.asarray(pvalues, dtype=object if isinstance(pvalues, (list, tuple)) else np.float64)
+    if arr.dtype != object and arr.ndim == 1 and arr.size == 3 * k:
+        return [arr[r * k:(r + 1) * k] for r in range(3)], None
+    if len(pvalues) != 3:
+        raise PaperReproError(f"pvalues: expected (p_V0, p_V1, p_V2) or {3 * k} stacked values, "
+                              f"found {len(pvalues)} entries")
+    return list(pvalues), None
+
+
+def figure_6(nu, mf_generated, mf_validation, *, n_thresholds: int = 4, pvalues=None,
+             test: str | None = None, seed: int = 0) -> Figure:
     """Fig. 6: distributions of V0, V1, V2 at a few equally spaced thresholds, with p-values.
 
-    ``pvalues``: optional (p_V0, p_V1, p_V2), each (K,) (default: :func:`component_pvalues`).
+    ``pvalues``: (p_V0, p_V1, p_V2) each (K,) or a mapping {"KS", "AD"} of such; or one array /
+    mapping (as :func:`component_tests` returns) over the 3K values [V0 | V1 | V2]; default:
+    :func:`component_tests` on the shown thresholds.
     """
     nu = np.asarray(nu, dtype=np.float64)
     g = _check_mf(mf_generated, "mf_generated", nu.size)
@@ -662,36 +716,51 @@ def figure_6(nu, mf_generated, mf_validation, *, n_thresholds: int = 4,
     k = max(1, min(n_thresholds, nu.size))
     idx = sorted(set(np.linspace(1 if nu.size > 2 else 0, nu.size - (2 if nu.size > 2 else 1), k)
                      .round().astype(int).tolist()))
-    fig = Figure(figsize=(3.0 * len(idx) + 0.5, 8.0), layout="constrained")
+    whole = None
+    if pvalues is None:
+        res = component_tests(np.hstack([x[:, idx] for x in g]), np.hstack([x[:, idx] for x in v]),
+                              seed=seed)
+        parts = [{key: np.asarray(res[key])[r * len(idx):(r + 1) * len(idx)] for key in ("KS", "AD")}
+                 for r in range(3)]
+        cols = list(range(len(idx)))
+        test = test or res["test"]
+    else:
+        parts, whole = _split_mf_p(pvalues, nu.size)
+        cols = idx
+        if whole is not None:
+            test = test or whole.get("test")
+    test = test or "two-sample test"
+    fig = Figure(figsize=(3.0 * len(idx) + 0.5, 8.2), layout="constrained")
     axes = fig.subplots(3, len(idx), squeeze=False)
     table = {}
     for r in range(3):
-        if pvalues is None:
-            p, test = component_pvalues(g[r][:, idx], v[r][:, idx])
-        else:
-            p = np.asarray(pvalues[r], dtype=np.float64)[idx]
+        ps = _select_p(parts[r], cols, "p")
         rows = []
-        for c, (i, pi) in enumerate(zip(idx, p)):
+        for c, i in enumerate(idx):
             ax = axes[r, c]
             _hist_pair(ax, v[r][:, i], g[r][:, i], bins=20)
             _sci(ax, "both")
-            ax.set_title(f"{MF_NAMES[r]}, ν = {nu[i]:.2g}σ: p = {_fmt_p(pi)}", fontsize=8)
+            ax.set_title(f"{MF_NAMES[r]}, ν = {nu[i]:.2g}σ\n{_p_text(ps, c)}", fontsize=8)
             if c == 0:
                 ax.set_ylabel(f"density\n{MF_LABELS[r]}", fontsize=8)
-            rows.append({"nu": float(nu[i]), "pvalue": float(pi)})
+            pv = {key: val[c] for key, val in ps.items()}
+            rows.append({"nu": float(nu[i]), "pvalue": next(iter(pv.values())), "pvalues": pv})
         table[MF_NAMES[r]] = rows
     for c in range(len(idx)):
         axes[-1, c].set_xlabel("value of the functional")
     axes[0, 0].legend(fontsize=7)
-    test = test or "two-sample test"
-    fig.suptitle(f"Minkowski functionals at {len(idx)} thresholds ({test})", fontsize=10)
+    fig.suptitle(f"Minkowski functionals at {len(idx)} thresholds ({test})", fontsize=9)
     numbers = {"n_generated": int(len(g[0])), "n_validation": int(len(v[0])), "test": test,
                "thresholds_shown": [float(nu[i]) for i in idx], "pvalues": table}
+    if whole is not None and "tallies" in whole:
+        numbers["paper_style_tallies"] = whole["tallies"]
     caption = (f"Figure 6. Distributions of V0, V1, V2 over N = {len(g[0])} generated and "
                f"N = {len(v[0])} validation maps at thresholds nu = "
-               f"{', '.join(f'{nu[i]:.2g}' for i in idx)} (units of each map's std). {test} p-values: "
-               + "; ".join(f"{n}: " + ", ".join(_fmt_p(x["pvalue"]) for x in rows)
-                           for n, rows in table.items()) + ".")
+               f"{', '.join(f'{nu[i]:.2g}' for i in idx)} (units of each map's std); {test}: "
+               + "; ".join(f"{n}: " + ", ".join(
+                   "(" + ", ".join(f"{key} {_fmt_p(val)}" for key, val in x["pvalues"].items()) + ")"
+                   for x in rows) for n, rows in table.items()) + "."
+               + _tally_text(whole))
     return _attach(fig, caption, numbers)
 
 
@@ -910,13 +979,9 @@ def make_figures(run: str | os.PathLike | None = None, data: str | os.PathLike |
     modes = statistics.count_modes(size, angle, edges)
     nu, *mf_gen = statistics.minkowski_functionals(gen, thresholds)
     _, *mf_val = statistics.minkowski_functionals(val, thresholds)
-    keep = _nonempty([P_gen, P_val], modes)
-    p_ps = np.full(ell.size, np.nan)
-    p_ps[keep], ps_test = component_pvalues(P_gen[:, keep], P_val[:, keep], seed=seed)
-    mf_p = []
-    for a, b in zip(mf_gen, mf_val):
-        p, mf_test = component_pvalues(a, b, seed=seed)
-        mf_p.append(p)
+    say("bootstrap KS/AD tests")
+    ps_tests = component_tests(P_gen, P_val, seed=seed)          # constant (empty) bins: NaN
+    mf_tests = component_tests(np.hstack(mf_gen), np.hstack(mf_val), seed=seed)
 
     common = {"run": str(run), "generator": str(gen_path), "checkpoint": checkpoint or "default",
               "preset": preset.name, "data": str(ds.path), "training_maps": train_src,
@@ -928,11 +993,10 @@ def make_figures(run: str | os.PathLike | None = None, data: str | os.PathLike |
         ("1", lambda: figure_1(gen, val, angle_deg=angle)),
         ("2", lambda: figure_2(gen, val, seed=seed)),
         ("3a", lambda: figure_3a(ell, P_gen, P_val, angle_deg=angle, modes=modes)),
-        ("3b", lambda: figure_3b(ell, P_gen, P_val, modes=modes, pvalues=p_ps, test=ps_test,
-                                 l_edges=edges)),
+        ("3b", lambda: figure_3b(ell, P_gen, P_val, modes=modes, pvalues=ps_tests, l_edges=edges)),
         ("4", lambda: figure_4(P_val, P_gen, P_aux, ell=ell, modes=modes)),
         ("5", lambda: figure_5(nu, mf_gen, mf_val)),
-        ("6", lambda: figure_6(nu, mf_gen, mf_val, pvalues=mf_p, test=mf_test)),
+        ("6", lambda: figure_6(nu, mf_gen, mf_val, pvalues=mf_tests)),
     ]
 
     def fig7() -> Figure:

@@ -42,6 +42,11 @@ loaded whole):
 * :func:`slerp`, :func:`slerp_path` -- spherical interpolation in the prior (White 2016), maps along
   the path and the statistics tracked along it, with a smoothness measure.
 
+Memory: ``block_bytes`` (default :attr:`NoveltyConfig.block_bytes`) bounds each block of maps held at
+once (a float32 memory map is used in place, without a copy), and the distance matrices of two blocks
+together take at most about 3/4 of it; the peak working memory is below ~3 x ``block_bytes`` whatever
+the number of maps. Larger blocks make the float32 products faster (better BLAS shapes).
+
 Distances are float64; maps (N, H, W) float32 in convergence units, angles in degrees.
 """
 from __future__ import annotations
@@ -189,22 +194,28 @@ def _gamma(dim: int) -> float:
 
 def _approx_d2(a32: np.ndarray, an: np.ndarray, b32: np.ndarray, bn: np.ndarray,
                gamma: float) -> tuple[np.ndarray, np.ndarray]:
-    """Approximate squared distances (float32 product) and a rigorous bound on their error."""
+    """Approximate squared distances (float32 matrix, one product) and a rigorous per-row error bound.
+
+    |d2[i, j] - |a_i - b_j|^2| <= bound[i] for every j: 2 gamma |a_i| max|b| for the float32 product
+    (Higham 2002, Sect. 3.1) plus 8 u (|a_i|^2 + max|b|^2) for the float32 sums, u = 2^-24.
+    """
     if math.isfinite(gamma):
-        c = (a32 @ b32.T).astype(np.float64)
-    else:                                   # too long for a float32 bound: float64 product
-        c = a32.astype(np.float64) @ b32.astype(np.float64).T
-        gamma = 0.0
-    d2 = an[:, None] + bn[None, :] - 2.0 * c
-    bound = (2.0 * gamma) * np.sqrt(an)[:, None] * np.sqrt(bn)[None, :]
-    bound += _SLACK64 * (an[:, None] + bn[None, :])
+        d2 = a32 @ b32.T
+    else:                                   # too long for a float32 bound: float64 product, rounded once
+        d2 = (a32.astype(np.float64) @ b32.astype(np.float64).T).astype(np.float32)
+        gamma = 2 * _U32
+    d2 *= -2.0
+    d2 += an.astype(np.float32)[:, None]
+    d2 += bn.astype(np.float32)[None, :]
+    bmax = float(bn.max()) if bn.size else 0.0
+    bound = (2.0 * gamma) * np.sqrt(an) * math.sqrt(bmax) + (8 * _U32 + _SLACK64) * (an + bmax)
     return d2, bound
 
 
 def _exact_d2(a: np.ndarray, b: np.ndarray, ia: np.ndarray, ib: np.ndarray, budget: int) -> np.ndarray:
     """Squared L2 distances of row pairs (a[ia], b[ib]) by direct differences in float64."""
     out = np.empty(len(ia))
-    step = max(1, budget // (24 * a.shape[1]))
+    step = max(1, budget // (96 * a.shape[1]))
     for s in range(0, len(ia), step):
         d = a[ia[s:s + step]].astype(np.float64) - b[ib[s:s + step]]
         out[s:s + step] = np.einsum("ij,ij->i", d, d)
@@ -349,8 +360,8 @@ def _knn_rows(Q: _Rows, R: _Rows, k: int, budget: int, exclude_self: bool = Fals
     nq, nr = Q.n, R.n
     gamma = _gamma(Q.dim)
     row_bytes = max(Q.row_bytes, R.row_bytes)
-    qstep = max(1, min(nq, budget // (2 * row_bytes), 8192))
-    rstep = max(1, min(nr, budget // (4 * row_bytes), max(1, budget // 64 // qstep)))
+    qstep = max(1, min(nq, budget // row_bytes, 8192))
+    rstep = max(1, min(nr, budget // row_bytes, budget // 64 // qstep))
     out_d = np.full((nq, k), np.inf)
     out_i = np.full((nq, k), -1, dtype=np.int64)
     for qs in range(0, nq, qstep):
@@ -365,8 +376,6 @@ def _knn_rows(Q: _Rows, R: _Rows, k: int, budget: int, exclude_self: bool = Fals
             if exclude_self:
                 g = np.arange(max(qs, rs), min(qe, re_))
                 d2[g - qs, g - rs] = np.inf
-            valid = np.isfinite(d2)
-            done = np.zeros(d2.shape, dtype=bool)
             need = np.flatnonzero(~np.isfinite(best["d"][:, -1]))
             if need.size:                       # seed: the k most promising pairs of queries with < k found
                 kk = min(k, d2.shape[1])
@@ -374,13 +383,15 @@ def _knn_rows(Q: _Rows, R: _Rows, k: int, budget: int, exclude_self: bool = Fals
                 part = (np.argpartition(sub, kk - 1, axis=1)[:, :kk] if kk < sub.shape[1]
                         else np.broadcast_to(np.arange(sub.shape[1]), sub.shape))
                 pi, pj = np.repeat(need, kk), part.ravel()
-                ok = valid[pi, pj]
-                pi, pj = pi[ok], pj[ok]
-                done[pi, pj] = True
+                pi, pj = pi[np.isfinite(d2[pi, pj])], pj[np.isfinite(d2[pi, pj])]
+                d2[pi, pj] = np.inf             # done: not again below
                 if pi.size:
                     _merge_topk(best, pi, {"d": _exact_d2(qx, rx, pi, pj, budget), "i": pj + rs})
-            thr = best["d"][:, -1]
-            mask = valid & ~done & (d2 - bound <= thr[:, None])
+            lim = best["d"][:, -1] + bound      # a pair can enter the top k only if d2 <= lim
+            mask = d2 <= lim[:, None]
+            open_rows = ~np.isfinite(lim)
+            if open_rows.any():
+                mask[open_rows] &= np.isfinite(d2[open_rows])
             pi, pj = np.nonzero(mask)
             if pi.size:
                 _merge_topk(best, pi, {"d": _exact_d2(qx, rx, pi, pj, budget), "i": pj + rs})
@@ -455,7 +466,7 @@ def _lower_bound(qa: np.ndarray, ra: np.ndarray) -> np.ndarray:
     lb = np.full((qa.shape[1], ra.shape[0]), np.inf)
     for c in range(qa.shape[0]):
         d2, bound = _approx_d2(_f32(qa[c]), _sqnorm(qa[c]), r32, rn, gamma)
-        np.minimum(lb, d2 - bound, out=lb)
+        np.minimum(lb, d2 - bound[:, None], out=lb)
     return np.maximum(lb, 0.0)
 
 
@@ -713,7 +724,7 @@ class PairSearch:
 def _pairs_rows(X: _Rows, n_pairs: int, tau2: float | None, budget: int) -> PairSearch:
     n = X.n
     gamma = _gamma(X.dim)
-    step = max(1, min(n, budget // (3 * X.row_bytes), math.isqrt(max(1, budget // 64))))
+    step = max(1, min(n, budget // X.row_bytes, math.isqrt(budget // 64)))
     best = {"d": np.full(n_pairs, np.inf), "i": np.full(n_pairs, -1, dtype=np.int64),
             "j": np.full(n_pairs, -1, dtype=np.int64)}
     count = 0
@@ -726,26 +737,27 @@ def _pairs_rows(X: _Rows, n_pairs: int, tau2: float | None, budget: int) -> Pair
             xb = xa if b0 == a0 else X.read(b0, b1)
             d2, bound = _approx_d2(a32, an, _f32(xb), _sqnorm(xb), gamma)
             if b0 == a0:
-                d2[np.tri(len(xa), len(xb), 0, dtype=bool)] = np.inf   # only i < j
-            valid = np.isfinite(d2)
-            done = np.zeros(d2.shape, dtype=bool)
-            if not np.isfinite(best["d"][-1]):
-                m = min(n_pairs, int(valid.sum()))
+                for r in range(len(xa)):        # only i < j
+                    d2[r, :r + 1] = np.inf
+            if tau2 is not None:                # pairs surely below, and those to recheck
+                count += int(np.count_nonzero(d2 < (tau2 - bound)[:, None]))
+                pi, pj = np.nonzero((d2 >= (tau2 - bound)[:, None]) & (d2 < (tau2 + bound)[:, None]))
+                if pi.size:
+                    count += int((_exact_d2(xa, xb, pi, pj, budget) < tau2).sum())
+            if not np.isfinite(best["d"][-1]):  # seed with this block's most promising pairs
+                m = min(n_pairs, int(np.isfinite(d2).sum()))
                 if m:
                     flat = np.argpartition(d2.ravel(), m - 1)[:m] if m < d2.size else np.arange(d2.size)
                     pi, pj = np.unravel_index(flat, d2.shape)
-                    done[pi, pj] = True
                     best = _merge_pairs(best, {"d": _exact_d2(xa, xb, pi, pj, budget), "i": pi + a0, "j": pj + b0})
-            mask = valid & ~done & (d2 - bound <= best["d"][-1])
+                    d2[pi, pj] = np.inf
+            lim = best["d"][-1] + bound
+            mask = d2 <= lim[:, None]
+            if not np.isfinite(best["d"][-1]):
+                mask &= np.isfinite(d2)
             pi, pj = np.nonzero(mask)
             if pi.size:
                 best = _merge_pairs(best, {"d": _exact_d2(xa, xb, pi, pj, budget), "i": pi + a0, "j": pj + b0})
-            if tau2 is not None:
-                sure = valid & (d2 + bound < tau2)
-                count += int(sure.sum())
-                pi, pj = np.nonzero(valid & ~sure & (d2 - bound < tau2))
-                if pi.size:
-                    count += int((_exact_d2(xa, xb, pi, pj, budget) < tau2).sum())
     found = best["i"] >= 0
     return PairSearch(best["i"][found], best["j"][found], np.sqrt(np.maximum(best["d"][found], 0.0)),
                       count if tau2 is not None else None, n)

@@ -543,8 +543,8 @@ def calibrate(generated, validation, auxiliary, *, statistic: str, labels: Seque
     * ``correlation`` (if ``correlation``): quantile of |C_gen - C_val| <= corr_factor x the
       baseline's quantile of |C_aux - C_val| (size-corrected).
 
-    Both comparisons use the same subsample size n = min(bootstrap_maps, every set's size) and
-    the same seed. Sets with fewer than ``min_maps`` maps raise PaperReproError.
+    Both comparisons use the same subsample size n = min(bootstrap_maps, smallest set // 2) and
+    independent streams of the same seed. Sets with fewer than ``min_maps`` maps raise PaperReproError.
     """
     cfg = config or CertificationConfig()
     g = _as_stat(generated, "generated")
@@ -562,7 +562,8 @@ def calibrate(generated, validation, auxiliary, *, statistic: str, labels: Seque
     labels = list(np.arange(k) if labels is None else np.asarray(labels).tolist())
     if len(labels) != k:
         raise PaperReproError(f"{statistic}: expected {k} labels, found {len(labels)}")
-    n_sub = min(cfg.bootstrap_maps, g.shape[0], v.shape[0], x.shape[0])
+    # at most half of the smallest set, so that replicates differ and their mean settles
+    n_sub = max(2, min(cfg.bootstrap_maps, min(g.shape[0], v.shape[0], x.shape[0]) // 2))
     seed = cfg.seed if seed is None else seed
     ss = np.random.SeedSequence(seed) if not isinstance(seed, np.random.Generator) else None
     seeds = ss.spawn(2) if ss is not None else [seed, seed]

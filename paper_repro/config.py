@@ -315,8 +315,8 @@ class CertificationConfig:
 
     # bootstrap (paper Sect. 3.1: bootstrapped two-sample KS and AD tests, per component)
     bootstrap_maps: int = 500        # n: maps drawn without replacement from each set per replicate
-                                     # (capped at the smallest set); fixes the tests' sensitivity, the same
-                                     # n for the generated and the baseline comparison
+                                     # (capped at half the smallest set); fixes the tests' sensitivity, the
+                                     # same n for the generated and the baseline comparison
     bootstrap_replicates: int = 100  # R: replicates; a component's reported p is the median over R (paper)
     min_maps: int = 50               # a set with fewer maps is bad input (CLI exit 2)
     alpha: float = 0.05              # per-component test level of the rejection fraction

@@ -227,11 +227,12 @@ def _differences(m: np.ndarray, ws: _Workspace) -> tuple[np.ndarray, ...]:
 
 
 def _level_index(x: np.ndarray, levels: np.ndarray, ws: _Workspace) -> np.ndarray:
-    """For each pixel of x (N, N), the number of ``levels`` (increasing) that are <= x, exactly.
+    """For each pixel of x (N, N), the number of ``levels`` (non-decreasing) that are <= x, exactly.
 
     Returns ws.index (intp, N^2). For equally spaced levels, floor((x - l_0) / step) + 1 is that
-    number except within rounding of a level: pixels within 1e-6 step of a level are redone with
-    exact comparisons (searchsorted). Otherwise, one exact comparison pass per level.
+    number except within rounding of a level: we compute trunc of that plus 1e-6 (clipped to the
+    valid range), and redo with exact comparisons (searchsorted) the pixels whose fractional part
+    is below 2e-6, i.e. within ~1e-6 step of a level. Otherwise, one exact comparison per level.
     """
     nl = levels.size
     out = ws.index
@@ -239,14 +240,12 @@ def _level_index(x: np.ndarray, levels: np.ndarray, ws: _Workspace) -> np.ndarra
     ideal = levels[0] + step * np.arange(nl)
     if step > 0 and np.all(np.abs(levels - ideal) <= 1e-9 * step):
         r = np.multiply(x, 1.0 / step, out=ws.r)
-        r += 1.0 - levels[0] / step                            # ~ (x - l_0) / step + 1
-        f = np.floor(r, out=ws.f)
-        r -= f                                                  # fractional part
-        np.clip(f, 0.0, float(nl), out=f)
-        np.copyto(out.reshape(f.shape), f, casting="unsafe")
-        r -= 0.5
-        np.abs(r, out=r)
-        near = np.greater(r, 0.5 - 1e-6, out=ws.mask)           # within 1e-6 step of a level
+        r += 1.0 + 1e-6 - levels[0] / step                     # ~ (x - l_0) / step + 1 + 1e-6
+        np.clip(r, 0.5, nl + 0.5, out=r)                       # outside: 0 or nl, and never "near"
+        o2 = out.reshape(r.shape)
+        np.copyto(o2, r, casting="unsafe")                     # trunc = floor (r > 0)
+        r -= o2                                                 # fractional part
+        near = np.less(r, 2e-6, out=ws.mask)
         idx = np.flatnonzero(near)
         if idx.size:
             out[idx] = np.searchsorted(levels, x.ravel()[idx], side="right")
@@ -400,12 +399,8 @@ def minkowski_functionals(maps, thresholds=None, norm: bool = True, *,
                 i2 -= dx2
                 dy2 *= dxx
                 i2 -= dy2                                           # 16 (2 gx gy hxy - gx^2 hyy - gy^2 hxx)
-                if g2.min() == 0.0:                                 # LensTools' case |grad| == 0:
-                    flat = np.equal(g2, 0.0, out=ws.mask)           # (2 hxy - hxx - hyy) / (4 pi)
-                    np.divide(i2, g2, out=i2, where=~flat)
-                    i2[flat] = (2 * dxy - dxx - dyy)[flat] * 0.5
-                else:
-                    i2 /= g2
+                with np.errstate(divide="ignore", invalid="ignore"):
+                    i2 /= g2                                        # NaN where |grad| == 0: see below
                 s = ws.std(m) if norm else 1.0
                 levels[0::2] = t * s                                # t_i * sigma, as LensTools
                 levels[1::2] = (t[:-1] + t[1:]) * s / 2             # (v_i + v_{i+1}) * sigma / 2
@@ -415,6 +410,10 @@ def minkowski_functionals(maps, thresholds=None, norm: bool = True, *,
                 c = _level_index(m, levels, ws)
                 s1[row] = np.bincount(c, weights=i1.ravel(), minlength=nl + 1)
                 s2[row] = np.bincount(c, weights=i2.ravel(), minlength=nl + 1)
+                if not np.isfinite(s2[row]).all():                  # LensTools' case |grad| == 0:
+                    flat = np.equal(g2, 0.0, out=ws.mask)           # (2 hxy - hxx - hyy) / (4 pi)
+                    i2[flat] = (2 * dxy - dxx - dyy)[flat] * 0.5    # (x 1/4 / (2 pi) at the end)
+                    s2[row] = np.bincount(c, weights=i2.ravel(), minlength=nl + 1)
                 v0[row] = np.bincount(c, minlength=nl + 1)[::-1].cumsum()[::-1][2::2]
 
     _parallel(arr.shape[0], workers, run)
@@ -619,3 +618,30 @@ def offdiagonal(matrix: np.ndarray) -> np.ndarray:
     m = np.asarray(matrix)
     v = m[np.triu_indices(m.shape[0], k=1)]
     return v[np.isfinite(v)]
+
+
+# --- all of the paper's statistics at once ----------------------------------------------------------------
+
+def paper_statistics(maps, angle_deg: float = DEFAULT_ANGLE_DEG, *, pixel_edges=None,
+                     l_edges=None, thresholds=None, workers: int | None = None
+                     ) -> dict[str, tuple[list, np.ndarray]]:
+    """The paper's statistics of a set of maps as {name: (component labels, (N, K) array)}.
+
+    ``power_spectrum``: P at the 248 modes (labels: ell bin centres); ``minkowski_functionals``:
+    V0, V1, V2 side by side (57 components; labels "V0@nu"); ``pixel_histogram`` (only with
+    ``pixel_edges``, which two compared sets must share): per-map pixel-value densities. Each
+    array is what :func:`paper_repro.comparison.calibrate` takes.
+    """
+    ell, p = power_spectrum(maps, angle_deg, l_edges, workers=workers)
+    nu, v0, v1, v2 = minkowski_functionals(maps, thresholds, workers=workers)
+    if p.ndim == 1:
+        p, v0, v1, v2 = p[None], v0[None], v1[None], v2[None]
+    out = {
+        "power_spectrum": ([float(v) for v in ell], p),
+        "minkowski_functionals": ([f"{name}@{v:.4g}" for name in ("V0", "V1", "V2") for v in nu],
+                                  np.concatenate([v0, v1, v2], axis=1)),
+    }
+    if pixel_edges is not None:
+        centres, h = pixel_histogram(maps, pixel_edges, density=True, workers=workers)
+        out["pixel_histogram"] = ([float(v) for v in centres], h if h.ndim == 2 else h[None])
+    return out

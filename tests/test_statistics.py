@@ -395,3 +395,14 @@ def test_bad_settings():
         S.minkowski_functionals(m, [0.0, 0.0, 1.0])
     with pytest.raises(PaperReproError, match="workers"):
         S.moments(m, workers=0)
+
+
+def test_paper_statistics_bundle(lenstools_fixture):
+    f = lenstools_fixture
+    out = S.paper_statistics(f["maps"], float(f["angle_deg"]), pixel_edges=np.linspace(-0.1, 0.2, 31))
+    labels, p = out["power_spectrum"]
+    assert p.shape == (4, 248) and labels[0] == 300.0
+    labels, mf = out["minkowski_functionals"]
+    assert mf.shape == (4, 57) and labels[0] == "V0@-1.9" and labels[19].startswith("V1@")
+    close(mf[:, 38:], f["V2"])
+    assert out["pixel_histogram"][1].shape == (4, 30)

@@ -739,7 +739,7 @@ def figure_6(nu, mf_generated, mf_validation, *, n_thresholds: int = 4, pvalues=
         for c, i in enumerate(idx):
             ax = axes[r, c]
             _hist_pair(ax, v[r][:, i], g[r][:, i], bins=20)
-            _sci(ax, "both")
+            _sci(ax, "x")
             ax.set_title(f"{MF_NAMES[r]}, ν = {nu[i]:.2g}σ\n{_p_text(ps, c)}", fontsize=8)
             if c == 0:
                 ax.set_ylabel(f"density\n{MF_LABELS[r]}", fontsize=8)
@@ -963,6 +963,9 @@ def make_figures(run: str | os.PathLike | None = None, data: str | os.PathLike |
 
     val_all = ds["validation"]
     n = min(len(val_all), DEFAULT_N) if n is None else int(n)
+    if n < 2 or len(val_all) < 2:
+        raise PaperReproError(f"need at least 2 generated and 2 validation maps for the bands and "
+                              f"correlation matrices, got --n {n} and {len(val_all)} validation maps")
     val = np.asarray(val_all[:n], dtype=np.float32)
     aux = np.asarray(ds["auxiliary"][:n], dtype=np.float32) if "auxiliary" in ds.splits else None
     say(f"generating {n} maps from {gen_path} (seed {seed})")

@@ -463,6 +463,9 @@ def figure_3a(ell, P_generated, P_validation, *, angle_deg: float | None = None,
                      label="validation s.e.m.")
     rax.plot(x, ratio, color=COLORS["generated"], lw=1.2, label="generated / validation")
     rax.axhline(1.0, color="k", lw=0.6)
+    finite = ratio[np.isfinite(ratio) & (ratio > 0)]
+    if finite.size and (finite.max() > 2.0 or finite.min() < 0.5):
+        rax.set_yscale("log")                 # large departures: a factor 2 up looks like 2 down
     rax.set_xlabel(r"multipole $\ell$")
     _log_axis(rax, "x")
     rax.set_ylabel("mean ratio")

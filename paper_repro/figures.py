@@ -239,17 +239,13 @@ def _band(ax, x, stat, color, label, *, positive: bool = False):
     return mean, sd
 
 
-def _hist_pair(ax, a, b, *, log_x: bool = False, bins: int = 30, labels=("validation", "generated")):
+def _hist_pair(ax, a, b, *, bins: int = 30, labels=("validation", "generated")):
     """Normalised histograms of two 1-D samples on common bins."""
     pooled = np.concatenate([a, b])
-    if log_x and np.all(pooled > 0):
-        edges = np.geomspace(pooled.min(), pooled.max(), bins + 1)
-        ax.set_xscale("log")
-    else:
-        lo, hi = float(pooled.min()), float(pooled.max())
-        if not hi > lo:
-            lo, hi = lo - 0.5, hi + 0.5
-        edges = np.linspace(lo, hi, bins + 1)
+    lo, hi = float(pooled.min()), float(pooled.max())
+    if not hi > lo:
+        lo, hi = lo - 0.5, hi + 0.5
+    edges = np.linspace(lo, hi, bins + 1)
     for x, lab in zip((a, b), labels):
         ax.hist(x, bins=edges, density=True, histtype="step", lw=1.4, color=COLORS[lab],
                 label=f"{lab} ({len(x)})")
@@ -917,13 +913,6 @@ def _save(fig: Figure, stem: Path, dpi: int) -> list[Path]:
             raise
         out.append(final)
     return out
-
-
-def _write_text(path: Path, text: str) -> None:
-    from .data import atomic_path
-
-    with atomic_path(path) as tmp:
-        tmp.write_text(text)
 
 
 def make_figures(run: str | os.PathLike | None = None, data: str | os.PathLike | None = None,

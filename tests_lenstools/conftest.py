@@ -39,8 +39,13 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
                 rows[stat][f"speedup {who}"] = ratio
                 tr.write_line(f"{stat:22s} {who:15s} {r[who]:8.1f} maps/s   LensTools {r['lenstools']:7.1f}"
                               f" maps/s   speed-up {ratio:5.1f}x")
+        for key in ("interleaved speed-up (1 thread)", "interleaved speed-up (2 threads)"):
+            if key in r:
+                tr.write_line(f"{stat:22s} {key}: median over alternating rounds {r[key]:5.1f}x")
     out = Path(os.environ.get("LENSTOOLS_SPEED_JSON",
                               config.rootpath / ".benchmarks" / "lenstools_speed.json"))
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"numpy": np.__version__, "results": rows}, indent=2))
+    load = os.getloadavg() if hasattr(os, "getloadavg") else None
+    tr.write_line(f"load average during the run (other processes share these cores): {load}")
+    out.write_text(json.dumps({"numpy": np.__version__, "load_average": load, "results": rows}, indent=2))
     tr.write_line(f"written to {out}")

@@ -293,10 +293,13 @@ def _level_index(x: np.ndarray, levels: np.ndarray, ws: _Workspace) -> tuple[np.
             if idx.size:
                 out[idx] = np.searchsorted(levels, x.ravel()[idx], side="right") + shift
             return out, shift
+    xf = x.ravel()
+    if nl > 255:                                              # too many for the uint8 counter
+        out[:] = np.searchsorted(levels, xf, side="right")
+        return out, 0
     acc = ws.count
     acc[...] = 0
     tmp = ws.mask.reshape(-1)
-    xf = x.ravel()
     for v in levels:
         np.greater_equal(xf, v, out=tmp)
         np.add(acc, tmp.view(np.uint8), out=acc)

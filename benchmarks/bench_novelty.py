@@ -40,7 +40,7 @@ def sets(tmp_path_factory):
     d = tmp_path_factory.mktemp("novelty")
     return {
         (256, "ref"): write_maps(d / "ref256.npy", 2000, 256, 1),
-        (256, "q"): write_maps(d / "q256.npy", 64, 256, 2),
+        (256, "q"): write_maps(d / "q256.npy", 512, 256, 2),
         (64, "ref"): write_maps(d / "ref64.npy", 20000, 64, 3),
         (64, "q"): write_maps(d / "q64.npy", 256, 64, 4),
         (64, "batch"): write_maps(d / "batch64.npy", 8192, 64, 5),

@@ -15,9 +15,9 @@ loaded whole):
     2 max_{g, s} corr(g a, b)(s). A memorised map that was shifted or flipped is found at distance 0.
 
   Pixel and power searches compute |a|^2 + |b|^2 - 2 a.b with one float32 matrix product per block,
-  bound its rounding error rigorously (gamma_{D+2} |a||b|, Higham 2002 Sect. 3.1) and recompute in
-  float64, by direct differences, every pair that the bound cannot exclude: the result equals a
-  float64 brute-force search (ties go to the lower reference index).
+  bound its rounding error rigorously (2 gamma_{D+2} |a||b| for the product, Higham 2002 Sect. 3.1,
+  plus the float32 sums) and recompute in float64, by direct differences, every pair that the bound
+  cannot exclude: the result equals a float64 brute-force search (ties go to the lower index).
 
   The invariant search costs 8 inverse FFTs per pair, so it prunes with a certified lower bound:
   by Parseval and |u - v| >= ||u| - |v||, ||roll(a, s) - b||^2 >= sum_k (|A_k| - |B_k|)^2 / N^2 for
@@ -37,7 +37,8 @@ loaded whole):
 * :func:`birthday_test` -- Arora & Zhang (2017): closest pairs within a batch (32,768 maps in the
   paper) in pixel, power-spectrum and discriminator-feature space, pairwise distances in blocks
   keeping only the closest pairs; near-duplicates are pairs closer than a threshold calibrated on
-  independent reference maps; their count gives a support-size estimate and an exact test.
+  independent reference maps; their count gives a support-size estimate and a test of the
+  generated batch's near-duplicate rate against the reference's.
 
 * :func:`slerp`, :func:`slerp_path` -- spherical interpolation in the prior (White 2016), maps along
   the path and the statistics tracked along it, with a smoothness measure.
@@ -488,32 +489,45 @@ def _invariant_search(Q: _Rows, R: _Rows, size: int, k: int, candidates: int | N
     hr = size * (size // 2 + 1)
     fft_bytes = 16 * hr                                   # one complex128 half-plane spectrum
     chunk = max(1, budget // 4 // (8 * (16 * hr + 8 * size * size)))   # refs per batch of 8 inverse FFTs
-    qstep = max(1, min(nq, budget // 4 // (8 * fft_bytes + Q.row_bytes)))
-    rstep = max(1, min(nr, budget // 4 // (fft_bytes + R.row_bytes + 8 * hr), max(1, budget // 64 // qstep)))
+    fstep = max(1, min(nq, budget // 4 // (8 * fft_bytes + Q.row_bytes)))   # queries whose 8 spectra fit
     exact_mode = candidates is None
     modes = _modes(size, None if exact_mode else lb_modes)
+    n_modes = modes.sel.size
+    if exact_mode:                                        # the superblock's spectra stay in memory
+        qstep = fstep
+    else:                                                 # only amplitudes (4 x M) and the top list
+        keep = min(int(candidates) + 1, nr)
+        qstep = max(1, min(nq, budget // 4 // (4 * n_modes * 12 + keep * 16)))
+    rstep = max(1, min(nr, budget // 4 // (fft_bytes + R.row_bytes + 8 * hr + 12 * n_modes),
+                       budget // 64 // qstep))
     d_out = np.full((nq, k), np.inf)
     i_out = np.full((nq, k), -1, dtype=np.int64)
     t_out = np.zeros((nq, k), dtype=np.int64)
     s_out = np.zeros((nq, k), dtype=np.int64)
     certified = np.ones(nq, dtype=bool)
+    classes = list(_AMPLITUDE_CLASSES)
 
     def spectra(x: np.ndarray) -> np.ndarray:
         return scipy.fft.rfft2(x.reshape(-1, size, size).astype(np.float64, copy=False), workers=workers)
 
+    def query_spectra(x: np.ndarray, which=None) -> np.ndarray:       # (8 or 4, q, H, Wr)
+        m = x.reshape(-1, size, size).astype(np.float64, copy=False)
+        tr = _all_transforms(m) if which is None else np.stack([dihedral_transform(m, t) for t in which])
+        return scipy.fft.rfft2(tr, workers=workers)
+
     for qs in range(0, nq, qstep):
         qe = min(nq, qs + qstep)
-        qx = Q.read(qs, qe)
-        qn = _sqnorm(qx)
-        qf = scipy.fft.rfft2(_all_transforms(qx.reshape(-1, size, size).astype(np.float64)), workers=workers)
-        qa = _amplitudes(qf[list(_AMPLITUDE_CLASSES)], modes)          # (4, q, M)
         best = {"d": d_out[qs:qe], "i": i_out[qs:qe], "t": t_out[qs:qe], "s": s_out[qs:qe]}
 
-        def evaluate(i: int, rf: np.ndarray, rn: np.ndarray, gidx: np.ndarray) -> None:
-            d2, t, s = _invariant_exact(qf[:, i], qn[i], rf, rn, size, workers)
+        def evaluate(i: int, qf: np.ndarray, qn: float, rf: np.ndarray, rn: np.ndarray, gidx: np.ndarray) -> None:
+            d2, t, s = _invariant_exact(qf, qn, rf, rn, size, workers)
             _merge_topk(best, np.full(len(gidx), i), {"d": d2, "i": gidx, "t": t, "s": s})
 
         if exact_mode:
+            qx = Q.read(qs, qe)
+            qn = _sqnorm(qx)
+            qf = query_spectra(qx)
+            qa = _amplitudes(qf[classes], modes)                       # (4, q, M)
             for rs in range(0, nr, rstep):
                 re_ = min(nr, rs + rstep)
                 rx = R.read(rs, re_)
@@ -525,47 +539,53 @@ def _invariant_search(Q: _Rows, R: _Rows, size: int, k: int, candidates: int | N
                     c = min(chunk, max(k, 4))                 # small first batches: a copy ends the search early
                     while cand.size:
                         now, cand = cand[:c], cand[c:]
-                        evaluate(i, rf[now], rn[now], now + rs)
+                        evaluate(i, qf[:, i], qn[i], rf[now], rn[now], now + rs)
                         cand = cand[lb[i, cand] <= best["d"][i, -1]]
                         c = min(chunk, 2 * c)
         else:
             m = min(int(candidates), nr)
-            keep = min(m + 1, nr)                             # the (m+1)-th bound certifies the answer
+            qa = np.empty((len(classes), qe - qs, n_modes))
+            for fs in range(qs, qe, fstep):                   # amplitudes, a few queries' spectra at a time
+                fe = min(qe, fs + fstep)
+                qa[:, fs - qs:fe - qs] = _amplitudes(query_spectra(Q.read(fs, fe), classes), modes)
             top = {"d": np.full((qe - qs, keep), np.inf), "i": np.full((qe - qs, keep), -1, dtype=np.int64)}
-            for rs in range(0, nr, rstep):
+            for rs in range(0, nr, rstep):                    # pass 1: the m smallest bounds of each query
                 re_ = min(nr, rs + rstep)
-                rx = R.read(rs, re_)
-                lb = _lower_bound(qa, _amplitudes(spectra(rx), modes))
+                lb = _lower_bound(qa, _amplitudes(spectra(R.read(rs, re_)), modes))
                 kk = min(keep, lb.shape[1])
                 part = (np.argpartition(lb, kk - 1, axis=1)[:, :kk] if kk < lb.shape[1]
                         else np.broadcast_to(np.arange(lb.shape[1]), lb.shape))
                 rows = np.repeat(np.arange(qe - qs), kk)
                 _merge_topk(top, rows, {"d": np.take_along_axis(lb, part, 1).ravel(), "i": part.ravel() + rs})
-            for i in range(qe - qs):
+            del qa
+            for i in range(qe - qs):                          # pass 2: those m candidates, exactly
+                qx1 = Q.read(qs + i, qs + i + 1)
+                qf1, qn1 = query_spectra(qx1)[:, 0], float(_sqnorm(qx1)[0])
                 idx = np.sort(top["i"][i, :m])
                 idx = idx[idx >= 0]
                 for c0 in range(0, idx.size, chunk):
                     now = idx[c0:c0 + chunk]
                     rx = R.take(now)
-                    evaluate(i, spectra(rx), _sqnorm(rx), now)
+                    evaluate(i, qf1, qn1, spectra(rx), _sqnorm(rx), now)
                 next_lb = top["d"][i, m] if keep > m else np.inf
                 certified[qs + i] = bool(next_lb >= best["d"][i, -1])
 
         # final recheck of the winners by direct differences in float64
-        flat = np.unique(best["i"][best["i"] >= 0])
-        ref = R.take(flat).reshape(-1, size, size).astype(np.float64, copy=False)
-        qmaps = qx.reshape(-1, size, size).astype(np.float64, copy=False)
-        for i in range(qe - qs):
-            for j in range(k):
-                if best["i"][i, j] < 0:
-                    continue
-                sy, sx = divmod(int(best["s"][i, j]), size)
-                a = np.roll(dihedral_transform(qmaps[i], int(best["t"][i, j])), (sy, sx), axis=(0, 1))
-                b = ref[np.searchsorted(flat, best["i"][i, j])]
-                best["d"][i, j] = float(np.sum((a - b) ** 2))
-            order = np.lexsort((best["i"][i], best["d"][i]))
-            for key in best:
-                best[key][i] = best[key][i][order]
+        for fs in range(qs, qe, fstep):
+            fe = min(qe, fs + fstep)
+            qmaps = Q.read(fs, fe).reshape(-1, size, size).astype(np.float64, copy=False)
+            flat = np.unique(i_out[fs:fe][i_out[fs:fe] >= 0])
+            ref = R.take(flat).reshape(-1, size, size).astype(np.float64, copy=False)
+            for i in range(fs, fe):
+                for j in range(k):
+                    if i_out[i, j] < 0:
+                        continue
+                    sy, sx = divmod(int(s_out[i, j]), size)
+                    a = np.roll(dihedral_transform(qmaps[i - fs], int(t_out[i, j])), (sy, sx), axis=(0, 1))
+                    d_out[i, j] = float(np.sum((a - ref[np.searchsorted(flat, i_out[i, j])]) ** 2))
+                order = np.lexsort((i_out[i], d_out[i]))
+                for arr in (d_out, i_out, t_out, s_out):
+                    arr[i] = arr[i][order]
     shifts = np.stack([s_out // size, s_out % size], axis=-1)
     return i_out, d_out, t_out, shifts, certified
 
@@ -665,8 +685,10 @@ def memorisation_test(generated, validation, training, *, space: str = "invarian
     the same search, so the prefilter (``candidates``) treats them alike. Also reported: the
     fraction of generated maps closer than the ``close_quantile`` quantile of the validation
     distances (about ``close_quantile`` for a novel generator) and the closest generated-training
-    pairs. Note: a generator whose maps are smoother than the data also sits closer to everything;
-    read a failure together with the statistics verdicts and the close fraction.
+    pairs. The validation maps must be independent of the training maps (other parent maps: crops
+    overlapping training crops sit close to them and make the baseline lenient). Note: a generator
+    whose maps are smoother than the data also sits closer to everything; read a failure together
+    with the statistics verdicts and the close fraction.
     """
     g = _check_maps(generated, "generated", min_maps=3)
     v = _check_maps(validation, "validation", min_maps=3)

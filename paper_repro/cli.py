@@ -167,6 +167,80 @@ def _generate(args: argparse.Namespace) -> int:
     return 0
 
 
+# ------------------------------------------------------------------------------------ validate
+def _validate_args(p: argparse.ArgumentParser) -> None:
+    src = p.add_mutually_exclusive_group()
+    src.add_argument("--generated", help="generated maps .npy (N, H, W)")
+    src.add_argument("--run", help="run directory: generate the maps from its generator (best by default)")
+    p.add_argument("--reference", help="validation maps .npy (simulations never used in training)")
+    p.add_argument("--auxiliary", help="independent simulation maps .npy (the baseline); "
+                                       "without it the reference set is split in two")
+    p.add_argument("--training", help="training maps .npy: adds the memorisation criterion")
+    p.add_argument("--angle", type=float, help="side of a map in degrees (default: from the manifest)")
+    p.add_argument("--report", help="write the full JSON report here")
+    p.add_argument("--n", type=_positive_int, help="maps to generate with --run (default: as many as --reference)")
+    p.add_argument("--seed", type=int, default=20190101, help="seed of the maps generated with --run")
+    p.add_argument("--checkpoint", default=None, help="with --run: epoch, 'last' or 'best'")
+
+
+@command("validate", _validate_args)
+def _validate(args: argparse.Namespace) -> int:
+    """Certify generated maps against simulations; exit 0 pass, 1 fail, 2 bad input."""
+    _quiet_tensorflow()
+    from pathlib import Path
+
+    from . import certification, reproduction
+
+    if args.generated is None and args.run is None and args.reference is None:
+        run, gen, ref, aux, train = reproduction.default_inputs(n=args.n)   # the shipped model
+        args.run, args.generated, args.reference, args.auxiliary = str(run), str(gen), str(ref), str(aux)
+        args.training = args.training or str(train)
+    if args.reference is None:
+        raise PaperReproError("--reference is required (validation maps, .npy)")
+    if args.generated is None and args.run is None:
+        raise PaperReproError("give --generated G.npy or --run RUN_DIR")
+    generated = args.generated
+    tmp = None
+    if generated is None:
+        from .data import open_maps
+        import tempfile
+        n = args.n or len(open_maps(args.reference, check_finite=False))
+        tmp = tempfile.TemporaryDirectory(prefix="paper-repro-validate-")
+        generated = reproduction.generated_maps(args.run, n, args.seed, Path(tmp.name) / "generated.npy",
+                                                checkpoint=args.checkpoint)
+    try:
+        inputs = certification.prepare(generated, args.reference, args.auxiliary, args.training,
+                                       angle_deg=args.angle)
+        report = certification.certify(inputs, progress=True)
+        if args.run is not None:
+            from .models import flops_per_map
+            from .runs import load_generator
+            model, preset = load_generator(args.run, args.checkpoint)
+            report.speed = certification.generation_speed(
+                model, preset.model.latent_dim, flops_per_map=flops_per_map(preset.model)["generator"])
+    finally:
+        if tmp is not None:
+            tmp.cleanup()
+    if args.report:
+        report.write(args.report)
+    print(report.summary())
+    return 0 if report.passed else 1
+
+
+# ----------------------------------------------------------------------------------- reproduce
+def _reproduce_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--out", default="figures", help="where report.json and Figures 1-8 go")
+    p.add_argument("--no-figures", action="store_true", help="certify only")
+
+
+@command("reproduce", _reproduce_args)
+def _reproduce(args: argparse.Namespace) -> int:
+    """The main job: certify the shipped model on fresh simulations, write figures and report."""
+    _quiet_tensorflow()
+    from . import reproduction
+    return reproduction.reproduce(args.out, figures=not args.no_figures)
+
+
 # ---------------------------------------------------------------------------------------- main
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(

@@ -839,7 +839,8 @@ def _dataset_preset_for(preset) -> str:
     """The dataset preset whose crops match a model preset's map size and angle (for defaults)."""
     from .config import DATASET_PRESETS
 
-    for name, cfg in DATASET_PRESETS.items():
+    # "reference" first: its seeds were never used in training
+    for name, cfg in sorted(DATASET_PRESETS.items(), key=lambda kv: kv[0] != "reference"):
         if cfg.crop_size == preset.model.image_size and math.isclose(
                 cfg.crop_angle_deg, preset.angle_deg, rel_tol=1e-3):
             return name

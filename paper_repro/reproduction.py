@@ -1,0 +1,94 @@
+"""The main job: certify the shipped reference generator on fresh simulations and draw Figures 1-8.
+
+``paper-repro reproduce`` (no arguments) = simulate the ``reference`` dataset (validation and
+auxiliary maps from seeds never used in training) and the model's training set (``cpu`` preset,
+seed 0, for the memorisation test), generate maps with ``paper_repro/reference_model``, run the
+certification (:mod:`paper_repro.certification`), write ``figures/report.json`` and Figures 1-8.
+The same inputs serve ``paper-repro validate --run`` and ``pytest validation/`` with no options.
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+from .errors import PaperReproError
+
+#: the shipped generator (a run directory: config.json + best/generator.keras)
+REFERENCE_MODEL = Path(__file__).resolve().parent / "reference_model"
+#: where the main job keeps simulated data and results (relative to the working directory)
+DATA_ROOT = Path("data")
+FIGURES = Path("figures")
+#: seed of the generated maps certified by the main job
+GENERATION_SEED = 20190101
+
+
+def ensure_dataset(directory: Path, preset: str, progress: bool = True) -> Path:
+    """Simulate dataset ``preset`` into ``directory`` unless a complete one is already there."""
+    from .data import MANIFEST, build_dataset
+
+    if not (directory / MANIFEST).exists():
+        if progress:
+            print(f"simulating the {preset!r} dataset into {directory} ...", flush=True)
+        build_dataset(directory, preset, progress=progress)
+    return directory
+
+
+def generated_maps(run: str | os.PathLike, n: int, seed: int, out: Path, checkpoint=None,
+                   progress: bool = True) -> Path:
+    """Generate n maps of ``run`` into ``out`` (.npy), unless that exact file exists already."""
+    from .runs import generate_to_file
+
+    stamp = out.with_suffix(".json")
+    want = {"run": str(Path(run).resolve()), "n": n, "seed": seed, "checkpoint": checkpoint}
+    import json
+    if out.exists() and stamp.exists() and json.loads(stamp.read_text()) == want:
+        return out
+    if progress:
+        print(f"generating {n} maps with {run} (seed {seed}) ...", flush=True)
+    generate_to_file(run, out, n=n, seed=seed, checkpoint=checkpoint)
+    from .runs import write_json
+    write_json(stamp, want)
+    return out
+
+
+def default_inputs(progress: bool = True, n: int | None = None):
+    """(run, generated .npy, validation .npy, auxiliary .npy, training .npy) of the main job."""
+    from .data import open_split
+
+    run = REFERENCE_MODEL
+    if not (run / "config.json").exists():
+        raise PaperReproError(f"{run}: the shipped reference model is missing (config.json)")
+    ref = ensure_dataset(DATA_ROOT / "reference", "reference", progress)
+    train = ensure_dataset(DATA_ROOT / "cpu", "cpu", progress)
+    n = n or len(open_split(ref, "validation"))
+    gen = generated_maps(run, n, GENERATION_SEED, ref / "generated.npy", progress=progress)
+    return run, gen, ref / "validation.npy", ref / "auxiliary.npy", train / "train.npy"
+
+
+def reproduce(out: str | os.PathLike = FIGURES, *, figures: bool = True, progress: bool = True) -> int:
+    """The main job; returns 0 when the shipped model passes every criterion, 1 otherwise."""
+    from . import certification
+    from .models import flops_per_map
+    from .runs import load_generator
+
+    out = Path(out)
+    run, gen, val, aux, train = default_inputs(progress)
+    inputs = certification.prepare(gen, val, aux, train)
+    report = certification.certify(inputs, progress=progress)
+    model, preset = load_generator(run)
+    report.speed = certification.generation_speed(
+        model, preset.model.latent_dim, flops_per_map=flops_per_map(preset.model)["generator"])
+    out.mkdir(parents=True, exist_ok=True)
+    report.write(out / "report.json")
+    print(report.summary())
+    print(f"generation: {report.speed['maps_per_s']:.0f} maps/s on this machine "
+          f"({100 * report.speed.get('efficiency', float('nan')):.1f}% of a measured matmul)")
+    print(f"report: {out / 'report.json'}")
+    if figures:
+        from .figures import make_figures
+        if progress:
+            print("figures 1-8 ...", flush=True)
+        make_figures(run, val.parent, out, progress=progress)
+        print(f"figures: {out}/fig*.png")
+    return 0 if report.passed else 1

@@ -1,0 +1,105 @@
+"""The certification is right about data whose answer is known (built from the simulator)."""
+import json
+
+import numpy as np
+import pytest
+
+from paper_repro import certification
+from paper_repro.cli import main
+from paper_repro.config import CosmologyConfig, SimulationConfig
+from paper_repro.data import random_crops
+from paper_repro.errors import PaperReproError
+from paper_repro.simulation import get_simulator
+
+SIZE, ANGLE = 64, 64 * 3.464 / 1024
+
+
+def crops(seed, n_parents=6, per_map=100, model="lognormal", sigma_8=0.798):
+    """n_parents x per_map random 64^2 crops of 1024^2 maps at the paper's pixel scale."""
+    sim = get_simulator(SimulationConfig(CosmologyConfig(sigma_8=sigma_8), model=model))
+    rng = np.random.default_rng(seed)
+    out = [random_crops(sim.map(np.random.SeedSequence([seed, i])), SIZE, per_map, rng)[0]
+           for i in range(n_parents)]
+    return np.concatenate(out).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def sets():
+    return {"validation": crops(1), "auxiliary": crops(2), "independent": crops(3),
+            "gaussian": crops(4, model="gaussian"), "sigma8": crops(5, sigma_8=0.798 * 1.05)}
+
+
+def _certify(gen, sets):
+    return certification.certify(certification.prepare(gen, sets["validation"], sets["auxiliary"],
+                                                       angle_deg=ANGLE))
+
+
+def test_independent_simulations_are_certified(sets):
+    rep = _certify(sets["independent"], sets)
+    assert rep.passed, rep.summary()
+    assert set(rep.criteria) == {"pixel_intensity", "power_spectrum", "correlation_matrices",
+                                 "minkowski_functionals"}
+
+
+def test_gaussian_field_with_same_power_fails_non_gaussian_statistics(sets):
+    rep = _certify(sets["gaussian"], sets)
+    assert not rep.criteria["minkowski_functionals"]["passed"], rep.summary()
+    assert not rep.criteria["pixel_intensity"]["passed"], rep.summary()
+
+
+def test_five_percent_higher_sigma8_fails_power_spectrum(sets):
+    rep = _certify(sets["sigma8"], sets)
+    assert not rep.criteria["power_spectrum"]["passed"], rep.summary()
+
+
+def test_report_is_complete_json(sets, tmp_path):
+    rep = _certify(sets["independent"], sets)
+    rep.write(tmp_path / "r.json")
+    d = json.loads((tmp_path / "r.json").read_text())
+    ps = d["criteria"]["power_spectrum"]["detail"]
+    assert len(ps["generated_vs_validation"]["components"]["ks_median_p"]) == 248
+    assert "descriptive only" in ps["paper_style_tallies"]["generated_vs_validation"]["ks"]["label"]
+    assert d["inputs"]["baseline_source"] == "auxiliary set"
+
+
+def test_without_auxiliary_the_reference_is_split(sets):
+    inp = certification.prepare(sets["independent"], sets["validation"], angle_deg=ANGLE)
+    assert "half of the reference" in inp.baseline_source
+    assert len(inp.validation) + len(inp.auxiliary) == len(sets["validation"])
+
+
+def test_bad_inputs():
+    good = np.zeros((60, 64, 64), np.float32)
+    with pytest.raises(PaperReproError, match="same shape"):
+        certification.prepare(np.zeros((60, 32, 32), np.float32), good, good, angle_deg=ANGLE)
+    with pytest.raises(PaperReproError, match="angle is unknown"):
+        certification.prepare(good, good, good)
+    with pytest.raises(PaperReproError, match="generated set has 10 maps"):
+        certification.prepare(good[:10], good, good, angle_deg=ANGLE)
+    bad = good.copy()
+    bad[3, 0, 0] = np.nan
+    with pytest.raises(PaperReproError, match="map 3 contains NaN"):
+        certification.prepare(bad, good, good, angle_deg=ANGLE)
+
+
+@pytest.fixture(scope="module")
+def files(sets, tmp_path_factory):
+    d = tmp_path_factory.mktemp("v")
+    for k, v in sets.items():
+        np.save(d / f"{k}.npy", v)
+    return d
+
+
+def test_validate_cli_exit_codes(files, capsys, tmp_path):
+    base = ["validate", "--reference", str(files / "validation.npy"), "--auxiliary",
+            str(files / "auxiliary.npy"), "--angle", str(ANGLE)]
+    assert main(base + ["--generated", str(files / "independent.npy"), "--report", str(tmp_path / "r.json")]) == 0
+    assert json.loads((tmp_path / "r.json").read_text())["passed"] is True
+    assert main(base + ["--generated", str(files / "gaussian.npy")]) == 1
+    out = capsys.readouterr().out
+    assert "minkowski_functionals" in out and "FAIL" in out
+    np.save(tmp_path / "small.npy", np.zeros((5, 32, 32), np.float32))
+    assert main(base + ["--generated", str(tmp_path / "small.npy")]) == 2
+    assert "same shape" in capsys.readouterr().err
+    assert main(base + ["--generated", str(tmp_path / "none.npy")]) == 2
+    assert not (tmp_path / "none.npy").exists()

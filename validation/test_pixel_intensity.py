@@ -1,0 +1,6 @@
+"""Fig. 2: pixel-intensity distributions (per-map histograms), generated vs validation, calibrated."""
+from conftest import check
+
+
+def test_pixel_intensity(report):
+    check(report, "pixel_intensity")

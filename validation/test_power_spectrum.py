@@ -1,0 +1,6 @@
+"""Fig. 3: the power spectrum at the paper's 248 modes, generated vs validation, calibrated."""
+from conftest import check
+
+
+def test_power_spectrum(report):
+    check(report, "power_spectrum")

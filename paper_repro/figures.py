@@ -1087,6 +1087,8 @@ def _json(o):
 
 # ========================================================================================= CLI
 def build_parser() -> argparse.ArgumentParser:
+    from .cli import _positive_int
+
     p = argparse.ArgumentParser(
         prog="make-figures",
         description="Regenerate Figures 1-8 of Mustafa et al. (2019) for a run against a dataset "
@@ -1107,15 +1109,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true", help="no progress messages")
     return p
 
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
-    return value
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -246,22 +246,7 @@ def _merge_pairs(best: dict[str, np.ndarray], new: dict[str, np.ndarray]) -> dic
 
 
 # ============================================================================== results
-def _jsonable(obj: Any) -> Any:
-    """Plain JSON types: numpy scalars/arrays to Python, non-finite floats to None."""
-    if isinstance(obj, dict):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
-    if isinstance(obj, np.ndarray):
-        return _jsonable(obj.tolist())
-    if isinstance(obj, (np.bool_, bool)):
-        return bool(obj)
-    if isinstance(obj, (np.integer, int)):
-        return int(obj)
-    if isinstance(obj, (np.floating, float)):
-        v = float(obj)
-        return v if math.isfinite(v) else None
-    return obj
+from .comparison import _jsonable  # noqa: E402  (one JSON conversion for every report)
 
 
 class _Report:

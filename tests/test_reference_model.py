@@ -1,0 +1,55 @@
+"""The shipped reference generator (paper_repro/reference_model): architecture, determinism, certification."""
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from paper_repro import runs
+from paper_repro.models import build_generator, count_params, layer_table
+from paper_repro.reproduction import REFERENCE_MODEL
+
+
+@pytest.fixture(scope="module")
+def shipped():
+    return runs.load_generator(REFERENCE_MODEL)
+
+
+def test_shipped_model_is_the_cpu64_topology(shipped):
+    model, preset = shipped
+    assert preset.name == "cpu64" and preset.model.image_size == 64
+    fresh = build_generator(preset)
+    assert layer_table(model) == layer_table(fresh)
+    assert count_params(model) == count_params(fresh) == (1_343_425, 960)
+    assert runs.generator_path(REFERENCE_MODEL).parts[-2:] == ("best", "generator.keras")
+
+
+def test_shipped_model_card_numbers_match(shipped):
+    score = json.loads((REFERENCE_MODEL / "best" / "score.json").read_text())
+    assert score["score"] > 0 and score["epoch"] > shipped[1].training.epochs  # a selection epoch
+
+
+def test_generation_is_deterministic_for_a_seed(shipped):
+    model, preset = shipped
+    a = np.concatenate(list(runs.generate(model, 64, seed=5, batch_size=32, data_scale=preset.training.data_scale)))
+    b = np.concatenate(list(runs.generate(model, 64, seed=5, batch_size=64, data_scale=preset.training.data_scale)))
+    c = np.concatenate(list(runs.generate(model, 64, seed=6, data_scale=preset.training.data_scale)))
+    assert a.shape == (64, 64, 64) and np.all(np.isfinite(a))
+    np.testing.assert_allclose(a, b, rtol=0, atol=1e-6)
+    assert not np.allclose(a, c)
+    # convergence maps of the right amplitude: pixel std within a factor 2 of the simulations' 0.021
+    assert 0.01 < a.std() < 0.04
+
+
+@pytest.mark.slow
+def test_certification_of_the_shipped_model(tmp_path):
+    """The full certification, as ``pytest validation/`` with no options (minutes)."""
+    from pathlib import Path
+    root = Path(__file__).resolve().parents[1]
+    report = tmp_path / "report.json"
+    p = subprocess.run([sys.executable, "-m", "pytest", str(root / "validation"), "-p", "no:cacheprovider",
+                        "--report", str(report), "-q"], cwd=root, capture_output=True, text=True)
+    assert report.exists(), p.stdout[-3000:] + p.stderr[-3000:]
+    d = json.loads(report.read_text())
+    assert d["passed"], d["summary"]

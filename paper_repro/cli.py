@@ -172,10 +172,12 @@ def _validate_args(p: argparse.ArgumentParser) -> None:
     src = p.add_mutually_exclusive_group()
     src.add_argument("--generated", help="generated maps .npy (N, H, W)")
     src.add_argument("--run", help="run directory: generate the maps from its generator (best by default)")
-    p.add_argument("--reference", help="validation maps .npy (simulations never used in training)")
+    p.add_argument("--reference", help="validation maps .npy (simulations never used in training; "
+                                       "default: the 'reference' dataset in data/reference, simulated once)")
     p.add_argument("--auxiliary", help="independent simulation maps .npy (the baseline); "
                                        "without it the reference set is split in two")
-    p.add_argument("--training", help="training maps .npy: adds the memorisation criterion")
+    p.add_argument("--training", help="training maps .npy: adds the memorisation criterion "
+                                      "(default with --run: the run's training data, if readable)")
     p.add_argument("--angle", type=float, help="side of a map in degrees (default: from the manifest)")
     p.add_argument("--report", help="write the full JSON report here")
     p.add_argument("--n", type=_positive_int, help="maps to generate with --run (default: as many as --reference)")
@@ -195,10 +197,16 @@ def _validate(args: argparse.Namespace) -> int:
         run, gen, ref, aux, train = reproduction.default_inputs(n=args.n)   # the shipped model
         args.run, args.generated, args.reference, args.auxiliary = str(run), str(gen), str(ref), str(aux)
         args.training = args.training or str(train)
-    if args.reference is None:
-        raise PaperReproError("--reference is required (validation maps, .npy)")
     if args.generated is None and args.run is None:
         raise PaperReproError("give --generated G.npy or --run RUN_DIR")
+    if args.reference is None:   # the project's reference simulations (seeds never used in training)
+        ref = reproduction.ensure_dataset(reproduction.DATA_ROOT / "reference", "reference")
+        args.reference = str(ref / "validation.npy")
+        args.auxiliary = args.auxiliary or str(ref / "auxiliary.npy")
+    if args.training is None and args.run is not None:   # the run's own training maps, if readable
+        from .runs import read_run_info
+        data = read_run_info(args.run).data
+        args.training = data if data and Path(data).exists() else None
     generated = args.generated
     tmp = None
     if generated is None:

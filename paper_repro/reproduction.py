@@ -52,30 +52,43 @@ def generated_maps(run: str | os.PathLike, n: int, seed: int, out: Path, checkpo
     return out
 
 
-def default_inputs(progress: bool = True, n: int | None = None):
-    """(run, generated .npy, validation .npy, auxiliary .npy, training .npy) of the main job."""
+def default_inputs(progress: bool = True, n: int | None = None, *, run: str | os.PathLike | None = None,
+                   data_root: str | os.PathLike | None = None, reference_preset: str = "reference",
+                   training_preset: str = "cpu"):
+    """(run, generated .npy, validation .npy, auxiliary .npy, training .npy) of the main job.
+
+    Defaults: the shipped model; ``data/reference`` (validation and auxiliary maps from seeds never
+    used in training) and ``data/cpu`` (the model's training set, for the memorisation test),
+    simulated on first use; n = as many generated maps as validation maps.
+    """
     from .data import open_split
 
-    run = REFERENCE_MODEL
+    run = Path(run) if run is not None else REFERENCE_MODEL
+    root = Path(data_root) if data_root is not None else DATA_ROOT
     if not (run / "config.json").exists():
-        raise PaperReproError(f"{run}: the shipped reference model is missing (config.json)")
-    ref = ensure_dataset(DATA_ROOT / "reference", "reference", progress)
-    train = ensure_dataset(DATA_ROOT / "cpu", "cpu", progress)
+        raise PaperReproError(f"{run}: the generator to certify is missing (config.json)")
+    ref = ensure_dataset(root / reference_preset, reference_preset, progress)
+    train = ensure_dataset(root / training_preset, training_preset, progress)
     n = n or len(open_split(ref, "validation"))
     gen = generated_maps(run, n, GENERATION_SEED, ref / "generated.npy", progress=progress)
     return run, gen, ref / "validation.npy", ref / "auxiliary.npy", train / "train.npy"
 
 
-def reproduce(out: str | os.PathLike = FIGURES, *, figures: bool = True, progress: bool = True) -> int:
-    """The main job; returns 0 when the shipped model passes every criterion, 1 otherwise."""
+def reproduce(out: str | os.PathLike = FIGURES, *, figures: bool = True, progress: bool = True,
+              config=None, **inputs) -> int:
+    """The main job; returns 0 when the shipped model passes every criterion, 1 otherwise.
+
+    ``config``: a :class:`~paper_repro.config.CertificationConfig` (default: the documented one);
+    ``inputs`` go to :func:`default_inputs` (another run or data root, for tests).
+    """
     from . import certification
     from .models import flops_per_map
     from .runs import load_generator
 
     out = Path(out)
-    run, gen, val, aux, train = default_inputs(progress)
-    inputs = certification.prepare(gen, val, aux, train)
-    report = certification.certify(inputs, progress=progress)
+    run, gen, val, aux, train = default_inputs(progress, **inputs)
+    inputs = certification.prepare(gen, val, aux, train, config=config)
+    report = certification.certify(inputs, config, progress=progress)
     model, preset = load_generator(run)
     report.speed = certification.generation_speed(
         model, preset.model.latent_dim, flops_per_map=flops_per_map(preset.model)["generator"])

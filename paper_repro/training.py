@@ -139,6 +139,10 @@ def train(out: str | os.PathLike, preset: str | Preset | None = None, data: str 
         gan.set_state(state)
         epoch, step0, global_step = int(meta["epoch"]), int(meta["step_in_epoch"]), int(meta["global_step"])
         best = float(meta.get("best_score", math.inf))
+        if int(meta.get("main_epochs", t.epochs)) != t.epochs:
+            # resumed with another number of main epochs: a best from the earlier schedule's
+            # selection epochs does not compete with the selection epochs that now lie ahead
+            best = math.inf
         if progress:
             print(f"resuming {run} from {ck.name} (epoch {epoch + 1}, step {step0})")
     log_path, sel_path = run / "log.csv", run / "selection.csv"
@@ -152,6 +156,7 @@ def train(out: str | os.PathLike, preset: str | Preset | None = None, data: str 
     def checkpoint(ep: int, st: int) -> None:
         runs.save_checkpoint(run, gan.get_state(), {
             "epoch": ep, "step_in_epoch": st, "global_step": global_step, "best_score": best,
+            "main_epochs": t.epochs,
             "steps_per_epoch": steps, "preset": p.name})
 
     total = t.total_epochs

@@ -49,3 +49,13 @@ def test_development_file_enables_selection(tmp_path, tiny_data):
     run = train(tmp_path / "run", preset, tiny_data, seed=2, development=dev, progress=False)
     assert len((run / "selection.csv").read_text().splitlines()) == 1 + 2
     assert (run / "best" / "generator.keras").exists()
+
+
+def test_extending_a_selected_run_selects_again(tmp_path, tiny_data):
+    scores = iter([1.0, 2.0, 5.0, 4.0])
+    preset = get_preset("tiny").replace(epochs=1, selection_epochs=1, selection_every=3)
+    run = train(tmp_path / "run", preset, tiny_data, seed=2, scorer=lambda g: next(scores), progress=False)
+    assert json.loads((run / "best" / "score.json").read_text())["score"] == 1.0
+    train(run, resume=True, epochs=2, scorer=lambda g: next(scores), progress=False)
+    best = json.loads((run / "best" / "score.json").read_text())
+    assert best["score"] == 4.0 and best["epoch"] == 3   # chosen in the new selection epoch

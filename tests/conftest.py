@@ -34,3 +34,17 @@ def tiny_data(tmp_path_factory):
     path = tmp_path_factory.mktemp("data") / "maps.npy"
     np.save(path, smooth_maps(96, 32, seed=0))
     return path
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """Free pyccl objects while their C library is still loaded (avoids noise at interpreter exit)."""
+    import gc
+    import sys
+
+    sim = sys.modules.get("paper_repro.simulation")
+    if sim is not None:
+        for name in ("ccl_cosmology", "_cl_spline", "get_simulator", "lensing_tracer"):
+            fn = getattr(sim, name, None)
+            if hasattr(fn, "cache_clear"):
+                fn.cache_clear()
+    gc.collect()

@@ -69,9 +69,26 @@ def default_inputs(progress: bool = True, n: int | None = None, *, run: str | os
         raise PaperReproError(f"{run}: the generator to certify is missing (config.json)")
     ref = ensure_dataset(root / reference_preset, reference_preset, progress)
     train = ensure_dataset(root / training_preset, training_preset, progress)
+    _check_training_data(run, train)
     n = n or len(open_split(ref, "validation"))
     gen = generated_maps(run, n, GENERATION_SEED, ref / "generated.npy", progress=progress)
     return run, gen, ref / "validation.npy", ref / "auxiliary.npy", train / "train.npy"
+
+
+def _check_training_data(run: Path, dataset: Path) -> None:
+    """The simulated training set must be the one the model was trained on (memorisation test)."""
+    import json
+
+    from .data import load_manifest
+
+    record = run / "training_data.json"
+    if not record.exists():
+        return
+    want = json.loads(record.read_text())["train_sha256"]
+    found = load_manifest(dataset)["splits"].get("train", {}).get("sha256", "none (no train split)")
+    if want != found:
+        raise PaperReproError(f"{dataset}/train.npy has SHA-256 {found[:12]}..., but {run.name} was trained on "
+                              f"{want[:12]}...: rebuild it with 'paper-repro simulate --out {dataset} --overwrite'")
 
 
 def reproduce(out: str | os.PathLike = FIGURES, *, figures: bool = True, progress: bool = True,

@@ -174,10 +174,25 @@ class Report:
             lines.append(f"  {name:24s} {'PASS' if c['passed'] else 'FAIL'}  {c['headline']}")
         return "\n".join(lines)
 
+    def markdown(self) -> str:
+        """The verdicts as a Markdown table (criterion, verdict, measured, limit, baseline)."""
+        return markdown_table(self.to_dict())
+
     def write(self, path: str | os.PathLike) -> None:
         from .data import atomic_path
         with atomic_path(path) as tmp:
             tmp.write_text(json.dumps(self.to_dict(), indent=2, allow_nan=False))
+
+
+def markdown_table(report: dict[str, Any]) -> str:
+    """A Markdown table of a report (as written to JSON): one row per sub-criterion."""
+    rows = ["| criterion | test | verdict | generated vs validation | limit | baseline (auxiliary vs validation) |",
+            "|---|---|---|---|---|---|"]
+    for name, c in report["criteria"].items():
+        for x in c["criteria"]:
+            rows.append(f"| {name} | {x['name']} | {'pass' if x['passed'] else '**FAIL**'} | "
+                        f"{_f(x['value'])} | {_f(x['limit'])} | {_f(x['baseline'])} |")
+    return "\n".join(rows)
 
 
 def _criterion_entry(verdict, names: tuple[str, ...] | None = None) -> dict[str, Any]:

@@ -39,8 +39,12 @@ def generated_maps(run: str | os.PathLike, n: int, seed: int, out: Path, checkpo
     """Generate n maps of ``run`` into ``out`` (.npy), unless that exact file exists already."""
     from .runs import generate_to_file
 
+    from .data import sha256_file
+    from .runs import generator_path
+
     stamp = out.with_suffix(".json")
-    want = {"run": str(Path(run).resolve()), "n": n, "seed": seed, "checkpoint": checkpoint}
+    want = {"run": str(Path(run).resolve()), "n": n, "seed": seed, "checkpoint": checkpoint,
+            "generator_sha256": sha256_file(generator_path(run, checkpoint))}
     import json
     if out.exists() and stamp.exists() and json.loads(stamp.read_text()) == want:
         return out

@@ -39,6 +39,14 @@ def test_reproduce_writes_report_and_figures(tiny_run, capsys):
     reproduction.default_inputs(False, run=run, data_root=root / "data", reference_preset="tiny",
                                 training_preset="tiny")
     assert stamp.stat().st_mtime_ns == before
+    # ... and made again when the generator changed
+    from paper_repro import runs
+    model, _ = runs.load_generator(run)
+    model.get_layer("dense").kernel.assign(model.get_layer("dense").kernel * 1.01)
+    runs.save_generator(model, run / "generator.keras")
+    reproduction.default_inputs(False, run=run, data_root=root / "data", reference_preset="tiny",
+                                training_preset="tiny")
+    assert stamp.stat().st_mtime_ns != before
 
 
 def test_missing_model_is_a_clear_error(tmp_path):

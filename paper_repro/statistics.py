@@ -54,20 +54,12 @@ CHUNK_PIXELS = 2**18
 
 def _as_batch(maps, name: str = "maps") -> tuple[np.ndarray, bool]:
     """Return an (N, H, W) view of ``maps`` and whether the input was a single map. No copy."""
+    from .data import check_maps
+
     arr = maps if isinstance(maps, np.ndarray) else np.asarray(maps)
     single = arr.ndim == 2
-    if single:
-        arr = arr[None]
-    elif arr.ndim == 4 and arr.shape[-1] == 1:
-        arr = arr[..., 0]
-    if arr.ndim != 3:
-        raise PaperReproError(
-            f"{name}: expected one map (H, W) or a batch (N, H, W), found shape {np.shape(maps)}")
-    if arr.dtype.kind != "f":
-        raise PaperReproError(f"{name}: expected float32 or float64 maps, found dtype {arr.dtype}")
+    arr = check_maps(arr[None] if single else arr, name=name, check_finite=False, min_maps=0)
     n, h, w = arr.shape
-    if h != w:
-        raise PaperReproError(f"{name}: expected square maps, found {h}x{w}")
     if n == 0 or h < 5:
         raise PaperReproError(
             f"{name}: expected at least one map of at least 5x5 pixels, found shape {arr.shape}")

@@ -24,19 +24,25 @@ from .errors import PaperReproError
 CHECK_CHUNK = 1024
 
 
+def require_file(path: str | os.PathLike, what: str = "file") -> Path:
+    """``path`` as a Path if it is a non-empty regular file; PaperReproError naming it otherwise."""
+    path = Path(path)
+    if not path.exists():
+        raise PaperReproError(f"{path}: no such file")
+    if path.is_dir():
+        raise PaperReproError(f"{path}: is a directory, expected a {what}")
+    if path.stat().st_size == 0:
+        raise PaperReproError(f"{path}: file is empty")
+    return path
+
+
 def open_maps(path: str | os.PathLike, *, size: int | None = None, check_finite: bool = True,
               min_maps: int = 1) -> np.ndarray:
     """Open a ``.npy`` set of maps (N, H, W) or (N, H, W, 1) read-only through a memory map.
 
     Returns an (N, H, W) view (never loaded whole). ``size`` asks for H == W == size.
     """
-    path = Path(path)
-    if not path.exists():
-        raise PaperReproError(f"{path}: no such file")
-    if path.is_dir():
-        raise PaperReproError(f"{path}: is a directory, expected a .npy file of maps")
-    if path.stat().st_size == 0:
-        raise PaperReproError(f"{path}: file is empty")
+    path = require_file(path, ".npy file of maps")
     try:
         arr = np.load(path, mmap_mode="r", allow_pickle=False)
     except (ValueError, OSError, EOFError) as exc:
@@ -220,11 +226,7 @@ def read_fits(path: str | os.PathLike, *, check_finite: bool = True) -> tuple[np
     """
     from astropy.io import fits
 
-    path = Path(path)
-    if not path.exists():
-        raise PaperReproError(f"{path}: no such file")
-    if path.stat().st_size == 0:
-        raise PaperReproError(f"{path}: file is empty")
+    path = require_file(path, "FITS map")
     try:
         with fits.open(path, memmap=False) as hdul:
             data = hdul[0].data
@@ -264,10 +266,7 @@ def read_maps(path: str | os.PathLike, *, key: str | None = None, size: int | No
     if name.endswith(".npy"):
         return open_maps(path, size=size, check_finite=check_finite), None
     if name.endswith(".npz"):
-        if not path.exists():
-            raise PaperReproError(f"{path}: no such file")
-        if path.stat().st_size == 0:
-            raise PaperReproError(f"{path}: file is empty")
+        require_file(path, ".npz file of maps")
         try:
             with np.load(path, allow_pickle=False) as z:
                 names = list(z.files)

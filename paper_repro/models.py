@@ -62,7 +62,6 @@ def build_discriminator(preset: str | Preset | ModelConfig = "paper", seed: int 
             x = layers.BatchNormalization(momentum=cfg.bn_momentum, epsilon=cfg.bn_epsilon,
                                           name=f"bn{i}")(x)
         x = layers.LeakyReLU(negative_slope=cfg.leaky_slope, name=f"lrelu{i}")(x)
-    features = x
     x = layers.Flatten(name="flatten")(x)
     logit = layers.Dense(1, kernel_initializer=keras.initializers.RandomNormal(
         stddev=cfg.init_stddev, seed=_seed(seed, 99)), bias_initializer="zeros",

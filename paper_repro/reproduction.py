@@ -8,8 +8,8 @@ The same inputs serve ``paper-repro validate --run`` and ``pytest validation/`` 
 """
 from __future__ import annotations
 
+import json
 import os
-import tempfile
 from pathlib import Path
 
 from .errors import PaperReproError
@@ -45,7 +45,6 @@ def generated_maps(run: str | os.PathLike, n: int, seed: int, out: Path, checkpo
     stamp = out.with_suffix(".json")
     want = {"run": str(Path(run).resolve()), "n": n, "seed": seed, "checkpoint": checkpoint,
             "generator_sha256": sha256_file(generator_path(run, checkpoint))}
-    import json
     if out.exists() and stamp.exists() and json.loads(stamp.read_text()) == want:
         return out
     if progress:
@@ -81,8 +80,6 @@ def default_inputs(progress: bool = True, n: int | None = None, *, run: str | os
 
 def _check_training_data(run: Path, dataset: Path) -> None:
     """The simulated training set must be the one the model was trained on (memorisation test)."""
-    import json
-
     from .data import load_manifest
 
     record = run / "training_data.json"

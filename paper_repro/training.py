@@ -7,8 +7,8 @@ an uninterrupted one.
 """
 from __future__ import annotations
 
+import contextlib
 import csv
-import dataclasses
 import math
 import os
 import secrets
@@ -161,7 +161,7 @@ def train(out: str | os.PathLike, preset: str | Preset | None = None, data: str 
 
     total = t.total_epochs
     done_steps = 0
-    with open(log_path, "a", newline="") as log, open(sel_path, "a") if scorer else _null() as sel:
+    with open(log_path, "a", newline="") as log, open(sel_path, "a") if scorer else contextlib.nullcontext() as sel:
         while epoch < total:
             perm = epoch_permutation(seed, epoch, len(maps))
             if step0 == 0:
@@ -207,10 +207,3 @@ def train(out: str | os.PathLike, preset: str | Preset | None = None, data: str 
             checkpoint(epoch, 0)
     return run
 
-
-class _null:
-    def __enter__(self):
-        return None
-
-    def __exit__(self, *a):
-        return False

@@ -1,7 +1,6 @@
 """The main job's pipeline on a tiny run: data simulated once, report, figures, exit status."""
 import json
 
-import numpy as np
 import pytest
 
 from paper_repro import reproduction

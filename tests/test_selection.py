@@ -2,7 +2,6 @@
 import json
 
 import numpy as np
-import pytest
 
 from conftest import smooth_maps
 from paper_repro import runs

@@ -1,6 +1,5 @@
 """Runs: checkpoints, resume equivalence, atomic writes, divergence, generation."""
 import json
-import shutil
 
 import numpy as np
 import pytest

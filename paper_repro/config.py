@@ -65,6 +65,8 @@ class TrainingConfig:
     checkpoint_every: int = 0       # extra checkpoint every k steps (0: only at epoch ends)
     log_every: int = 10             # steps between rows of log.csv
     data_scale: float = 1.0         # maps enter tanh as data_scale * kappa (paper: 1, no normalisation)
+    bn_recalibration: int = 0       # batches of "precise BN" before a generator is scored and kept
+                                    # (0: the moving averages as trained, as the paper)
 
     def __post_init__(self) -> None:
         _check(self.batch_size >= 1, f"batch_size must be >= 1, got {self.batch_size}")
@@ -78,6 +80,8 @@ class TrainingConfig:
         _check(self.checkpoint_every >= 0, f"checkpoint_every must be >= 0, got {self.checkpoint_every}")
         _check(self.log_every >= 1, f"log_every must be >= 1, got {self.log_every}")
         _check(self.data_scale > 0, f"data_scale must be > 0, got {self.data_scale}")
+        _check(isinstance(self.bn_recalibration, int) and self.bn_recalibration >= 0,
+               f"bn_recalibration must be an integer >= 0, got {self.bn_recalibration!r}")
 
     @property
     def total_epochs(self) -> int:
@@ -409,7 +413,8 @@ PRESETS: dict[str, Preset] = {
         "cpu64",
         ModelConfig(image_size=64, base_filters=32),
         TrainingConfig(epochs=52, selection_epochs=1, selection_every=50, selection_maps=1024,
-                       checkpoint_every=200, log_every=20, data_scale=2.5),
+                       checkpoint_every=200, log_every=20, data_scale=2.5,
+                       bn_recalibration=100),
         angle_deg=64 * PIXEL_DEG,
     ),
     # For tests: seconds per epoch on a CPU.
@@ -417,7 +422,8 @@ PRESETS: dict[str, Preset] = {
         "tiny",
         ModelConfig(image_size=32, latent_dim=16, base_filters=8),
         TrainingConfig(batch_size=16, epochs=2, selection_epochs=0, selection_every=2,
-                       selection_maps=64, log_every=1, data_scale=2.5),
+                       selection_maps=64, log_every=1, data_scale=2.5,
+                       bn_recalibration=2),
         angle_deg=32 * PIXEL_DEG,
     ),
 }

@@ -69,6 +69,56 @@ def build_discriminator(preset: str | Preset | ModelConfig = "paper", seed: int 
     return keras.Model(x_in, logit, name="discriminator")
 
 
+def recalibrate_batch_norm(model: keras.Model, batches: int = 100, batch_size: int = 64,
+                           seed: int = 0) -> keras.Model:
+    """Set every batch norm's moving mean and variance to its batch statistics averaged over
+    ``batches`` training-mode passes of seeded N(0, 1) latents ("precise BN", Wu & Johnson 2021).
+
+    Training normalises each layer by the statistics of the current batch; the moving averages
+    (momentum 0.9) only follow the last ~10 batches of fast-changing weights, so inference mode
+    can drift from what the discriminator saw (in the cpu64 model: pixel mean +0.0058 vs +0.0014
+    after recalibration, against 0 in the data). Only the moving statistics change; trainable
+    weights are untouched. Returns ``model`` (changed in place). Deterministic for a seed on CPU.
+    """
+    import numpy as np
+
+    if not isinstance(batches, int) or batches < 1:
+        raise ValueError(f"batches must be a positive integer, got {batches!r}")
+    if not isinstance(batch_size, int) or batch_size < 2:
+        raise ValueError(f"batch_size must be an integer >= 2, got {batch_size!r}")
+    bns = [l for l in model.layers if isinstance(l, layers.BatchNormalization)]
+    if not bns:
+        return model
+    latent = int(model.inputs[0].shape[-1])
+    rng = np.random.default_rng(seed)
+    sums = {id(l): [0.0, 0.0] for l in bns}
+    momenta = {id(l): l.momentum for l in bns}
+    try:
+        for l in bns:
+            l.momentum = 0.0      # a training-mode call then leaves the batch statistics in moving_*
+        for _ in range(batches):
+            model(rng.standard_normal((batch_size, latent), dtype=np.float32), training=True)
+            for l in bns:
+                sums[id(l)][0] = sums[id(l)][0] + np.asarray(l.moving_mean, dtype=np.float64)
+                sums[id(l)][1] = sums[id(l)][1] + np.asarray(l.moving_variance, dtype=np.float64)
+    finally:
+        for l in bns:
+            l.momentum = momenta[id(l)]
+    for l in bns:
+        l.moving_mean.assign((sums[id(l)][0] / batches).astype(np.float32))
+        l.moving_variance.assign((sums[id(l)][1] / batches).astype(np.float32))
+    return model
+
+
+def recalibrated_copy(model: keras.Model, batches: int = 100, batch_size: int = 64,
+                      seed: int = 0) -> keras.Model:
+    """A copy of ``model`` with recalibrated batch norms (:func:`recalibrate_batch_norm`); the
+    original, e.g. the generator being trained, is left as it is."""
+    copy = keras.models.clone_model(model)
+    copy.set_weights(model.get_weights())
+    return recalibrate_batch_norm(copy, batches, batch_size, seed)
+
+
 def feature_extractor(discriminator: keras.Model) -> keras.Model:
     """The discriminator's last convolutional activations (for the birthday-paradox search)."""
     last = [l for l in discriminator.layers if l.name.startswith("lrelu")][-1]

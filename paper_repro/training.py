@@ -159,6 +159,14 @@ def train(out: str | os.PathLike, preset: str | Preset | None = None, data: str 
             "main_epochs": t.epochs,
             "steps_per_epoch": steps, "preset": p.name})
 
+    def inference_generator():
+        # the generator as it is scored and saved: with "precise BN" statistics when the preset asks,
+        # on a copy, so the training state (and a resumed run) never sees them
+        if not t.bn_recalibration:
+            return gan.generator
+        from .models import recalibrated_copy
+        return recalibrated_copy(gan.generator, t.bn_recalibration, t.batch_size, seed=seed)
+
     total = t.total_epochs
     done_steps = 0
     with open(log_path, "a", newline="") as log, open(sel_path, "a") if scorer else contextlib.nullcontext() as sel:
@@ -187,12 +195,13 @@ def train(out: str | os.PathLike, preset: str | Preset | None = None, data: str 
                     log.write(",".join([str(global_step), str(epoch + 1)] + [f"{logs[k]:.6g}" for k in METRICS]) + "\n")
                     log.flush()
                 if selecting and global_step % t.selection_every == 0:
-                    score = float(scorer(gan.generator))
+                    kept = inference_generator()
+                    score = float(scorer(kept))
                     sel.write(f"{global_step},{epoch + 1},{score:.8g}\n")
                     sel.flush()
                     if score < best:
                         best = score
-                        runs.save_generator(gan.generator, run / "best" / "generator.keras")
+                        runs.save_generator(kept, run / "best" / "generator.keras")
                         runs.write_json(run / "best" / "score.json", {
                             "score": score, "global_step": global_step, "epoch": epoch + 1,
                             "metric": getattr(scorer, "description", "selection score")})
@@ -202,8 +211,9 @@ def train(out: str | os.PathLike, preset: str | Preset | None = None, data: str 
                     checkpoint(epoch, step + 1)
             step0 = 0
             epoch += 1
-            runs.save_generator(gan.generator, run / "generators" / f"epoch-{epoch:04d}.weights.h5")
-            runs.save_generator(gan.generator, run / "generator.keras")
+            kept = inference_generator()
+            runs.save_generator(kept, run / "generators" / f"epoch-{epoch:04d}.weights.h5")
+            runs.save_generator(kept, run / "generator.keras")
             checkpoint(epoch, 0)
     return run
 

@@ -3,7 +3,10 @@ import numpy as np
 import pytest
 
 from paper_repro import build_discriminator, build_generator, get_preset
-from paper_repro.models import count_params, feature_extractor, flops_per_map, layer_table
+import keras
+
+from paper_repro.models import (count_params, feature_extractor, flops_per_map, layer_table,
+                                recalibrate_batch_norm, recalibrated_copy)
 
 G_TABLE = [  # (layer, output shape HWC, trainable params)
     ("dense", (131072,), 8_519_680), ("reshape", (16, 16, 512), 0), ("bn0", (16, 16, 512), 1024),
@@ -82,3 +85,51 @@ def test_flops_counts_paper_generator():
                                           + 128 * 64 * 64 ** 2 + 64 * 1 * 128 ** 2))
     assert f["generator"] == expected_g
     assert f["discriminator"] > 0
+
+
+# ------------------------------------------------------------------ batch-norm recalibration
+def _bn_layers(model):
+    return [l for l in model.layers if isinstance(l, keras.layers.BatchNormalization)]
+
+
+def test_recalibration_sets_moving_statistics_to_mean_batch_statistics():
+    g = build_generator("tiny", seed=3)
+    before = [w.copy() for w in (np.asarray(v) for v in g.trainable_weights)]
+    recalibrate_batch_norm(g, batches=3, batch_size=16, seed=11)
+    # trainable weights untouched
+    for a, v in zip(before, g.trainable_weights):
+        np.testing.assert_array_equal(a, np.asarray(v))
+    # bn0 normalises the reshaped dense output: recompute its batch statistics by hand
+    dense = keras.Model(g.input, g.get_layer("reshape").output)
+    rng = np.random.default_rng(11)
+    means, variances = [], []
+    for _ in range(3):
+        x = np.asarray(dense(rng.standard_normal((16, 16), dtype=np.float32)), dtype=np.float64)
+        means.append(x.mean(axis=(0, 1, 2)))
+        variances.append(x.var(axis=(0, 1, 2)))
+    bn0 = g.get_layer("bn0")
+    np.testing.assert_allclose(np.asarray(bn0.moving_mean), np.mean(means, 0), rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(np.asarray(bn0.moving_variance), np.mean(variances, 0), rtol=1e-4, atol=1e-7)
+    assert all(l.momentum == 0.9 for l in _bn_layers(g))      # momentum restored
+
+
+def test_recalibration_brings_inference_mode_to_training_mode():
+    g = build_generator("tiny", seed=4)          # fresh: moving statistics are 0 / 1, far off
+    z = np.random.default_rng(0).standard_normal((256, 16), dtype=np.float32)
+    trained_mode = np.asarray(g(z, training=True))
+    gap_before = np.abs(np.asarray(g(z, training=False)) - trained_mode).mean()
+    original = np.asarray(g.get_layer("bn0").moving_mean).copy()
+    copy = recalibrated_copy(g, batches=20, batch_size=64, seed=1)
+    gap_after = np.abs(np.asarray(copy(z, training=False)) - trained_mode).mean()
+    assert gap_after < gap_before / 10
+    # the original keeps its statistics; the copy is deterministic for a seed
+    np.testing.assert_array_equal(np.asarray(g.get_layer("bn0").moving_mean), original)
+    again = recalibrated_copy(g, batches=20, batch_size=64, seed=1)
+    np.testing.assert_array_equal(np.asarray(copy(z)), np.asarray(again(z)))
+
+
+@pytest.mark.parametrize("kwargs, match", [({"batches": 0}, "batches"), ({"batch_size": 1}, "batch_size"),
+                                           ({"batches": 2.5}, "batches")])
+def test_recalibration_rejects_bad_arguments(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        recalibrate_batch_norm(build_generator("tiny"), **kwargs)

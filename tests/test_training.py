@@ -163,3 +163,24 @@ def test_generator_selection_by_checkpoint(reference_run):
     assert not np.allclose(e1, e2)
     with pytest.raises(PaperReproError, match="no such generator.*available epochs: 0001, 0002"):
         runs.generator_path(reference_run, 9)
+
+
+def test_saved_generator_has_recalibrated_batch_norm_and_training_state_does_not(reference_run):
+    """bn_recalibration (tiny: 2 batches) changes the saved generator's moving statistics only."""
+    from paper_repro.gan import CosmoGAN
+    from paper_repro.models import recalibrated_copy
+
+    info = runs.read_run_info(reference_run)
+    assert info.preset.training.bn_recalibration == 2
+    state, _ = runs.load_checkpoint(runs.latest_checkpoint(reference_run))
+    gan = CosmoGAN.from_preset(info.preset, seed=0)
+    gan.set_state(state)
+    saved, _ = runs.load_generator(reference_run, "last")
+    raw = gan.generator
+    for a, b in zip(raw.trainable_weights, saved.trainable_weights):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    expected = recalibrated_copy(raw, 2, info.preset.training.batch_size, seed=info.seed)
+    for name in ("bn0", "bn1"):
+        got = np.asarray(saved.get_layer(name).moving_mean)
+        np.testing.assert_array_equal(got, np.asarray(expected.get_layer(name).moving_mean))
+        assert not np.array_equal(got, np.asarray(raw.get_layer(name).moving_mean))

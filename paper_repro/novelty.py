@@ -34,6 +34,11 @@ loaded whole):
   independent (validation) maps to theirs; one-sided Mann-Whitney U (a systematic shift to smaller
   distances) and one-sided KS (a subset of copies at small distance), Bonferroni-combined.
 
+* :func:`copying_test` -- the same question with a held-out control that removes the confound of
+  the above (a generator smoother than the data sits closer to *every* set of maps): per generated
+  map, ln d(nearest training map) - ln d(nearest held-out map) with training and held-out sets of the
+  same parent structure; copies form an excess lower tail (binomial test of the two tails).
+
 * :func:`birthday_test` -- Arora & Zhang (2017): closest pairs within a batch (32,768 maps in the
   paper) in pixel, power-spectrum and discriminator-feature space, pairwise distances in blocks
   keeping only the closest pairs; near-duplicates are pairs closer than a threshold calibrated on
@@ -714,6 +719,142 @@ def memorisation_test(generated, validation, training, *, space: str = "invarian
         close_fraction_generated=float(np.mean(dg < q_close)),
         certified_generated=float(np.mean(ng.certified)), certified_validation=float(np.mean(nv.certified)),
         closest=closest, method=method)
+
+
+# ====================================================================== held-out-controlled copying test
+@dataclass
+class CopyingVerdict(_Report):
+    """Nearest training map vs nearest held-out map, per generated map (:func:`copying_test`).
+
+    ``passed`` is False when more generated maps lie far on the training side of their own
+    ratio distribution (log d_train / d_held below -``tail_sigma`` robust sigmas) than on the
+    held-out side (above +``tail_sigma``): one-sided binomial p < ``alpha``.
+    """
+
+    space: str
+    n_generated: int
+    n_groups: int
+    parents_per_set: int
+    maps_per_set: int
+    parent_structure: str
+    median_distance_training: float
+    median_distance_held_out: float
+    log_ratio_offsets: list
+    log_ratio_sigma: float
+    tail_sigma: float
+    training_tail: int
+    held_out_tail: int
+    p_value: float
+    alpha: float
+    passed: bool
+    certified: float
+    closest: list = field(default_factory=list)
+    method: str = ""
+
+
+def _parent_ids(parents, n: int, name: str) -> np.ndarray:
+    if parents is None:
+        return np.arange(n)
+    ids = np.asarray(parents)
+    if ids.ndim != 1 or len(ids) != n or not np.issubdtype(ids.dtype, np.integer):
+        raise PaperReproError(f"{name}_parents: expected {n} integer parent-map ids, found "
+                              f"{ids.dtype} array of shape {ids.shape}")
+    return ids
+
+
+def _matched_sets(parent_ids: np.ndarray, parents: np.ndarray, per_parent: int,
+                  rng: np.random.Generator) -> np.ndarray:
+    """Sorted map indices: ``per_parent`` random maps of each of ``parents``."""
+    out = [rng.choice(np.flatnonzero(parent_ids == p), per_parent, replace=False) for p in parents]
+    return np.sort(np.concatenate(out))
+
+
+def copying_test(generated, training, held_out, *, training_parents=None, held_out_parents=None,
+                 alpha: float = DEFAULTS.alpha, tail_sigma: float = 3.0, seed: int = 0,
+                 candidates: int | None = DEFAULTS.prefilter_candidates,
+                 lb_modes: int | None = DEFAULTS.prefilter_modes, n_closest: int = 5,
+                 block_bytes: int | None = None, workers: int | None = None) -> CopyingVerdict:
+    """Does the generator copy training maps? Control: held-out maps with the training set's structure.
+
+    Each generated map g is compared with a set of training maps T_k and with a held-out set H of
+    the same structure (as many parent maps, as many crops of each), by the shift/flip-invariant
+    distance between standardized maps: r = ln d(g, T_k) - ln d(g, H). Training and held-out sets
+    are exchangeable when the generator does not copy, so r is symmetric about a set offset; a
+    generator that is merely smoother or more typical than the data moves both distances alike
+    (the confound of :func:`memorisation_test`), while a copy of a training map (shifted, flipped,
+    noisy) has d(g, T_k) ~ 0 and lands far in the lower tail. Training parents are split into
+    ``len(training parents) // len(held-out parents)`` disjoint groups T_k, generated map i uses
+    group i mod K (so copies of any of them can be caught); r is centred by each group's median,
+    sigma = 1.4826 MAD; the test compares the count below -``tail_sigma`` sigma with the count above
+    +``tail_sigma`` sigma (one-sided binomial, p = 0.5). ``*_parents``: parent-map id of each map
+    (crops of one parent are alike); None treats every map as its own parent.
+    """
+    g = _check_maps(generated, "generated", min_maps=3)
+    t = _check_maps(training, "training", min_maps=1)
+    h = _check_maps(held_out, "held_out", min_maps=1)
+    _same_size(g, t, "generated", "training")
+    _same_size(h, t, "held_out", "training")
+    alpha = _check_level(alpha, "alpha")
+    if not (isinstance(tail_sigma, (int, float)) and math.isfinite(tail_sigma) and tail_sigma > 0):
+        raise PaperReproError(f"tail_sigma: expected a positive number, found {tail_sigma!r}")
+    tp = _parent_ids(training_parents, t.shape[0], "training")
+    hp = _parent_ids(held_out_parents, h.shape[0], "held_out")
+    structure = ("given parent ids" if training_parents is not None and held_out_parents is not None
+                 else "unknown: maps treated as independent parents")
+    rng = np.random.default_rng(seed)
+    t_par, t_cnt = np.unique(tp, return_counts=True)
+    h_par, h_cnt = np.unique(hp, return_counts=True)
+    per_parent = int(min(t_cnt.min(), h_cnt.min()))
+    n_par = min(len(h_par), len(t_par))
+    groups = len(t_par) // n_par
+    h_use = np.sort(rng.choice(h_par, n_par, replace=False))
+    t_perm = rng.permutation(t_par)
+    h_idx = _matched_sets(hp, h_use, per_parent, rng)
+    t_idx = [_matched_sets(tp, np.sort(t_perm[k * n_par:(k + 1) * n_par]), per_parent, rng)
+             for k in range(groups)]
+    kw = dict(space="invariant", standardize=True, candidates=None if candidates is None else
+              min(int(candidates), len(h_idx)), lb_modes=lb_modes, block_bytes=block_bytes, workers=workers)
+    nh = nearest_neighbors(g, np.asarray(h[h_idx]), 1, **kw)
+    dh = nh.distances[:, 0]
+    dt = np.empty_like(dh)
+    which = np.empty(len(dh), dtype=np.int64)
+    cert = nh.certified.copy()
+    transforms, shifts = np.zeros(len(dh), dtype=np.int64), np.zeros((len(dh), 2), dtype=np.int64)
+    group_of = np.arange(len(dh)) % groups
+    r = np.empty_like(dh)
+    offsets = []
+    tiny = np.finfo(float).tiny
+    for k in range(groups):
+        sel = np.flatnonzero(group_of == k)
+        if not len(sel):
+            offsets.append(None)
+            continue
+        nt = nearest_neighbors(np.asarray(g[sel]), np.asarray(t[t_idx[k]]), 1, **kw)
+        dt[sel] = nt.distances[:, 0]
+        which[sel] = t_idx[k][nt.indices[:, 0]]
+        transforms[sel], shifts[sel] = nt.transforms[:, 0], nt.shifts[:, 0]
+        cert[sel] &= nt.certified
+        rk = np.log(np.maximum(dt[sel], tiny)) - np.log(np.maximum(dh[sel], tiny))
+        offsets.append(float(np.median(rk)))
+        r[sel] = rk - offsets[-1]
+    sigma = float(1.4826 * np.median(np.abs(r)))
+    cut = tail_sigma * max(sigma, tiny)
+    low, high = int(np.sum(r < -cut)), int(np.sum(r > cut))
+    p = float(scipy.stats.binomtest(low, low + high, 0.5, alternative="greater").pvalue) if low + high else 1.0
+    closest = [{"generated": int(i), "training": int(which[i]), "distance": float(dt[i]),
+                "held_out_distance": float(dh[i]), "transform": TRANSFORM_NAMES[int(transforms[i])],
+                "shift": [int(x) for x in shifts[i]]} for i in np.argsort(r, kind="stable")[:n_closest]]
+    method = (f"invariant distance of standardized maps to {groups} disjoint training sets and one "
+              f"held-out set of {n_par} parents x {per_parent} maps each (generated map i uses training "
+              f"set i mod {groups}); r = ln d_train - ln d_held, centred per set; one-sided binomial test "
+              f"of #(r < -{tail_sigma:g} sigma) vs #(r > +{tail_sigma:g} sigma), alpha = {alpha}")
+    return CopyingVerdict(
+        space="invariant", n_generated=len(dh), n_groups=groups, parents_per_set=n_par,
+        maps_per_set=int(len(h_idx)), parent_structure=structure,
+        median_distance_training=float(np.median(dt)), median_distance_held_out=float(np.median(dh)),
+        log_ratio_offsets=offsets, log_ratio_sigma=sigma, tail_sigma=float(tail_sigma),
+        training_tail=low, held_out_tail=high, p_value=p, alpha=alpha, passed=bool(p >= alpha),
+        certified=float(np.mean(cert)), closest=closest, method=method)
 
 
 # ============================================================================== closest pairs (birthday)

@@ -297,3 +297,52 @@ def test_bad_input_raises(tmp_path):
         nv.slerp(np.ones(4), np.ones(5), [0.5])
     with pytest.raises(PaperReproError, match="NaN"):
         nv.slerp(np.array([1.0, np.nan]), np.ones(2), [0.5])
+
+
+# ------------------------------------------------------------ held-out-controlled copying test
+def test_copying_test_catches_copies_and_not_smoothness():
+    """Copies (shifted, flipped, noisy) fail; maps that are merely smoother than the data (closer
+    to every set of maps) pass, where the baseline-only memorisation test fails them."""
+    from scipy.ndimage import gaussian_filter
+
+    train, held = smooth_maps(300, 32, seed=20), smooth_maps(100, 32, seed=21)
+    independent = smooth_maps(90, 32, seed=24)
+    copies, _ = copies_of(train, 90, seed=23, noise=0.002)
+    bad = nv.copying_test(copies, train, held, candidates=16)
+    assert not bad.passed and bad.p_value < 1e-6 and bad.held_out_tail == 0
+    assert bad.n_groups == 3 and bad.maps_per_set == 100 and bad.parents_per_set == 100
+    assert bad.closest[0]["distance"] < 0.05 * bad.closest[0]["held_out_distance"]
+    mixed = np.concatenate([independent[:70], copies[:20]])           # 22% copies
+    assert not nv.copying_test(mixed, train, held, candidates=16).passed
+    good = nv.copying_test(independent, train, held, candidates=16)
+    assert good.passed and good.training_tail <= 3
+    smoother = gaussian_filter(independent, (0, 1, 1), mode="wrap")
+    assert nv.copying_test(smoother, train, held, candidates=16).passed
+    assert not nv.memorisation_test(smoother, held, train, candidates=16).passed   # the confound
+    d = json.loads(bad.to_json())
+    assert d["passed"] is False and len(d["closest"]) == 5
+
+
+def test_copying_test_false_alarm_rate_is_at_most_its_level():
+    p = np.array([nv.copying_test(smooth_maps(40, 16, seed=600 + s), smooth_maps(60, 16, seed=100 + s),
+                                  smooth_maps(20, 16, seed=300 + s), candidates=None).p_value
+                  for s in range(40)])
+    assert (p < 0.05).sum() <= 6           # Binomial(40, 0.05) exceeds 6 with probability 0.014
+    assert (p < 0.01).sum() <= 3
+
+
+def test_copying_test_matches_parent_structure():
+    """Training and held-out sets are built from as many parents, as many crops of each."""
+    rng = np.random.default_rng(0)
+    train, held = smooth_maps(120, 16, seed=30), smooth_maps(50, 16, seed=31)
+    tp = np.repeat(np.arange(12), 10)          # 12 parents x 10 crops
+    hp = np.repeat(np.arange(5), 10)[rng.permutation(50)]           # 5 parents x 10, shuffled
+    v = nv.copying_test(smooth_maps(20, 16, seed=32), train, held, training_parents=tp,
+                        held_out_parents=hp, candidates=None)
+    assert (v.n_groups, v.parents_per_set, v.maps_per_set) == (2, 5, 50)
+    assert v.parent_structure == "given parent ids"
+    with pytest.raises(PaperReproError, match="training_parents: expected 120 integer"):
+        nv.copying_test(smooth_maps(20, 16, seed=32), train, held, training_parents=tp[:-1],
+                        held_out_parents=hp)
+    with pytest.raises(PaperReproError, match="tail_sigma"):
+        nv.copying_test(smooth_maps(20, 16, seed=32), train, held, tail_sigma=0)

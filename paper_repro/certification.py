@@ -7,7 +7,9 @@ One entry point, :func:`certify`, used by ``paper-repro validate``, ``paper-repr
 - ``power_spectrum``: P(ell) at the paper's 248 modes (LensTools binning);
 - ``correlation_matrices``: the correlation matrix of the power spectra across maps (Fig. 4);
 - ``minkowski_functionals``: V0, V1, V2 at the paper's 19 thresholds (57 components);
-- ``memorisation`` (when training maps are given): nearest-training-map distances vs validation's.
+- ``memorisation`` (when training maps are given): per generated map, nearest training map vs nearest
+  held-out (validation + auxiliary) map, sets of the same parent structure
+  (:func:`paper_repro.novelty.copying_test`).
 
 Each statistical criterion is :func:`paper_repro.comparison.calibrate` of generated-vs-validation
 against auxiliary-vs-validation, with the tolerances of :class:`~paper_repro.config.CertificationConfig`.
@@ -45,6 +47,10 @@ class Inputs:
     baseline_source: str
     training: np.ndarray | None = None
     sources: dict[str, str] = field(default_factory=dict)
+    #: parent-map id of each map per set ("validation", "auxiliary", "training"), from a dataset's
+    #: ``<split>_index.npy`` (column 0); auxiliary ids are offset past the validation ids unless
+    #: both halves come from one reference file. Used by the memorisation criterion's control.
+    parents: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 def _angle_from(path: str | os.PathLike | None) -> float | None:
@@ -74,12 +80,18 @@ def prepare(generated, reference, auxiliary=None, training=None, *, angle_deg: f
     cfg = config or CertificationConfig()
     sources = dict(sources or {})
 
+    parents: dict[str, np.ndarray] = {}
+
     def load(x, name):
         if x is None:
             return None
         if isinstance(x, (str, os.PathLike)):
             sources.setdefault(name, str(x))
-            return open_maps(x)
+            maps = open_maps(x)
+            ids = _parents_beside(x, len(maps))
+            if ids is not None:
+                parents[name] = ids
+            return maps
         return check_maps(x, name=name)
 
     gen, ref = load(generated, "generated"), load(reference, "reference")
@@ -104,13 +116,38 @@ def prepare(generated, reference, auxiliary=None, training=None, *, angle_deg: f
                                   f"two, which needs at least {2 * cfg.min_maps}")
         a, b = split_reference(len(ref), split_seed)
         ref, aux = ref[a], ref[b]
+        if "reference" in parents:   # one file: the halves share parent ids
+            parents["auxiliary"] = parents["reference"][b]
+            parents["reference"] = parents["reference"][a]
         baseline = "random half of the reference set (no auxiliary set given)"
     else:
         baseline = "auxiliary set"
+        if "reference" in parents and "auxiliary" in parents:   # two files: distinct parents
+            parents["auxiliary"] = parents["auxiliary"] + int(parents["reference"].max()) + 1
+    if "reference" in parents:
+        parents["validation"] = parents.pop("reference")
     for name, arr in (("generated", gen), ("reference", ref), ("auxiliary", aux)):
         if len(arr) < cfg.min_maps:
             raise PaperReproError(f"{name} set has {len(arr)} maps, the bootstrap needs at least {cfg.min_maps}")
-    return Inputs(gen, ref, aux, float(angle_deg), baseline, train, sources)
+    return Inputs(gen, ref, aux, float(angle_deg), baseline, train, sources,
+                  {k: v for k, v in parents.items() if k in ("validation", "auxiliary", "training")})
+
+
+def _parents_beside(path: str | os.PathLike, n: int) -> np.ndarray | None:
+    """Parent-map ids of a dataset split (column 0 of ``<split>_index.npy`` beside it), if present."""
+    path = Path(path)
+    index = path.with_name(path.stem + "_index.npy")
+    if not index.exists():
+        return None
+    try:
+        ids = np.load(index)
+    except (OSError, ValueError) as exc:
+        raise PaperReproError(f"{index}: unreadable parent index ({exc})") from None
+    ids = ids[:, 0] if ids.ndim == 2 else ids
+    if ids.ndim != 1 or len(ids) != n or not np.issubdtype(ids.dtype, np.integer):
+        raise PaperReproError(f"{index}: expected {n} integer parent ids for {path.name}, found "
+                              f"{ids.dtype} array of shape {ids.shape}")
+    return ids.astype(np.int64)
 
 
 def pixel_edges(validation: np.ndarray, bins: int = PIXEL_BINS) -> np.ndarray:
@@ -235,23 +272,29 @@ def certify(inputs: Inputs, config: CertificationConfig | None = None, *, memori
         else:
             criteria[stat] = _criterion_entry(v)
     if memorisation and inputs.training is not None:
-        from .novelty import memorisation_test
-        say("memorisation: nearest training maps (shift/flip invariant) ...")
+        from .novelty import copying_test
+        say("memorisation: nearest training vs nearest held-out maps (shift/flip invariant) ...")
         nv = novelty or NoveltyConfig()
         rng = np.random.default_rng(cfg.seed)
-        pick = lambda arr: np.asarray(arr[np.sort(rng.permutation(len(arr))[:nv.memorisation_maps])])
-        m = memorisation_test(pick(inputs.generated), pick(inputs.validation), inputs.training,
-                              alpha=nv.alpha, angle_deg=inputs.angle_deg,
-                              candidates=nv.prefilter_candidates, lb_modes=nv.prefilter_modes)
-        d = m.to_dict()
+        gen = np.asarray(inputs.generated[np.sort(rng.permutation(len(inputs.generated))[:nv.memorisation_maps])])
+        held = np.concatenate([np.asarray(inputs.validation), np.asarray(inputs.auxiliary)])
+        par = inputs.parents
+        known = all(k in par for k in ("validation", "auxiliary", "training"))
+        m = copying_test(gen, inputs.training, held,
+                         training_parents=par["training"] if known else None,
+                         held_out_parents=np.concatenate([par["validation"], par["auxiliary"]]) if known else None,
+                         alpha=nv.alpha, tail_sigma=nv.copying_tail_sigma, seed=cfg.seed,
+                         candidates=nv.prefilter_candidates, lb_modes=nv.prefilter_modes)
         criteria["memorisation"] = {
             "passed": bool(m.passed),
-            "headline": (f"p {m.p_value:.3g} (fails below {m.alpha:g}); median NN distance generated "
-                         f"{m.median_generated:.4g} vs validation {m.median_validation:.4g}"),
+            "headline": (f"p {m.p_value:.3g} (fails below {m.alpha:g}); generated maps far on the training "
+                         f"side {m.training_tail} vs held-out side {m.held_out_tail}; median NN distance "
+                         f"training {m.median_distance_training:.4g} vs held-out {m.median_distance_held_out:.4g}"),
             "criteria": [{"name": "memorisation", "passed": bool(m.passed), "value": m.p_value,
                           "limit": m.alpha, "baseline": None,
-                          "rule": "generated maps no closer to the training set than validation maps"}],
-            "detail": d}
+                          "rule": "generated maps no closer to training maps than to held-out maps of "
+                                  "the same parent structure (tails of ln d_train / d_held)"}],
+            "detail": m.to_dict()}
     descriptive = {
         "pooled_pixel_ks_p": pooled_pixel_ks(inputs.generated, inputs.validation),
         "pooled_pixel_ks_note": "paper Fig. 2 style: all pixels pooled; pixels within a map are "

@@ -382,9 +382,10 @@ class NoveltyConfig:
     slerp_max_step: float = 0.5           # smooth: largest step of a statistic < this x its spread
     slerp_random_maps: int = 256          # random maps that set each statistic's spread
     block_bytes: int = 256 * 2**20        # working-memory bound of one block of maps
-    memorisation_maps: int = 1000         # generated and validation maps searched against the training set
-                                          # by the certification (a random subset; ~0.05 s per map at 64^2
-                                          # against 25,600 training maps with the prefilter)
+    memorisation_maps: int = 1000         # generated maps searched by the certification's memorisation test
+                                          # (a random subset; ~0.1 s per map at 64^2 against 8,000 training
+                                          # + 8,000 held-out maps with the prefilter)
+    copying_tail_sigma: float = 3.0       # tails of ln d_train / d_held compared by the memorisation test
 
     def __post_init__(self) -> None:
         for name in ("birthday_batch", "birthday_pairs", "prefilter_candidates", "prefilter_modes",
@@ -396,6 +397,7 @@ class NoveltyConfig:
         _check(0.0 < self.duplicate_quantile < 1.0,
                f"duplicate_quantile must be in (0, 1), got {self.duplicate_quantile!r}")
         _check(0.0 < self.alpha < 1.0, f"alpha must be in (0, 1), got {self.alpha!r}")
+        _check(self.copying_tail_sigma > 0, f"copying_tail_sigma must be > 0, got {self.copying_tail_sigma!r}")
         _check(self.slerp_max_step > 0, f"slerp_max_step must be > 0, got {self.slerp_max_step!r}")
 
 

@@ -103,3 +103,29 @@ def test_validate_cli_exit_codes(files, capsys, tmp_path):
     assert "same shape" in capsys.readouterr().err
     assert main(base + ["--generated", str(tmp_path / "none.npy")]) == 2
     assert not (tmp_path / "none.npy").exists()
+
+
+def test_memorisation_criterion_uses_parent_ids_beside_the_files(sets, tmp_path):
+    """Index files (column 0: parent map) give the control its structure; copies fail, new maps pass."""
+    train = crops(6)                       # 6 parents x 100 crops
+    d = tmp_path
+    for name, maps in (("validation", sets["validation"]), ("auxiliary", sets["auxiliary"]), ("train", train)):
+        np.save(d / f"{name}.npy", maps)
+        np.save(d / f"{name}_index.npy", np.stack([np.repeat(np.arange(6), 100), np.zeros(600, int),
+                                                   np.zeros(600, int)], axis=1).astype(np.int32))
+    rng = np.random.default_rng(0)
+    copies = np.stack([np.roll(train[i], tuple(rng.integers(0, SIZE, 2)), axis=(0, 1))
+                       for i in rng.permutation(600)[:150]])
+    generated = {"new": sets["independent"],
+                 "copying": np.concatenate([sets["independent"][:450], copies])}   # 25% copies
+    verdicts = {}
+    for name, gen in generated.items():
+        inp = certification.prepare(gen, d / "validation.npy", d / "auxiliary.npy", d / "train.npy",
+                                    angle_deg=ANGLE)
+        np.testing.assert_array_equal(np.unique(inp.parents["auxiliary"]), np.arange(6, 12))
+        verdicts[name] = certification.certify(inp).criteria["memorisation"]
+    new, copying = verdicts["new"], verdicts["copying"]
+    assert new["detail"]["parent_structure"] == "given parent ids"
+    assert (new["detail"]["parents_per_set"], new["detail"]["maps_per_set"]) == (6, 600)
+    assert new["passed"], new["headline"]
+    assert not copying["passed"] and copying["criteria"][0]["value"] < 1e-6, copying["headline"]

@@ -414,7 +414,7 @@ PRESETS: dict[str, Preset] = {
     "cpu64": Preset(
         "cpu64",
         ModelConfig(image_size=64, base_filters=32),
-        TrainingConfig(epochs=52, selection_epochs=1, selection_every=50, selection_maps=1024,
+        TrainingConfig(epochs=82, selection_epochs=1, selection_every=50, selection_maps=1024,
                        checkpoint_every=200, log_every=20, data_scale=2.5,
                        bn_recalibration=100),
         angle_deg=64 * PIXEL_DEG,

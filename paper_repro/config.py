@@ -385,7 +385,7 @@ class NoveltyConfig:
     memorisation_maps: int = 1000         # generated maps searched by the certification's memorisation test
                                           # (a random subset; ~0.1 s per map at 64^2 against 8,000 training
                                           # + 8,000 held-out maps with the prefilter)
-    copying_tail_sigma: float = 3.0       # tails of ln d_train / d_held compared by the memorisation test
+    copying_tail_sigma: float = 8.0       # robust sigmas by which a set must stand out (memorisation test)
 
     def __post_init__(self) -> None:
         for name in ("birthday_batch", "birthday_pairs", "prefilter_candidates", "prefilter_modes",

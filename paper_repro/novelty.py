@@ -35,9 +35,9 @@ loaded whole):
   distances) and one-sided KS (a subset of copies at small distance), Bonferroni-combined.
 
 * :func:`copying_test` -- the same question with a held-out control that removes the confound of
-  the above (a generator smoother than the data sits closer to *every* set of maps): per generated
-  map, ln d(nearest training map) - ln d(nearest held-out map) with training and held-out sets of the
-  same parent structure; copies form an excess lower tail (binomial test of the two tails).
+  the above (a generator smoother than the data sits closer to *every* set of maps): distances to
+  several training sets and one held-out set of the same parent structure; a generated map whose
+  nearest set stands out should find a training set there no more often than chance (binomial test).
 
 * :func:`birthday_test` -- Arora & Zhang (2017): closest pairs within a batch (32,768 maps in the
   paper) in pixel, power-spectrum and discriminator-feature space, pairwise distances in blocks
@@ -726,9 +726,9 @@ def memorisation_test(generated, validation, training, *, space: str = "invarian
 class CopyingVerdict(_Report):
     """Nearest training map vs nearest held-out map, per generated map (:func:`copying_test`).
 
-    ``passed`` is False when more generated maps lie far on the training side of their own
-    ratio distribution (log d_train / d_held below -``tail_sigma`` robust sigmas) than on the
-    held-out side (above +``tail_sigma``): one-sided binomial p < ``alpha``.
+    ``passed`` is False when, among generated maps with one set much nearer than the others
+    (by ``tail_sigma`` robust sigmas), that set is a training set more often than the
+    K / (K + 1) that exchangeable sets give: one-sided binomial p < ``alpha``.
     """
 
     space: str
@@ -739,11 +739,12 @@ class CopyingVerdict(_Report):
     parent_structure: str
     median_distance_training: float
     median_distance_held_out: float
-    log_ratio_offsets: list
-    log_ratio_sigma: float
+    log_distance_offsets: list
+    outlier_sigma: float
     tail_sigma: float
     training_tail: int
     held_out_tail: int
+    expected_training_share: float
     p_value: float
     alpha: float
     passed: bool
@@ -770,23 +771,24 @@ def _matched_sets(parent_ids: np.ndarray, parents: np.ndarray, per_parent: int,
 
 
 def copying_test(generated, training, held_out, *, training_parents=None, held_out_parents=None,
-                 alpha: float = DEFAULTS.alpha, tail_sigma: float = 3.0, seed: int = 0,
+                 alpha: float = DEFAULTS.alpha, tail_sigma: float = DEFAULTS.copying_tail_sigma, seed: int = 0,
                  candidates: int | None = DEFAULTS.prefilter_candidates,
                  lb_modes: int | None = DEFAULTS.prefilter_modes, n_closest: int = 5,
                  block_bytes: int | None = None, workers: int | None = None) -> CopyingVerdict:
     """Does the generator copy training maps? Control: held-out maps with the training set's structure.
 
-    Each generated map g is compared with a set of training maps T_k and with a held-out set H of
-    the same structure (as many parent maps, as many crops of each), by the shift/flip-invariant
-    distance between standardized maps: r = ln d(g, T_k) - ln d(g, H). Training and held-out sets
-    are exchangeable when the generator does not copy, so r is symmetric about a set offset; a
-    generator that is merely smoother or more typical than the data moves both distances alike
-    (the confound of :func:`memorisation_test`), while a copy of a training map (shifted, flipped,
-    noisy) has d(g, T_k) ~ 0 and lands far in the lower tail. Training parents are split into
-    ``len(training parents) // len(held-out parents)`` disjoint groups T_k, generated map i uses
-    group i mod K (so copies of any of them can be caught); r is centred by each group's median,
-    sigma = 1.4826 MAD; the test compares the count below -``tail_sigma`` sigma with the count above
-    +``tail_sigma`` sigma (one-sided binomial, p = 0.5). ``*_parents``: parent-map id of each map
+    Each generated map g is compared, by the shift/flip-invariant distance between standardized
+    maps, with K disjoint training sets T_1..T_K and one held-out set H of the same structure (as
+    many parent maps, as many crops of each; K = training parents // held-out parents). When the
+    generator does not copy, the K + 1 sets are exchangeable: a generator that is merely smoother or
+    more typical than the data moves every distance alike (the confound of
+    :func:`memorisation_test`), while a copy of a training map (shifted, flipped, noisy) has
+    d(g, T_k) ~ 0 for the set holding its source. Per map, o_j = ln d_j - median of the other sets'
+    ln d (each set centred by its median over maps), sigma = 1.4826 MAD of the o of each map's
+    non-nearest sets (with K = 1 and most maps copied this scale inflates); among maps whose
+    nearest set stands out (o < -``tail_sigma`` sigma) the outlying set should be a training set
+    with probability K / (K + 1); more often is copying (one-sided binomial). ``*_parents``:
+    parent-map id of each map
     (crops of one parent are alike); None treats every map as its own parent.
     """
     g = _check_maps(generated, "generated", min_maps=3)
@@ -814,46 +816,59 @@ def copying_test(generated, training, held_out, *, training_parents=None, held_o
              for k in range(groups)]
     kw = dict(space="invariant", standardize=True, candidates=None if candidates is None else
               min(int(candidates), len(h_idx)), lb_modes=lb_modes, block_bytes=block_bytes, workers=workers)
-    nh = nearest_neighbors(g, np.asarray(h[h_idx]), 1, **kw)
-    dh = nh.distances[:, 0]
-    dt = np.empty_like(dh)
-    which = np.empty(len(dh), dtype=np.int64)
-    cert = nh.certified.copy()
-    transforms, shifts = np.zeros(len(dh), dtype=np.int64), np.zeros((len(dh), 2), dtype=np.int64)
-    group_of = np.arange(len(dh)) % groups
-    r = np.empty_like(dh)
-    offsets = []
     tiny = np.finfo(float).tiny
+    n = g.shape[0]
+    dist = np.empty((n, groups + 1))            # columns: training sets T_1..T_K, then H
+    which = np.empty((n, groups), dtype=np.int64)
+    transforms, shifts = np.zeros((n, groups), dtype=np.int64), np.zeros((n, groups, 2), dtype=np.int64)
+    nh = nearest_neighbors(g, np.asarray(h[h_idx]), 1, **kw)
+    dist[:, groups] = nh.distances[:, 0]
+    cert = nh.certified.copy()
     for k in range(groups):
-        sel = np.flatnonzero(group_of == k)
-        if not len(sel):
-            offsets.append(None)
-            continue
-        nt = nearest_neighbors(np.asarray(g[sel]), np.asarray(t[t_idx[k]]), 1, **kw)
-        dt[sel] = nt.distances[:, 0]
-        which[sel] = t_idx[k][nt.indices[:, 0]]
-        transforms[sel], shifts[sel] = nt.transforms[:, 0], nt.shifts[:, 0]
-        cert[sel] &= nt.certified
-        rk = np.log(np.maximum(dt[sel], tiny)) - np.log(np.maximum(dh[sel], tiny))
-        offsets.append(float(np.median(rk)))
-        r[sel] = rk - offsets[-1]
-    sigma = float(1.4826 * np.median(np.abs(r)))
+        nt = nearest_neighbors(g, np.asarray(t[t_idx[k]]), 1, **kw)
+        dist[:, k] = nt.distances[:, 0]
+        which[:, k] = t_idx[k][nt.indices[:, 0]]
+        transforms[:, k], shifts[:, k] = nt.transforms[:, 0], nt.shifts[:, 0]
+        cert &= nt.certified
+    u = np.log(np.maximum(dist, tiny))
+    offsets = np.median(u, axis=0)
+    u = u - offsets
+    # how much nearer each set is than the median of the others; exchangeable across sets when
+    # nothing is copied, so an outlying set is a training set with probability K / (K + 1). The
+    # scale comes from each map's non-nearest sets, which copies do not move (K >= 2).
+    o = np.empty_like(u)
+    for j in range(groups + 1):
+        o[:, j] = u[:, j] - np.median(np.delete(u, j, axis=1), axis=1)
+    rest = np.sort(o, axis=1)[:, 1:]
+    sigma = float(1.4826 * np.median(np.abs(rest - np.median(rest))))
     cut = tail_sigma * max(sigma, tiny)
-    low, high = int(np.sum(r < -cut)), int(np.sum(r > cut))
-    p = float(scipy.stats.binomtest(low, low + high, 0.5, alternative="greater").pvalue) if low + high else 1.0
-    closest = [{"generated": int(i), "training": int(which[i]), "distance": float(dt[i]),
-                "held_out_distance": float(dh[i]), "transform": TRANSFORM_NAMES[int(transforms[i])],
-                "shift": [int(x) for x in shifts[i]]} for i in np.argsort(r, kind="stable")[:n_closest]]
+    nearest = np.argmin(o, axis=1)
+    outlying = o[np.arange(n), nearest] < -cut
+    low = int(np.sum(outlying & (nearest < groups)))
+    high = int(np.sum(outlying & (nearest == groups)))
+    share = groups / (groups + 1)
+    p = (float(scipy.stats.binomtest(low, low + high, share, alternative="greater").pvalue)
+         if low + high else 1.0)
+    best_t = np.argmin(o[:, :groups], axis=1)
+    rows = np.arange(n)
+    closest = [{"generated": int(i), "training": int(which[i, best_t[i]]), "distance": float(dist[i, best_t[i]]),
+                "held_out_distance": float(dist[i, groups]),
+                "transform": TRANSFORM_NAMES[int(transforms[i, best_t[i]])],
+                "shift": [int(x) for x in shifts[i, best_t[i]]]}
+               for i in np.argsort(o[rows, best_t], kind="stable")[:n_closest]]
     method = (f"invariant distance of standardized maps to {groups} disjoint training sets and one "
-              f"held-out set of {n_par} parents x {per_parent} maps each (generated map i uses training "
-              f"set i mod {groups}); r = ln d_train - ln d_held, centred per set; one-sided binomial test "
-              f"of #(r < -{tail_sigma:g} sigma) vs #(r > +{tail_sigma:g} sigma), alpha = {alpha}")
+              f"held-out set of {n_par} parents x {per_parent} maps each; per generated map, o = ln d - "
+              f"median ln d of the other sets (sets centred by their median); maps with an outlying set "
+              f"(o < -{tail_sigma:g} sigma): one-sided binomial test that the outlying set is a training "
+              f"set more often than {groups}/{groups + 1}, alpha = {alpha}")
     return CopyingVerdict(
-        space="invariant", n_generated=len(dh), n_groups=groups, parents_per_set=n_par,
+        space="invariant", n_generated=n, n_groups=groups, parents_per_set=n_par,
         maps_per_set=int(len(h_idx)), parent_structure=structure,
-        median_distance_training=float(np.median(dt)), median_distance_held_out=float(np.median(dh)),
-        log_ratio_offsets=offsets, log_ratio_sigma=sigma, tail_sigma=float(tail_sigma),
-        training_tail=low, held_out_tail=high, p_value=p, alpha=alpha, passed=bool(p >= alpha),
+        median_distance_training=float(np.median(dist[:, :groups])),
+        median_distance_held_out=float(np.median(dist[:, groups])),
+        log_distance_offsets=[float(x) for x in offsets], outlier_sigma=sigma, tail_sigma=float(tail_sigma),
+        training_tail=low, held_out_tail=high, expected_training_share=share, p_value=p, alpha=alpha,
+        passed=bool(p >= alpha),
         certified=float(np.mean(cert)), closest=closest, method=method)
 
 

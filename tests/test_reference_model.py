@@ -28,6 +28,7 @@ def test_shipped_model_is_the_cpu64_topology(shipped):
 def test_shipped_model_card_numbers_match(shipped):
     score = json.loads((REFERENCE_MODEL / "best" / "score.json").read_text())
     assert score["score"] > 0 and score["epoch"] > shipped[1].training.epochs  # a selection epoch
+    assert shipped[1].training.bn_recalibration == 100     # saved with precise batch norm
 
 
 def test_generation_is_deterministic_for_a_seed(shipped):

@@ -287,13 +287,13 @@ def certify(inputs: Inputs, config: CertificationConfig | None = None, *, memori
                          candidates=nv.prefilter_candidates, lb_modes=nv.prefilter_modes)
         criteria["memorisation"] = {
             "passed": bool(m.passed),
-            "headline": (f"p {m.p_value:.3g} (fails below {m.alpha:g}); generated maps far on the training "
-                         f"side {m.training_tail} vs held-out side {m.held_out_tail}; median NN distance "
+            "headline": (f"p {m.p_value:.3g} (fails below {m.alpha:g}); maps whose nearest set stands out: "
+                         f"training {m.training_tail} vs held-out {m.held_out_tail}; median NN distance "
                          f"training {m.median_distance_training:.4g} vs held-out {m.median_distance_held_out:.4g}"),
             "criteria": [{"name": "memorisation", "passed": bool(m.passed), "value": m.p_value,
                           "limit": m.alpha, "baseline": None,
                           "rule": "generated maps no closer to training maps than to held-out maps of "
-                                  "the same parent structure (tails of ln d_train / d_held)"}],
+                                  "the same parent structure (an outlying nearest set is a training set no more often than chance)"}],
             "detail": m.to_dict()}
     descriptive = {
         "pooled_pixel_ks_p": pooled_pixel_ks(inputs.generated, inputs.validation),

@@ -50,6 +50,10 @@ class ModelConfig:
         return self.image_size // 2 ** self.n_strided
 
 
+#: checkpoint-selection scores (:mod:`paper_repro.selection`)
+SELECTION_SCORES = ("power_spectrum", "statistics")
+
+
 @dataclass(frozen=True)
 class TrainingConfig:
     """Optimisation settings (Sect. 2.3 and the authors' training code)."""
@@ -67,6 +71,8 @@ class TrainingConfig:
     data_scale: float = 1.0         # maps enter tanh as data_scale * kappa (paper: 1, no normalisation)
     bn_recalibration: int = 0       # batches of "precise BN" before a generator is scored and kept
                                     # (0: the moving averages as trained, as the paper)
+    selection_score: str = "power_spectrum"   # "power_spectrum" (paper: chi2 of P(ell) histograms)
+                                              # or "statistics" (pixel, P(ell), MF means; selection.py)
 
     def __post_init__(self) -> None:
         _check(self.batch_size >= 1, f"batch_size must be >= 1, got {self.batch_size}")
@@ -82,6 +88,8 @@ class TrainingConfig:
         _check(self.data_scale > 0, f"data_scale must be > 0, got {self.data_scale}")
         _check(isinstance(self.bn_recalibration, int) and self.bn_recalibration >= 0,
                f"bn_recalibration must be an integer >= 0, got {self.bn_recalibration!r}")
+        _check(self.selection_score in SELECTION_SCORES,
+               f"unknown selection_score {self.selection_score!r}; choose one of {', '.join(SELECTION_SCORES)}")
 
     @property
     def total_epochs(self) -> int:
@@ -414,9 +422,9 @@ PRESETS: dict[str, Preset] = {
     "cpu64": Preset(
         "cpu64",
         ModelConfig(image_size=64, base_filters=32),
-        TrainingConfig(epochs=82, selection_epochs=1, selection_every=50, selection_maps=1024,
+        TrainingConfig(epochs=110, selection_epochs=3, selection_every=25, selection_maps=1024,
                        checkpoint_every=200, log_every=20, data_scale=2.5,
-                       bn_recalibration=100),
+                       bn_recalibration=100, selection_score="statistics"),
         angle_deg=64 * PIXEL_DEG,
     ),
     # For tests: seconds per epoch on a CPU.

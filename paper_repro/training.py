@@ -124,8 +124,8 @@ def train(out: str | os.PathLike, preset: str | Preset | None = None, data: str 
     if steps == 0:
         raise PaperReproError(f"{info.data}: {len(maps)} maps is fewer than one batch of {t.batch_size}")
     if scorer is None and info.development is not None and t.selection_epochs > 0:
-        from .selection import PowerSpectrumScorer
-        scorer = PowerSpectrumScorer.from_file(info.development, p)
+        from .selection import scorer_for
+        scorer = scorer_for(p, info.development)
     if not resume:
         runs.write_run_info(run, info)
     runs.clean_partial(run)

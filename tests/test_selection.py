@@ -2,11 +2,13 @@
 import json
 
 import numpy as np
+import pytest
 
 from conftest import smooth_maps
 from paper_repro import runs
-from paper_repro.config import get_preset
-from paper_repro.selection import PowerSpectrumScorer
+from paper_repro.config import TrainingConfig, get_preset
+from paper_repro.errors import PaperReproError
+from paper_repro.selection import PowerSpectrumScorer, StatisticsScorer, scorer_for
 from paper_repro.training import train
 
 
@@ -58,3 +60,42 @@ def test_extending_a_selected_run_selects_again(tmp_path, tiny_data):
     train(run, resume=True, epochs=2, scorer=lambda g: next(scores), progress=False)
     best = json.loads((run / "best" / "score.json").read_text())
     assert best["score"] == 4.0 and best["epoch"] == 3   # chosen in the new selection epoch
+
+
+def test_statistics_score_is_about_one_for_matching_maps_and_grows_with_each_departure():
+    preset = get_preset("tiny")
+    dev = smooth_maps(400, 32, seed=1)
+    scorer = StatisticsScorer.from_maps(dev, preset)
+    same = scorer.components(smooth_maps(400, 32, seed=2))
+    assert set(same) == {"pixel_intensity", "power_spectrum", "minkowski_functionals"}
+    assert all(0.2 < v < 3.0 for v in same.values()), same   # mean z^2 of independent draws ~ 1
+    shifted = scorer.components(smooth_maps(400, 32, seed=2) + 0.01)   # pixel mean off by 0.2 sigma
+    assert shifted["pixel_intensity"] > 20 * same["pixel_intensity"]
+    assert shifted["power_spectrum"] == pytest.approx(same["power_spectrum"], rel=0.2)  # P(ell>0) blind to it
+    louder = scorer.components(1.3 * smooth_maps(400, 32, seed=2))
+    assert louder["power_spectrum"] > 20 * same["power_spectrum"]
+    assert scorer.score_maps(smooth_maps(400, 32, seed=2)) == pytest.approx(np.mean(list(same.values())))
+
+
+def test_scorer_for_follows_the_preset(tmp_path):
+    dev = tmp_path / "dev.npy"
+    np.save(dev, smooth_maps(64, 32, seed=5))
+    tiny = get_preset("tiny")
+    assert isinstance(scorer_for(tiny, dev), PowerSpectrumScorer)
+    assert isinstance(scorer_for(tiny.replace(selection_score="statistics"), dev), StatisticsScorer)
+    assert get_preset("cpu64").training.selection_score == "statistics"
+    with pytest.raises(PaperReproError, match="unknown selection_score 'fid'"):
+        TrainingConfig(selection_score="fid")
+
+
+def test_statistics_selection_in_training(tmp_path, tiny_data):
+    dev = tmp_path / "dev.npy"
+    np.save(dev, smooth_maps(64, 32, seed=5))
+    preset = get_preset("tiny").replace(epochs=1, selection_epochs=1, selection_every=3,
+                                        selection_score="statistics")
+    run = train(tmp_path / "run", preset, tiny_data, seed=2, development=dev, progress=False)
+    rows = (run / "selection.csv").read_text().splitlines()[1:]
+    scores = [float(r.split(",")[2]) for r in rows]
+    best = json.loads((run / "best" / "score.json").read_text())
+    assert len(scores) == 2 and best["score"] == pytest.approx(min(scores), rel=1e-7)
+    assert "Minkowski" in best["metric"]

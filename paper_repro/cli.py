@@ -147,6 +147,28 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
+# -------------------------------------------------------------------------------------- select
+def _select_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--run", required=True, help="run directory")
+    p.add_argument("--from-epoch", type=_positive_int, default=1,
+                   help="first saved epoch generator to score (default: all saved)")
+    p.add_argument("--development", help="development maps .npy (default: the run's)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+@command("select", _select_args)
+def _select(args: argparse.Namespace) -> int:
+    """Rescore a run's saved epoch generators with its selection score; keep the best in best/."""
+    _quiet_tensorflow()
+    from .selection import rescore_epochs
+    r = rescore_epochs(args.run, first_epoch=args.from_epoch, development=args.development,
+                       progress=not args.quiet)
+    print(f"scored {len(r['scores'])} epoch generators; lowest: epoch {r['best_epoch']} "
+          f"({r['best_epoch_score']:.4g}); previous best: {r['incumbent_score']:.4g}; "
+          f"best/ {'replaced by epoch ' + str(r['best_epoch']) if r['replaced'] else 'kept'}")
+    return 0
+
+
 # ------------------------------------------------------------------------------------ generate
 def _generate_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--run", required=True, help="run directory")

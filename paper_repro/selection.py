@@ -10,6 +10,7 @@ statistics (:class:`StatisticsScorer`), so selection looks at what certification
 """
 from __future__ import annotations
 
+import json
 import math
 import os
 from dataclasses import dataclass
@@ -141,3 +142,85 @@ def scorer_for(preset: Preset, development: str | os.PathLike):
     except KeyError:
         raise PaperReproError(f"unknown selection score {name!r}; choose one of {', '.join(SCORERS)}") from None
     return cls.from_file(development, preset)
+
+
+def rescore_epochs(run: str | os.PathLike, *, first_epoch: int = 1, development: str | os.PathLike | None = None,
+                   scorer=None, progress: bool = True) -> dict:
+    """Score a run's saved epoch-end generators with the preset's selection score; keep the best.
+
+    The training loop scores snapshots only during the selection epochs; the generators it saved at
+    the end of each earlier epoch are candidates too ("scanned over the last epochs", Sect. 2.3).
+    Each epoch >= ``first_epoch`` is scored as in training (precise batch norm when the preset
+    asks, idempotent for weights saved with it). The current ``best/`` generator is scored the
+    same way; if an epoch beats it, that epoch becomes ``best/`` (written atomically). Writes
+    ``selection-epochs.csv`` (epoch, score) and returns {"scores": {epoch: score}, "best": ...}.
+    """
+    from pathlib import Path
+
+    import keras
+
+    from . import runs
+    from .models import build_generator, recalibrate_batch_norm
+
+    run = Path(run)
+    info = runs.read_run_info(run)
+    p, t = info.preset, info.preset.training
+    if scorer is None:
+        dev = development or info.development
+        if dev is None:
+            raise PaperReproError(f"{run} has no development set; pass one (--development D.npy)")
+        scorer = scorer_for(p, dev)
+    files = sorted((run / "generators").glob("epoch-*.weights.h5"))
+    epochs = {int(f.name[6:10]): f for f in files if int(f.name[6:10]) >= first_epoch}
+    if not epochs:
+        raise PaperReproError(f"{run}: no saved epoch generators from epoch {first_epoch} on "
+                              f"({len(files)} in {run / 'generators'})")
+
+    def prepared(model):
+        if t.bn_recalibration:
+            recalibrate_batch_norm(model, t.bn_recalibration, t.batch_size, seed=info.seed)
+        return model
+
+    model = build_generator(p)
+    scores: dict[int, float] = {}
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+        bar = tqdm(total=len(epochs), unit="epoch", desc="select")
+    for epoch, path in epochs.items():
+        try:
+            model.load_weights(path)
+        except (OSError, ValueError) as exc:
+            raise PaperReproError(f"{path}: cannot load generator ({exc})") from None
+        scores[epoch] = float(scorer(prepared(model)))
+        if bar is not None:
+            bar.update(1)
+            bar.set_postfix(epoch=epoch, score=f"{scores[epoch]:.4g}")
+    if bar is not None:
+        bar.close()
+    from .data import atomic_path
+    with atomic_path(run / "selection-epochs.csv") as tmp:
+        tmp.write_text("epoch,score\n" + "".join(f"{e},{s:.8g}\n" for e, s in scores.items()))
+
+    best_dir = run / "best"
+    incumbent = math.inf
+    if (best_dir / "generator.keras").exists():
+        kept = keras.saving.load_model(best_dir / "generator.keras", compile=False)
+        incumbent = float(scorer(prepared(kept)))
+    epoch = min(scores, key=scores.get)
+    replaced = scores[epoch] < incumbent
+    if replaced:
+        model.load_weights(epochs[epoch])
+        runs.save_generator(prepared(model), best_dir / "generator.keras")
+        runs.write_json(best_dir / "score.json", {
+            "score": scores[epoch], "epoch": epoch, "global_step": None,
+            "source": f"end of epoch {epoch} (rescored by paper-repro select)",
+            "metric": getattr(scorer, "description", "selection score")})
+    elif incumbent < math.inf:
+        # the incumbent stays; its score.json now states its score under this scorer
+        meta = json.loads((best_dir / "score.json").read_text()) if (best_dir / "score.json").exists() else {}
+        if meta.get("metric") != getattr(scorer, "description", None):
+            meta.update({"score": incumbent, "metric": getattr(scorer, "description", "selection score")})
+            runs.write_json(best_dir / "score.json", meta)
+    return {"scores": scores, "best_epoch": epoch, "best_epoch_score": scores[epoch],
+            "incumbent_score": incumbent, "replaced": replaced}

@@ -8,7 +8,7 @@ from conftest import smooth_maps
 from paper_repro import runs
 from paper_repro.config import TrainingConfig, get_preset
 from paper_repro.errors import PaperReproError
-from paper_repro.selection import PowerSpectrumScorer, StatisticsScorer, scorer_for
+from paper_repro.selection import PowerSpectrumScorer, StatisticsScorer, rescore_epochs, scorer_for
 from paper_repro.training import train
 
 
@@ -99,3 +99,41 @@ def test_statistics_selection_in_training(tmp_path, tiny_data):
     best = json.loads((run / "best" / "score.json").read_text())
     assert len(scores) == 2 and best["score"] == pytest.approx(min(scores), rel=1e-7)
     assert "Minkowski" in best["metric"]
+
+
+def test_select_rescores_saved_epochs_and_keeps_the_lowest(tmp_path, tiny_data):
+    preset = get_preset("tiny").replace(epochs=3, selection_epochs=0)
+    run = train(tmp_path / "run", preset, tiny_data, seed=2, progress=False)
+    fixed = {1: 4.0, 2: 1.0, 3: 3.0}
+    # a scorer that recognises each epoch's weights: the mean of the first kernel, looked up
+    from paper_repro.models import build_generator
+    g = build_generator(preset)
+    key = {}
+    for e in fixed:
+        g.load_weights(run / "generators" / f"epoch-{e:04d}.weights.h5")
+        key[round(float(np.mean(g.weights[0].numpy())), 9)] = fixed[e]
+
+    def scorer(model):
+        return key[round(float(np.mean(model.weights[0].numpy())), 9)]
+
+    r = rescore_epochs(run, scorer=scorer, progress=False)
+    assert r["scores"] == fixed and r["best_epoch"] == 2 and r["replaced"]
+    best = json.loads((run / "best" / "score.json").read_text())
+    assert best["epoch"] == 2 and best["score"] == 1.0
+    model, _ = runs.load_generator(run)   # best/ holds epoch 2's weights
+    assert scorer(model) == 1.0
+    assert (run / "selection-epochs.csv").read_text().splitlines() == ["epoch,score", "1,4", "2,1", "3,3"]
+    # the incumbent (now epoch 2, 1.0) is kept against epoch 3 alone
+    r = rescore_epochs(run, first_epoch=3, scorer=scorer, progress=False)
+    assert not r["replaced"] and r["incumbent_score"] == 1.0
+
+
+def test_select_errors_are_one_line(tmp_path, tiny_data):
+    preset = get_preset("tiny").replace(epochs=1, selection_epochs=0)
+    run = train(tmp_path / "run", preset, tiny_data, seed=2, progress=False)
+    with pytest.raises(PaperReproError, match="no development set"):
+        rescore_epochs(run, progress=False)
+    with pytest.raises(PaperReproError, match="no saved epoch generators from epoch 5"):
+        rescore_epochs(run, first_epoch=5, scorer=lambda g: 0.0, progress=False)
+    from paper_repro.cli import main
+    assert main(["select", "--run", str(tmp_path / "nope"), "--quiet"]) == 2

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -153,7 +154,8 @@ def rescore_epochs(run: str | os.PathLike, *, first_epoch: int = 1, development:
     Each epoch >= ``first_epoch`` is scored as in training (precise batch norm when the preset
     asks, idempotent for weights saved with it). The current ``best/`` generator is scored the
     same way; if an epoch beats it, that epoch becomes ``best/`` (written atomically). Writes
-    ``selection-epochs.csv`` (epoch, score) and returns {"scores": {epoch: score}, "best": ...}.
+    ``selection-epochs.csv`` (epoch, score) and returns {"scores": {epoch: score}, "best_epoch",
+    "best_epoch_score", "incumbent_score" (inf without a best/), "replaced"}.
     """
     from pathlib import Path
 
@@ -171,7 +173,8 @@ def rescore_epochs(run: str | os.PathLike, *, first_epoch: int = 1, development:
             raise PaperReproError(f"{run} has no development set; pass one (--development D.npy)")
         scorer = scorer_for(p, dev)
     files = sorted((run / "generators").glob("epoch-*.weights.h5"))
-    epochs = {int(f.name[6:10]): f for f in files if int(f.name[6:10]) >= first_epoch}
+    numbered = {int(m.group(1)): f for f in files if (m := re.fullmatch(r"epoch-(\d+)\.weights\.h5", f.name))}
+    epochs = {e: f for e, f in sorted(numbered.items()) if e >= first_epoch}
     if not epochs:
         raise PaperReproError(f"{run}: no saved epoch generators from epoch {first_epoch} on "
                               f"({len(files)} in {run / 'generators'})")

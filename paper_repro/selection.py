@@ -162,7 +162,7 @@ def rescore_epochs(run: str | os.PathLike, *, first_epoch: int = 1, development:
     import keras
 
     from . import runs
-    from .models import build_generator, recalibrate_batch_norm
+    from .models import build_generator, recalibrated_copy
 
     run = Path(run)
     info = runs.read_run_info(run)
@@ -179,9 +179,9 @@ def rescore_epochs(run: str | os.PathLike, *, first_epoch: int = 1, development:
         raise PaperReproError(f"{run}: no saved epoch generators from epoch {first_epoch} on "
                               f"({len(files)} in {run / 'generators'})")
 
-    def prepared(model):
+    def prepared(model):   # as training scores and saves a generator (training.inference_generator)
         if t.bn_recalibration:
-            recalibrate_batch_norm(model, t.bn_recalibration, t.batch_size, seed=info.seed)
+            return recalibrated_copy(model, t.bn_recalibration, t.batch_size, seed=info.seed)
         return model
 
     model = build_generator(p)
@@ -208,7 +208,11 @@ def rescore_epochs(run: str | os.PathLike, *, first_epoch: int = 1, development:
     best_dir = run / "best"
     incumbent = math.inf
     if (best_dir / "generator.keras").exists():
-        kept = keras.saving.load_model(best_dir / "generator.keras", compile=False)
+        try:
+            kept = keras.saving.load_model(best_dir / "generator.keras", compile=False)
+        except (OSError, ValueError) as exc:
+            raise PaperReproError(f"{best_dir / 'generator.keras'}: cannot load the current best "
+                                  f"generator ({exc})") from None
         incumbent = float(scorer(prepared(kept)))
     epoch = min(scores, key=scores.get)
     replaced = scores[epoch] < incumbent

@@ -137,3 +137,13 @@ def test_select_errors_are_one_line(tmp_path, tiny_data):
         rescore_epochs(run, first_epoch=5, scorer=lambda g: 0.0, progress=False)
     from paper_repro.cli import main
     assert main(["select", "--run", str(tmp_path / "nope"), "--quiet"]) == 2
+
+
+def test_select_reports_an_unreadable_best_in_one_line(tmp_path, tiny_data):
+    preset = get_preset("tiny").replace(epochs=1, selection_epochs=0)
+    run = train(tmp_path / "run", preset, tiny_data, seed=2, progress=False)
+    (run / "best").mkdir()
+    (run / "best" / "generator.keras").write_bytes(b"truncated")
+    with pytest.raises(PaperReproError, match="cannot load the current best generator"):
+        rescore_epochs(run, scorer=lambda g: 0.0, progress=False)
+    assert (run / "best" / "generator.keras").read_bytes() == b"truncated"   # nothing replaced

@@ -73,6 +73,9 @@ class TrainingConfig:
                                     # (0: the moving averages as trained, as the paper)
     selection_score: str = "power_spectrum"   # "power_spectrum" (paper: chi2 of P(ell) histograms)
                                               # or "statistics" (pixel, P(ell), MF means; selection.py)
+    anneal_epochs: int = 0          # the last anneal_epochs main epochs and all selection epochs run
+                                    # at learning_rate * anneal_factor (0: constant rate, as the paper)
+    anneal_factor: float = 0.1
 
     def __post_init__(self) -> None:
         _check(self.batch_size >= 1, f"batch_size must be >= 1, got {self.batch_size}")
@@ -90,6 +93,17 @@ class TrainingConfig:
                f"bn_recalibration must be an integer >= 0, got {self.bn_recalibration!r}")
         _check(self.selection_score in SELECTION_SCORES,
                f"unknown selection_score {self.selection_score!r}; choose one of {', '.join(SELECTION_SCORES)}")
+        _check(isinstance(self.anneal_epochs, int) and self.anneal_epochs >= 0,
+               f"anneal_epochs must be an integer >= 0, got {self.anneal_epochs!r}")
+        _check(0.0 < self.anneal_factor <= 1.0, f"anneal_factor must be in (0, 1], got {self.anneal_factor!r}")
+
+    def learning_rate_at(self, epoch: int) -> float:
+        """Adam's learning rate in epoch ``epoch`` (0-based): ``learning_rate``, times
+        ``anneal_factor`` from main epoch ``epochs - anneal_epochs`` on (selection epochs included;
+        every epoch when ``anneal_epochs >= epochs``, e.g. a short run made with ``--epochs``)."""
+        if self.anneal_epochs and epoch >= self.epochs - self.anneal_epochs:
+            return self.learning_rate * self.anneal_factor
+        return self.learning_rate
 
     @property
     def total_epochs(self) -> int:

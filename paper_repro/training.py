@@ -174,6 +174,11 @@ def train(out: str | os.PathLike, preset: str | Preset | None = None, data: str 
             perm = epoch_permutation(seed, epoch, len(maps))
             if step0 == 0:
                 gan.reset_metrics()
+            lr = t.learning_rate_at(epoch)   # set every epoch (and on resume): a pure function of the epoch
+            if progress and lr != t.learning_rate_at(epoch - 1):
+                print(f"learning rate {lr:.3g} from epoch {epoch + 1} on")
+            for optimizer in (gan.g_optimizer, gan.d_optimizer):
+                optimizer.learning_rate.assign(lr)
             selecting = scorer is not None and epoch >= t.epochs
             bar = keras.utils.Progbar(steps, stateful_metrics=METRICS, verbose=1 if progress else 0)
             if progress:

@@ -43,10 +43,21 @@ def test_invalid_model_values(kwargs, match):
 @pytest.mark.parametrize("kwargs, match", [
     ({"batch_size": 0}, "batch_size"), ({"flip_prob": 1.5}, "flip_prob"),
     ({"learning_rate": -1}, "learning_rate"), ({"data_scale": 0}, "data_scale"),
+    ({"anneal_epochs": -1}, "anneal_epochs"), ({"anneal_epochs": 1.5}, "anneal_epochs"),
+    ({"anneal_factor": 0}, "anneal_factor"), ({"anneal_factor": 1.5}, "anneal_factor"),
 ])
 def test_invalid_training_values(kwargs, match):
     with pytest.raises(PaperReproError, match=match):
         TrainingConfig(**kwargs)
+
+
+def test_learning_rate_schedule():
+    t = TrainingConfig(learning_rate=1e-3, epochs=5, selection_epochs=2, anneal_epochs=2, anneal_factor=0.1)
+    got = [t.learning_rate_at(e) for e in range(t.total_epochs)]
+    assert got == pytest.approx([1e-3, 1e-3, 1e-3, 1e-4, 1e-4, 1e-4, 1e-4])
+    assert {TrainingConfig(epochs=5).learning_rate_at(e) for e in range(7)} == {2e-4}  # the paper: constant
+    short = TrainingConfig(epochs=2, anneal_epochs=4)   # more annealed epochs than epochs: all annealed
+    assert short.learning_rate_at(0) == pytest.approx(2e-5)
 
 
 def test_round_trip_through_json():

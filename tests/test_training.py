@@ -106,6 +106,46 @@ def test_resume_extends_epochs(tmp_path, tiny_data, reference_run):
         np.testing.assert_array_equal(x, y)
 
 
+def _learning_rates(preset, state):
+    """The two optimizers' learning rates stored in a checkpoint's state."""
+    from paper_repro.gan import CosmoGAN
+    paths = [v.path for v in CosmoGAN.from_preset(preset, seed=0).state_variables()]
+    return [float(x) for x, p in zip(state, paths) if p.endswith("learning_rate")]
+
+
+def _epoch_weights(run, epoch):
+    """Trainable generator weights saved at the end of ``epoch``."""
+    from paper_repro.models import build_generator
+    model = build_generator("tiny")
+    model.load_weights(run / "generators" / f"epoch-{epoch:04d}.weights.h5")
+    return [w.numpy() for w in model.trainable_weights]
+
+
+def test_annealed_epochs_run_at_the_lower_rate_and_resume_exactly(tmp_path, tiny_data, reference_run):
+    from paper_repro.config import get_preset
+    preset = get_preset("tiny").replace(checkpoint_every=4, anneal_epochs=1, anneal_factor=0.25)
+    full = train(tmp_path / "full", preset, tiny_data, seed=7, progress=False)
+    # epoch 1 is not annealed: the same weights as the constant-rate run's
+    for x, y in zip(_epoch_weights(full, 1), _epoch_weights(reference_run, 1)):
+        np.testing.assert_array_equal(x, y)
+    state, _ = _final_state(full)
+    want, _ = _final_state(reference_run)
+    assert _learning_rates(preset, state) == pytest.approx([5e-5, 5e-5])
+    assert _learning_rates(preset, want) == pytest.approx([2e-4, 2e-4])
+    # epoch 2 at a quarter of the rate moved the generator less
+    def moved(run):
+        return sum(np.abs(b - a).sum() for a, b in zip(_epoch_weights(run, 1), _epoch_weights(run, 2)))
+    assert moved(full) < 0.5 * moved(reference_run)
+    # killed inside the annealed epoch and resumed: the same final state
+    run = tmp_path / "run"
+    with pytest.raises(_StopForTest):
+        train(run, preset, tiny_data, seed=7, progress=False, _stop_after=10)
+    assert _final_state(run)[1]["global_step"] == 8
+    train(run, resume=True, progress=False)
+    for x, y in zip(_final_state(run)[0], state):
+        np.testing.assert_array_equal(x, y)
+
+
 def test_non_finite_loss_stops_and_keeps_last_good(tmp_path, tiny_data, monkeypatch):
     from paper_repro.gan import CosmoGAN
     calls = {"n": 0}

@@ -32,6 +32,8 @@ def test_shipped_model_card_numbers_match(shipped):
     assert score["score"] > 0 and 1 <= score["epoch"] <= t.total_epochs
     assert t.selection_score == "statistics" and score["metric"] == StatisticsScorer.description
     assert t.bn_recalibration == 100     # saved with precise batch norm
+    # selected from an annealed epoch, at a tenth of the paper's rate (MODEL_CARD.md)
+    assert t.anneal_epochs > 0 and t.learning_rate_at(score["epoch"] - 1) == pytest.approx(0.1 * t.learning_rate)
 
 
 def test_generation_is_deterministic_for_a_seed(shipped):

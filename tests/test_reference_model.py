@@ -26,6 +26,12 @@ def test_shipped_model_is_the_cpu64_topology(shipped):
     assert runs.generator_path(REFERENCE_MODEL).parts[-2:] == ("best", "generator.keras")
 
 
+def test_the_cpu64_preset_is_the_shipped_recipe(shipped):
+    """``tox -e train-reference`` trains the preset; it must be the schedule the shipped model had."""
+    from paper_repro.config import get_preset
+    assert shipped[1] == get_preset("cpu64")
+
+
 def test_shipped_model_card_numbers_match(shipped):
     score = json.loads((REFERENCE_MODEL / "best" / "score.json").read_text())
     t = shipped[1].training

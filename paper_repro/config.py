@@ -431,7 +431,7 @@ PRESETS: dict[str, Preset] = {
     # Tables 1-2 and Sect. 2.3 exactly.
     "paper": Preset("paper", ModelConfig(), TrainingConfig(), angle_deg=256 * PIXEL_DEG),
     # Same topology at 64x64 (0.216 deg) with 32 base filters (G 1.34M, D 1.08M parameters),
-    # ~1 s per step on 2 CPU cores. Maps enter tanh scaled by 2.5 (still inside (-1, 1)):
+    # 0.3 s per step on 2 CPU cores. Maps enter tanh scaled by 2.5 (still inside (-1, 1)):
     # a documented departure, see ../shared/reference/cpu-training-notes.md. 113 epochs at the
     # paper's rate, then 9 + 3 selection epochs at a tenth of it (MODEL_CARD.md).
     "cpu64": Preset(

@@ -119,6 +119,14 @@ def recalibrated_copy(model: keras.Model, batches: int = 100, batch_size: int = 
     return recalibrate_batch_norm(copy, batches, batch_size, seed)
 
 
+def inference_copy(model: keras.Model, training, seed: int) -> keras.Model:
+    """The generator as it is scored and saved: a :func:`recalibrated_copy` when the training
+    config asks for precise batch norm (``bn_recalibration > 0``), else ``model`` itself."""
+    if not training.bn_recalibration:
+        return model
+    return recalibrated_copy(model, training.bn_recalibration, training.batch_size, seed=seed)
+
+
 def feature_extractor(discriminator: keras.Model) -> keras.Model:
     """The discriminator's last convolutional activations (for the birthday-paradox search)."""
     last = [l for l in discriminator.layers if l.name.startswith("lrelu")][-1]

@@ -162,7 +162,7 @@ def rescore_epochs(run: str | os.PathLike, *, first_epoch: int = 1, development:
     import keras
 
     from . import runs
-    from .models import build_generator, recalibrated_copy
+    from .models import build_generator, inference_copy
 
     run = Path(run)
     info = runs.read_run_info(run)
@@ -179,11 +179,6 @@ def rescore_epochs(run: str | os.PathLike, *, first_epoch: int = 1, development:
         raise PaperReproError(f"{run}: no saved epoch generators from epoch {first_epoch} on "
                               f"({len(files)} in {run / 'generators'})")
 
-    def prepared(model):   # as training scores and saves a generator (training.inference_generator)
-        if t.bn_recalibration:
-            return recalibrated_copy(model, t.bn_recalibration, t.batch_size, seed=info.seed)
-        return model
-
     model = build_generator(p)
     scores: dict[int, float] = {}
     bar = None
@@ -195,7 +190,7 @@ def rescore_epochs(run: str | os.PathLike, *, first_epoch: int = 1, development:
             model.load_weights(path)
         except (OSError, ValueError) as exc:
             raise PaperReproError(f"{path}: cannot load generator ({exc})") from None
-        scores[epoch] = float(scorer(prepared(model)))
+        scores[epoch] = float(scorer(inference_copy(model, t, info.seed)))
         if bar is not None:
             bar.update(1)
             bar.set_postfix(epoch=epoch, score=f"{scores[epoch]:.4g}")
@@ -213,12 +208,12 @@ def rescore_epochs(run: str | os.PathLike, *, first_epoch: int = 1, development:
         except (OSError, ValueError) as exc:
             raise PaperReproError(f"{best_dir / 'generator.keras'}: cannot load the current best "
                                   f"generator ({exc})") from None
-        incumbent = float(scorer(prepared(kept)))
+        incumbent = float(scorer(inference_copy(kept, t, info.seed)))
     epoch = min(scores, key=scores.get)
     replaced = scores[epoch] < incumbent
     if replaced:
         model.load_weights(epochs[epoch])
-        runs.save_generator(prepared(model), best_dir / "generator.keras")
+        runs.save_generator(inference_copy(model, t, info.seed), best_dir / "generator.keras")
         runs.write_json(best_dir / "score.json", {
             "score": scores[epoch], "epoch": epoch, "global_step": None,
             "source": f"end of epoch {epoch} (rescored by paper-repro select)",

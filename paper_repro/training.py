@@ -160,12 +160,9 @@ def train(out: str | os.PathLike, preset: str | Preset | None = None, data: str 
             "steps_per_epoch": steps, "preset": p.name})
 
     def inference_generator():
-        # the generator as it is scored and saved: with "precise BN" statistics when the preset asks,
-        # on a copy, so the training state (and a resumed run) never sees them
-        if not t.bn_recalibration:
-            return gan.generator
-        from .models import recalibrated_copy
-        return recalibrated_copy(gan.generator, t.bn_recalibration, t.batch_size, seed=seed)
+        # precise-BN statistics go on a copy, so the training state (and a resumed run) never sees them
+        from .models import inference_copy
+        return inference_copy(gan.generator, t, seed)
 
     total = t.total_epochs
     done_steps = 0

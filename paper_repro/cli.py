@@ -153,19 +153,26 @@ def _select_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--from-epoch", type=_positive_int, default=1,
                    help="first saved epoch generator to score (default: all saved)")
     p.add_argument("--development", help="development maps .npy (default: the run's)")
+    p.add_argument("--maps", type=_positive_int, default=None,
+                   help="maps per score, from latents that picked no candidate (default: the preset's "
+                        "confirmation_maps; without them, the training-time score)")
+    p.add_argument("--latent-seed", type=int, default=None,
+                   help="seed of the scoring latents (default: 54321 when confirming, else 12345 as in training)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
 @command("select", _select_args)
 def _select(args: argparse.Namespace) -> int:
-    """Rescore a run's saved epoch generators with its selection score; keep the best in best/."""
+    """Rescore a run's saved epoch generators and kept candidates; keep the lowest in best/."""
     _quiet_tensorflow()
     from .selection import rescore_epochs
+    if args.maps is not None and args.maps < 2:
+        raise PaperReproError(f"--maps must be at least 2, got {args.maps}")
     r = rescore_epochs(args.run, first_epoch=args.from_epoch, development=args.development,
-                       progress=not args.quiet)
-    print(f"scored {len(r['scores'])} epoch generators; lowest: epoch {r['best_epoch']} "
-          f"({r['best_epoch_score']:.4g}); previous best: {r['incumbent_score']:.4g}; "
-          f"best/ {'replaced by epoch ' + str(r['best_epoch']) if r['replaced'] else 'kept'}")
+                       n_maps=args.maps, seed=args.latent_seed, progress=not args.quiet)
+    print(f"scored {len(r['scores'])} epoch generators and {len(r['candidate_scores'])} kept candidates; "
+          f"lowest: {r['winner']} ({r['winner_score']:.4g}); previous best: {r['incumbent_score']:.4g}; "
+          f"best/ {'replaced by ' + r['winner'] if r['replaced'] else 'kept'}")
     return 0
 
 

@@ -76,6 +76,11 @@ class TrainingConfig:
     anneal_epochs: int = 0          # the last anneal_epochs main epochs and all selection epochs run
                                     # at learning_rate * anneal_factor (0: constant rate, as the paper)
     anneal_factor: float = 0.1
+    selection_candidates: int = 1   # lowest-scoring selection snapshots kept in candidates/ for
+                                    # `paper-repro select` to confirm (1: best/ only)
+    confirmation_maps: int = 0      # maps per score when `select` re-scores the candidates on latents
+                                    # never used to pick them (0: the training-time latents and
+                                    # selection_maps, as the paper's single scan)
 
     def __post_init__(self) -> None:
         _check(self.batch_size >= 1, f"batch_size must be >= 1, got {self.batch_size}")
@@ -96,6 +101,11 @@ class TrainingConfig:
         _check(isinstance(self.anneal_epochs, int) and self.anneal_epochs >= 0,
                f"anneal_epochs must be an integer >= 0, got {self.anneal_epochs!r}")
         _check(0.0 < self.anneal_factor <= 1.0, f"anneal_factor must be in (0, 1], got {self.anneal_factor!r}")
+        _check(isinstance(self.selection_candidates, int) and self.selection_candidates >= 1,
+               f"selection_candidates must be an integer >= 1, got {self.selection_candidates!r}")
+        _check(isinstance(self.confirmation_maps, int) and (self.confirmation_maps == 0
+                                                            or self.confirmation_maps >= 2),
+               f"confirmation_maps must be 0 (off) or an integer >= 2, got {self.confirmation_maps!r}")
 
     def learning_rate_at(self, epoch: int) -> float:
         """Adam's learning rate in epoch ``epoch`` (0-based): ``learning_rate``, times

@@ -7,6 +7,9 @@ Layout of a run directory::
     generators/epoch-NNNN.weights.h5   generator weights after each epoch
     generator.keras             latest generator, Keras native format
     best/generator.keras        generator with the best selection score, and best/score.json
+    candidates/step-NNNNNNNNN.weights.h5   the selection_candidates lowest-scoring snapshots of
+                                the selection epochs (when the preset keeps more than one), for
+                                ``paper-repro select`` to confirm on fresh latents
     log.csv                     metrics every log_every steps (+ selection scores)
 
 A checkpoint directory is written under a temporary name and renamed into place when complete, so
@@ -160,6 +163,22 @@ def save_generator(generator, path: Path) -> None:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+
+
+def candidate_path(run: str | os.PathLike, global_step: int) -> Path:
+    """Where a run keeps the selection snapshot taken after ``global_step`` steps."""
+    return Path(run) / "candidates" / f"step-{global_step:09d}.weights.h5"
+
+
+def list_candidates(run: str | os.PathLike) -> dict[int, Path]:
+    """{global step: path} of the selection snapshots kept in a run's ``candidates/``."""
+    import re
+
+    found = {}
+    for f in sorted((Path(run) / "candidates").glob("step-*.weights.h5")):
+        if m := re.fullmatch(r"step-(\d+)\.weights\.h5", f.name):
+            found[int(m.group(1))] = f
+    return found
 
 
 def generator_path(run: str | os.PathLike, checkpoint: str | int | None = None) -> Path:

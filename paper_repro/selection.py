@@ -135,33 +135,77 @@ SCORERS = {"power_spectrum": PowerSpectrumScorer, "statistics": StatisticsScorer
 assert tuple(SCORERS) == SELECTION_SCORES
 
 
-def scorer_for(preset: Preset, development: str | os.PathLike):
+#: latent seed of the selection score during training
+SELECTION_SEED = 12345
+#: latent seed of ``paper-repro select``'s confirmation score: latents never used to pick a candidate
+CONFIRMATION_SEED = 54321
+
+
+def scorer_for(preset: Preset, development: str | os.PathLike, *, n_maps: int | None = None,
+               seed: int = SELECTION_SEED):
     """The selection scorer a preset names, against the development maps in ``development``."""
     name = preset.training.selection_score
     try:
         cls = SCORERS[name]
     except KeyError:
         raise PaperReproError(f"unknown selection score {name!r}; choose one of {', '.join(SCORERS)}") from None
-    return cls.from_file(development, preset)
+    return cls.from_file(development, preset, n_maps=n_maps, seed=seed)
+
+
+def confirmation_scorer(preset: Preset, development: str | os.PathLike, *, n_maps: int | None = None,
+                        seed: int | None = None):
+    """The scorer ``paper-repro select`` compares candidates with.
+
+    With ``confirmation_maps`` in the preset (or ``n_maps`` given), candidates are scored on
+    that many maps from latents (``CONFIRMATION_SEED`` unless ``seed``) that picked none of them:
+    the lowest of many noisy training-time scores is biased low (the winner's curse), so the
+    snapshot that won on the training-time latents is re-scored on an equal footing. Otherwise
+    the training-time score itself (``selection_maps``, ``SELECTION_SEED``).
+    """
+    t = preset.training
+    n = n_maps or t.confirmation_maps or t.selection_maps
+    if seed is None:
+        seed = CONFIRMATION_SEED if (n_maps or t.confirmation_maps) else SELECTION_SEED
+    return scorer_for(preset, development, n_maps=n, seed=seed)
+
+
+def _training_scores(run) -> dict[int, tuple[int, float]]:
+    """{global step: (epoch, score)} from a run's ``selection.csv``."""
+    import csv
+
+    path = run / "selection.csv"
+    out = {}
+    if path.exists():
+        with open(path, newline="") as fh:
+            for row in list(csv.reader(fh))[1:]:
+                if row:
+                    out[int(row[0])] = (int(row[1]), float(row[2]))
+    return out
 
 
 def rescore_epochs(run: str | os.PathLike, *, first_epoch: int = 1, development: str | os.PathLike | None = None,
-                   scorer=None, progress: bool = True) -> dict:
-    """Score a run's saved epoch-end generators with the preset's selection score; keep the best.
+                   scorer=None, n_maps: int | None = None, seed: int | None = None,
+                   progress: bool = True) -> dict:
+    """Score a run's candidate generators with one score; keep the lowest in ``best/``.
 
-    The training loop scores snapshots only during the selection epochs; the generators it saved at
-    the end of each earlier epoch are candidates too ("scanned over the last epochs", Sect. 2.3).
-    Each epoch >= ``first_epoch`` is scored as in training (precise batch norm when the preset
-    asks, idempotent for weights saved with it). The current ``best/`` generator is scored the
-    same way; if an epoch beats it, that epoch becomes ``best/`` (written atomically). Writes
-    ``selection-epochs.csv`` (epoch, score) and returns {"scores": {epoch: score}, "best_epoch",
-    "best_epoch_score", "incumbent_score" (inf without a best/), "replaced"}.
+    Candidates: the generators saved at the end of each epoch >= ``first_epoch`` ("scanned over
+    the last epochs", Sect. 2.3), the selection snapshots kept in ``candidates/`` (presets with
+    ``selection_candidates > 1``) and the current ``best/``. All are scored the same way: precise
+    batch norm when the preset asks (idempotent for weights saved with it), then
+    :func:`confirmation_scorer` (``n_maps``/``seed`` override the preset) unless ``scorer`` is
+    given. The lowest replaces ``best/`` (written atomically) if it beats the incumbent; otherwise
+    the incumbent's ``score.json`` is updated to its score under this scorer. Writes
+    ``selection-epochs.csv`` (epoch, score) and, with candidates, ``selection-candidates.csv``
+    (global_step, epoch, training_score, score). Returns {"scores": {epoch: score},
+    "candidate_scores": {step: score}, "best_epoch", "best_epoch_score", "winner",
+    "winner_score", "incumbent_score" (inf without a best/), "replaced"}.
     """
     from pathlib import Path
 
     import keras
 
     from . import runs
+    from .data import atomic_path
     from .models import build_generator, inference_copy
 
     run = Path(run)
@@ -171,58 +215,81 @@ def rescore_epochs(run: str | os.PathLike, *, first_epoch: int = 1, development:
         dev = development or info.development
         if dev is None:
             raise PaperReproError(f"{run} has no development set; pass one (--development D.npy)")
-        scorer = scorer_for(p, dev)
+        scorer = confirmation_scorer(p, dev, n_maps=n_maps, seed=seed)
     files = sorted((run / "generators").glob("epoch-*.weights.h5"))
     numbered = {int(m.group(1)): f for f in files if (m := re.fullmatch(r"epoch-(\d+)\.weights\.h5", f.name))}
     epochs = {e: f for e, f in sorted(numbered.items()) if e >= first_epoch}
-    if not epochs:
+    kept = runs.list_candidates(run)
+    if not epochs and not kept:
         raise PaperReproError(f"{run}: no saved epoch generators from epoch {first_epoch} on "
-                              f"({len(files)} in {run / 'generators'})")
+                              f"({len(files)} in {run / 'generators'}) and no kept candidates")
+    trained = _training_scores(run)
 
     model = build_generator(p)
+    pool = [("epoch", e, f) for e, f in epochs.items()] + [("step", s, f) for s, f in kept.items()]
     scores: dict[int, float] = {}
+    candidate_scores: dict[int, float] = {}
     bar = None
     if progress:
         from tqdm.auto import tqdm
-        bar = tqdm(total=len(epochs), unit="epoch", desc="select")
-    for epoch, path in epochs.items():
+        bar = tqdm(total=len(pool) + int((run / "best" / "generator.keras").exists()), unit="generator",
+                   desc="select")
+    for kind, key, path in pool:
         try:
             model.load_weights(path)
         except (OSError, ValueError) as exc:
             raise PaperReproError(f"{path}: cannot load generator ({exc})") from None
-        scores[epoch] = float(scorer(inference_copy(model, t, info.seed)))
+        value = float(scorer(inference_copy(model, t, info.seed)))
+        (scores if kind == "epoch" else candidate_scores)[key] = value
         if bar is not None:
             bar.update(1)
-            bar.set_postfix(epoch=epoch, score=f"{scores[epoch]:.4g}")
-    if bar is not None:
-        bar.close()
-    from .data import atomic_path
-    with atomic_path(run / "selection-epochs.csv") as tmp:
-        tmp.write_text("epoch,score\n" + "".join(f"{e},{s:.8g}\n" for e, s in scores.items()))
+            bar.set_postfix({kind: key, "score": f"{value:.4g}"})
+    if scores:
+        with atomic_path(run / "selection-epochs.csv") as tmp:
+            tmp.write_text("epoch,score\n" + "".join(f"{e},{s:.8g}\n" for e, s in scores.items()))
+    if candidate_scores:
+        with atomic_path(run / "selection-candidates.csv") as tmp:
+            tmp.write_text("global_step,epoch,training_score,score\n" + "".join(
+                f"{s},{trained.get(s, ('', ''))[0]},{trained.get(s, ('', math.nan))[1]:.8g},{v:.8g}\n"
+                for s, v in candidate_scores.items()))
 
     best_dir = run / "best"
     incumbent = math.inf
     if (best_dir / "generator.keras").exists():
         try:
-            kept = keras.saving.load_model(best_dir / "generator.keras", compile=False)
+            current = keras.saving.load_model(best_dir / "generator.keras", compile=False)
         except (OSError, ValueError) as exc:
             raise PaperReproError(f"{best_dir / 'generator.keras'}: cannot load the current best "
                                   f"generator ({exc})") from None
-        incumbent = float(scorer(inference_copy(kept, t, info.seed)))
-    epoch = min(scores, key=scores.get)
-    replaced = scores[epoch] < incumbent
+        incumbent = float(scorer(inference_copy(current, t, info.seed)))
+        if bar is not None:
+            bar.update(1)
+    if bar is not None:
+        bar.close()
+    ranked = [(v, 0, k) for k, v in scores.items()] + [(v, 1, k) for k, v in candidate_scores.items()]
+    value, is_step, key = min(ranked)
+    latents = {"maps": getattr(scorer, "n_maps", None), "seed": getattr(scorer, "seed", None)}
+    metric = getattr(scorer, "description", "selection score")
+    replaced = value < incumbent
     if replaced:
-        model.load_weights(epochs[epoch])
+        model.load_weights(kept[key] if is_step else epochs[key])
         runs.save_generator(inference_copy(model, t, info.seed), best_dir / "generator.keras")
         runs.write_json(best_dir / "score.json", {
-            "score": scores[epoch], "epoch": epoch, "global_step": None,
-            "source": f"end of epoch {epoch} (rescored by paper-repro select)",
-            "metric": getattr(scorer, "description", "selection score")})
+            "score": value, "epoch": trained.get(key, (None,))[0] if is_step else key,
+            "global_step": key if is_step else None,
+            "training_score": trained.get(key, (None, None))[1] if is_step else None,
+            "source": (f"selection snapshot after step {key}" if is_step else f"end of epoch {key}")
+                      + " (chosen by paper-repro select)",
+            "metric": metric, "latents": latents})
     elif incumbent < math.inf:
         # the incumbent stays; its score.json now states its score under this scorer
         meta = json.loads((best_dir / "score.json").read_text()) if (best_dir / "score.json").exists() else {}
-        if meta.get("metric") != getattr(scorer, "description", None):
-            meta.update({"score": incumbent, "metric": getattr(scorer, "description", "selection score")})
+        if meta.get("metric") != metric or meta.get("latents") != latents:
+            meta.setdefault("training_score", meta.get("score"))
+            meta.update({"score": incumbent, "metric": metric, "latents": latents})
             runs.write_json(best_dir / "score.json", meta)
-    return {"scores": scores, "best_epoch": epoch, "best_epoch_score": scores[epoch],
+    best_epoch = min(scores, key=scores.get) if scores else None
+    return {"scores": scores, "candidate_scores": candidate_scores, "best_epoch": best_epoch,
+            "best_epoch_score": scores[best_epoch] if scores else math.inf,
+            "winner": f"step {key}" if is_step else f"epoch {key}", "winner_score": value,
             "incumbent_score": incumbent, "replaced": replaced}

@@ -76,6 +76,37 @@ def _truncate_log(path: Path, upto_step: int) -> None:
             csv.writer(fh).writerows(keep)
 
 
+def _kept_candidates(run: Path, sel_path: Path, upto_step: int, keep: bool) -> dict[int, float]:
+    """{step: score} of the candidate snapshots a resumed run keeps; later (or, when ``keep`` is
+    false, all: another schedule's selection epochs) snapshots are deleted."""
+    scores = {}
+    if sel_path.exists():
+        with open(sel_path, newline="") as fh:
+            for row in list(csv.reader(fh))[1:]:
+                if row:
+                    scores[int(row[0])] = float(row[2])
+    kept = {}
+    for step, path in runs.list_candidates(run).items():
+        if keep and step <= upto_step and step in scores:
+            kept[step] = scores[step]
+        else:
+            path.unlink(missing_ok=True)
+    return kept
+
+
+def _keep_candidate(run: Path, candidates: dict[int, float], step: int, score: float, generator,
+                    limit: int) -> None:
+    """Keep this snapshot if it is among the ``limit`` lowest scores so far; drop the one it displaces."""
+    if len(candidates) >= limit and score >= max(candidates.values()):
+        return
+    runs.save_generator(generator, runs.candidate_path(run, step))
+    candidates[step] = score
+    while len(candidates) > limit:
+        worst = max(candidates, key=lambda s: (candidates[s], s))
+        runs.candidate_path(run, worst).unlink(missing_ok=True)
+        del candidates[worst]
+
+
 def train(out: str | os.PathLike, preset: str | Preset | None = None, data: str | os.PathLike | None = None,
           *, epochs: int | None = None, seed: int | None = None, resume: bool = False,
           development: str | os.PathLike | None = None, scorer: Scorer | None = None,
@@ -133,6 +164,7 @@ def train(out: str | os.PathLike, preset: str | Preset | None = None, data: str 
     _configure_determinism(seed)
     gan = CosmoGAN.from_preset(p, seed=seed)
     epoch, step0, global_step, best = 0, 0, 0, math.inf
+    same_schedule = True
     ck = runs.latest_checkpoint(run) if resume else None
     if ck is not None:
         state, meta = runs.load_checkpoint(ck)
@@ -143,11 +175,13 @@ def train(out: str | os.PathLike, preset: str | Preset | None = None, data: str 
             # resumed with another number of main epochs: a best from the earlier schedule's
             # selection epochs does not compete with the selection epochs that now lie ahead
             best = math.inf
+            same_schedule = False
         if progress:
             print(f"resuming {run} from {ck.name} (epoch {epoch + 1}, step {step0})")
     log_path, sel_path = run / "log.csv", run / "selection.csv"
     _truncate_log(log_path, global_step)
     _truncate_log(sel_path, global_step)
+    candidates = _kept_candidates(run, sel_path, global_step, keep=same_schedule)
     if not log_path.exists():
         log_path.write_text(",".join(("global_step", "epoch") + METRICS) + "\n")
     if scorer is not None and not sel_path.exists():
@@ -201,6 +235,8 @@ def train(out: str | os.PathLike, preset: str | Preset | None = None, data: str 
                     score = float(scorer(kept))
                     sel.write(f"{global_step},{epoch + 1},{score:.8g}\n")
                     sel.flush()
+                    if t.selection_candidates > 1:
+                        _keep_candidate(run, candidates, global_step, score, kept, t.selection_candidates)
                     if score < best:
                         best = score
                         runs.save_generator(kept, run / "best" / "generator.keras")

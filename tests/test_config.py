@@ -45,6 +45,8 @@ def test_invalid_model_values(kwargs, match):
     ({"learning_rate": -1}, "learning_rate"), ({"data_scale": 0}, "data_scale"),
     ({"anneal_epochs": -1}, "anneal_epochs"), ({"anneal_epochs": 1.5}, "anneal_epochs"),
     ({"anneal_factor": 0}, "anneal_factor"), ({"anneal_factor": 1.5}, "anneal_factor"),
+    ({"selection_candidates": 0}, "selection_candidates"), ({"selection_candidates": 2.0}, "selection_candidates"),
+    ({"confirmation_maps": 1}, "confirmation_maps"), ({"confirmation_maps": -5}, "confirmation_maps"),
 ])
 def test_invalid_training_values(kwargs, match):
     with pytest.raises(PaperReproError, match=match):

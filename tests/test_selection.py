@@ -147,3 +147,109 @@ def test_select_reports_an_unreadable_best_in_one_line(tmp_path, tiny_data):
     with pytest.raises(PaperReproError, match="cannot load the current best generator"):
         rescore_epochs(run, scorer=lambda g: 0.0, progress=False)
     assert (run / "best" / "generator.keras").read_bytes() == b"truncated"   # nothing replaced
+
+
+def _weights_scorer(model):
+    """A deterministic score that tells generators apart by their weights."""
+    return float(abs(np.sum(model.weights[0].numpy())) % 1.0)
+
+
+def _candidate_weights(run):
+    from paper_repro.models import build_generator
+    g = build_generator(runs.read_run_info(run).preset)
+    out = {}
+    for step, path in runs.list_candidates(run).items():
+        g.load_weights(path)
+        out[step] = [w.numpy().copy() for w in g.weights]
+    return out
+
+
+def test_training_keeps_the_lowest_scoring_candidates(tmp_path, tiny_data):
+    preset = get_preset("tiny").replace(epochs=1, selection_epochs=1, selection_every=1,
+                                        selection_candidates=3, checkpoint_every=2)
+    run = train(tmp_path / "run", preset, tiny_data, seed=4, scorer=_weights_scorer, progress=False)
+    rows = [r.split(",") for r in (run / "selection.csv").read_text().splitlines()[1:]]
+    scores = {int(r[0]): float(r[2]) for r in rows}
+    assert len(scores) == 6                                     # every step of the selection epoch
+    lowest = sorted(scores, key=scores.get)[:3]
+    assert sorted(runs.list_candidates(run)) == sorted(lowest)
+    best = json.loads((run / "best" / "score.json").read_text())
+    assert best["global_step"] == lowest[0]
+
+
+def test_candidates_survive_a_resume_unchanged(tmp_path, tiny_data):
+    preset = get_preset("tiny").replace(epochs=1, selection_epochs=1, selection_every=1,
+                                        selection_candidates=3, checkpoint_every=2)
+    whole = train(tmp_path / "whole", preset, tiny_data, seed=4, scorer=_weights_scorer, progress=False)
+    from paper_repro.training import _StopForTest
+    run = tmp_path / "run"
+    with pytest.raises(_StopForTest):     # killed after step 9; the last checkpoint is step 8
+        train(run, preset, tiny_data, seed=4, scorer=_weights_scorer, progress=False, _stop_after=9)
+    assert max(runs.list_candidates(run)) == 9          # a snapshot later than the checkpoint ...
+    train(run, resume=True, scorer=_weights_scorer, progress=False)
+    got, want = _candidate_weights(run), _candidate_weights(whole)
+    assert sorted(got) == sorted(want)                  # ... dropped and taken again: the same set
+    for step in want:
+        for x, y in zip(got[step], want[step]):
+            np.testing.assert_array_equal(x, y)
+
+
+def test_select_confirms_candidates_on_another_score(tmp_path, tiny_data):
+    preset = get_preset("tiny").replace(epochs=1, selection_epochs=1, selection_every=1,
+                                        selection_candidates=3)
+    run = train(tmp_path / "run", preset, tiny_data, seed=4, scorer=_weights_scorer, progress=False)
+    kept = sorted(runs.list_candidates(run))
+    training_best = json.loads((run / "best" / "score.json").read_text())["global_step"]
+    # a confirmation score that ranks the candidates the other way round: the training-time
+    # winner scores worst, the third-ranked candidate best
+    training = {int(r.split(",")[0]): float(r.split(",")[2])
+                for r in (run / "selection.csv").read_text().splitlines()[1:]}
+    order = sorted(kept, key=training.get)
+    confirm = {_weights_scorer(w): 10.0 - i for i, w in enumerate(_as_models(run, order))}
+
+    def confirmer(model):
+        return confirm.get(_weights_scorer(model), 100.0)
+
+    r = rescore_epochs(run, first_epoch=2, scorer=confirmer, progress=False)
+    assert r["replaced"] and r["winner"] == f"step {order[-1]}" and order[0] == training_best
+    assert r["candidate_scores"] == {s: confirm[_weights_scorer(m)] for s, m in zip(order, _as_models(run, order))}
+    best = json.loads((run / "best" / "score.json").read_text())
+    assert best["global_step"] == order[-1] and best["score"] == 8.0
+    assert best["training_score"] == pytest.approx(training[order[-1]], rel=1e-7)
+    model, _ = runs.load_generator(run)
+    assert confirmer(model) == 8.0
+    lines = (run / "selection-candidates.csv").read_text().splitlines()
+    assert lines[0] == "global_step,epoch,training_score,score" and len(lines) == 4
+
+
+def _as_models(run, steps):
+    from paper_repro.models import build_generator
+    out = []
+    for s in steps:
+        g = build_generator(runs.read_run_info(run).preset)
+        g.load_weights(runs.candidate_path(run, s))
+        out.append(g)
+    return out
+
+
+def test_confirmation_scorer_uses_fresh_latents(tmp_path):
+    from paper_repro.selection import CONFIRMATION_SEED, SELECTION_SEED, confirmation_scorer
+    dev = tmp_path / "dev.npy"
+    np.save(dev, smooth_maps(64, 32, seed=5))
+    plain = get_preset("tiny").replace(selection_score="statistics")
+    s = confirmation_scorer(plain, dev)
+    assert (s.n_maps, s.seed) == (plain.training.selection_maps, SELECTION_SEED)
+    confirming = plain.replace(confirmation_maps=128)
+    s = confirmation_scorer(confirming, dev)
+    assert (s.n_maps, s.seed) == (128, CONFIRMATION_SEED) and SELECTION_SEED != CONFIRMATION_SEED
+    s = confirmation_scorer(plain, dev, n_maps=32, seed=9)
+    assert (s.n_maps, s.seed) == (32, 9)
+
+
+def test_select_cli_rejects_too_few_maps(tmp_path, tiny_data, capsys):
+    from paper_repro.cli import main
+    preset = get_preset("tiny").replace(epochs=1, selection_epochs=0)
+    run = train(tmp_path / "run", preset, tiny_data, seed=2, progress=False)
+    assert main(["select", "--run", str(run), "--maps", "1", "--quiet"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--maps" in err[0]

@@ -443,12 +443,12 @@ PRESETS: dict[str, Preset] = {
     # Same topology at 64x64 (0.216 deg) with 32 base filters (G 1.34M, D 1.08M parameters),
     # 0.3 s per step on 2 CPU cores. Maps enter tanh scaled by 2.5 (still inside (-1, 1)):
     # a documented departure, see ../shared/reference/cpu-training-notes.md. 113 epochs at the
-    # paper's rate, then 12 + 3 selection epochs at a tenth of it; the 8 lowest-scoring snapshots
+    # paper's rate, then 12 + 6 selection epochs at a tenth of it; the 8 lowest-scoring snapshots
     # are confirmed by `paper-repro select` on 4,096 maps from fresh latents (MODEL_CARD.md).
     "cpu64": Preset(
         "cpu64",
         ModelConfig(image_size=64, base_filters=32),
-        TrainingConfig(epochs=125, selection_epochs=3, selection_every=25, selection_maps=1024,
+        TrainingConfig(epochs=125, selection_epochs=6, selection_every=25, selection_maps=1024,
                        checkpoint_every=200, log_every=20, data_scale=2.5,
                        bn_recalibration=100, selection_score="statistics",
                        anneal_epochs=12, anneal_factor=0.1,

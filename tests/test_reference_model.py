@@ -42,6 +42,24 @@ def test_shipped_model_card_numbers_match(shipped):
     assert t.anneal_epochs > 0 and t.learning_rate_at(score["epoch"] - 1) == pytest.approx(0.1 * t.learning_rate)
 
 
+def test_shipped_model_was_chosen_by_confirmation(shipped):
+    """best/ is the lowest of the kept candidates and epoch ends re-scored on fresh latents."""
+    from paper_repro.selection import CONFIRMATION_SEED
+    t = shipped[1].training
+    score = json.loads((REFERENCE_MODEL / "best" / "score.json").read_text())
+    assert score["latents"] == {"maps": t.confirmation_maps, "seed": CONFIRMATION_SEED}
+    rows = [r.split(",") for r in (REFERENCE_MODEL / "selection-candidates.csv").read_text().splitlines()[1:]]
+    assert len(rows) == t.selection_candidates
+    confirmed = {int(r[0]): float(r[3]) for r in rows}
+    epochs = [float(r.split(",")[1]) for r in (REFERENCE_MODEL / "selection-epochs.csv").read_text().splitlines()[1:]]
+    assert score["global_step"] == min(confirmed, key=confirmed.get)
+    assert score["score"] == pytest.approx(min(confirmed.values()), rel=1e-7) and score["score"] < min(epochs)
+    # the kept candidates are the lowest training-time scores of the selection epochs
+    sel = [r.split(",") for r in (REFERENCE_MODEL / "selection.csv").read_text().splitlines()[1:]]
+    last = [(float(r[2]), int(r[0])) for r in sel if int(r[1]) > t.epochs]
+    assert sorted(confirmed) == sorted(s for _, s in sorted(last)[:t.selection_candidates])
+
+
 def test_generation_is_deterministic_for_a_seed(shipped):
     model, preset = shipped
     a = np.concatenate(list(runs.generate(model, 64, seed=5, batch_size=32, data_scale=preset.training.data_scale)))

@@ -54,3 +54,28 @@ def test_selection_score_time(benchmark, cpu64, step_time, score):
     benchmark.extra_info.update({
         "score_s": s, "step_s": step_time, "score_over_step": s / step_time,
         "overhead": s / (t.selection_every * step_time)})
+
+
+def test_confirmation_score_time(benchmark, cpu64, step_time):
+    """One confirmation score of ``paper-repro select`` (confirmation_maps on fresh latents).
+
+    extra_info: ``select_s``, the estimated cost of the preset's ``select`` (kept candidates, the
+    selection epochs' ends and best/, one score each), and ``select_over_epoch``, that cost in
+    training epochs of 400 steps.
+    """
+    from paper_repro.models import build_generator, recalibrated_copy
+    from paper_repro.selection import CONFIRMATION_SEED, StatisticsScorer
+    p, dev = cpu64
+    t = p.training
+    scorer = StatisticsScorer.from_maps(dev, p, n_maps=t.confirmation_maps, seed=CONFIRMATION_SEED)
+    g = build_generator(p, seed=0)
+
+    def one_score():
+        return scorer(recalibrated_copy(g, t.bn_recalibration, t.batch_size, seed=0))
+
+    benchmark.pedantic(one_score, rounds=2, iterations=1, warmup_rounds=1)
+    s = benchmark.stats.stats.min
+    n = t.selection_candidates + t.selection_epochs + 1
+    benchmark.extra_info.update({
+        "confirmation_maps": t.confirmation_maps, "score_s": s, "scores": n, "select_s": n * s,
+        "select_over_epoch": n * s / (400 * step_time)})

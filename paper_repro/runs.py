@@ -181,6 +181,20 @@ def list_candidates(run: str | os.PathLike) -> dict[int, Path]:
     return found
 
 
+def selection_scores(run: str | os.PathLike) -> dict[int, tuple[int, float]]:
+    """{global step: (epoch, score)} of the training-time selection scores in ``selection.csv``."""
+    import csv
+
+    path = Path(run) / "selection.csv"
+    out = {}
+    if path.exists():
+        with open(path, newline="") as fh:
+            for row in list(csv.reader(fh))[1:]:
+                if row:
+                    out[int(row[0])] = (int(row[1]), float(row[2]))
+    return out
+
+
 def generator_path(run: str | os.PathLike, checkpoint: str | int | None = None) -> Path:
     """The generator file of a run: ``best`` (default when present), ``last``, or an epoch number."""
     run = Path(run)

@@ -169,20 +169,6 @@ def confirmation_scorer(preset: Preset, development: str | os.PathLike, *, n_map
     return scorer_for(preset, development, n_maps=n, seed=seed)
 
 
-def _training_scores(run) -> dict[int, tuple[int, float]]:
-    """{global step: (epoch, score)} from a run's ``selection.csv``."""
-    import csv
-
-    path = run / "selection.csv"
-    out = {}
-    if path.exists():
-        with open(path, newline="") as fh:
-            for row in list(csv.reader(fh))[1:]:
-                if row:
-                    out[int(row[0])] = (int(row[1]), float(row[2]))
-    return out
-
-
 def rescore_epochs(run: str | os.PathLike, *, first_epoch: int = 1, development: str | os.PathLike | None = None,
                    scorer=None, n_maps: int | None = None, seed: int | None = None,
                    progress: bool = True) -> dict:
@@ -223,7 +209,7 @@ def rescore_epochs(run: str | os.PathLike, *, first_epoch: int = 1, development:
     if not epochs and not kept:
         raise PaperReproError(f"{run}: no saved epoch generators from epoch {first_epoch} on "
                               f"({len(files)} in {run / 'generators'}) and no kept candidates")
-    trained = _training_scores(run)
+    trained = runs.selection_scores(run)
 
     model = build_generator(p)
     pool = [("epoch", e, f) for e, f in epochs.items()] + [("step", s, f) for s, f in kept.items()]

@@ -76,19 +76,14 @@ def _truncate_log(path: Path, upto_step: int) -> None:
             csv.writer(fh).writerows(keep)
 
 
-def _kept_candidates(run: Path, sel_path: Path, upto_step: int, keep: bool) -> dict[int, float]:
+def _kept_candidates(run: Path, upto_step: int, keep: bool) -> dict[int, float]:
     """{step: score} of the candidate snapshots a resumed run keeps; later (or, when ``keep`` is
     false, all: another schedule's selection epochs) snapshots are deleted."""
-    scores = {}
-    if sel_path.exists():
-        with open(sel_path, newline="") as fh:
-            for row in list(csv.reader(fh))[1:]:
-                if row:
-                    scores[int(row[0])] = float(row[2])
+    scores = runs.selection_scores(run)
     kept = {}
     for step, path in runs.list_candidates(run).items():
         if keep and step <= upto_step and step in scores:
-            kept[step] = scores[step]
+            kept[step] = scores[step][1]
         else:
             path.unlink(missing_ok=True)
     return kept
@@ -181,7 +176,7 @@ def train(out: str | os.PathLike, preset: str | Preset | None = None, data: str 
     log_path, sel_path = run / "log.csv", run / "selection.csv"
     _truncate_log(log_path, global_step)
     _truncate_log(sel_path, global_step)
-    candidates = _kept_candidates(run, sel_path, global_step, keep=same_schedule)
+    candidates = _kept_candidates(run, global_step, keep=same_schedule)
     if not log_path.exists():
         log_path.write_text(",".join(("global_step", "epoch") + METRICS) + "\n")
     if scorer is not None and not sel_path.exists():

@@ -253,3 +253,15 @@ def test_select_cli_rejects_too_few_maps(tmp_path, tiny_data, capsys):
     assert main(["select", "--run", str(run), "--maps", "1", "--quiet"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "--maps" in err[0]
+
+
+def test_select_reports_a_truncated_candidate_in_one_line(tmp_path, tiny_data):
+    preset = get_preset("tiny").replace(epochs=1, selection_epochs=1, selection_every=2,
+                                        selection_candidates=2)
+    run = train(tmp_path / "run", preset, tiny_data, seed=4, scorer=_weights_scorer, progress=False)
+    before = (run / "best" / "generator.keras").read_bytes()
+    step, path = next(iter(runs.list_candidates(run).items()))
+    path.write_bytes(path.read_bytes()[:200])
+    with pytest.raises(PaperReproError, match=f"step-{step:09d}.weights.h5: cannot load generator"):
+        rescore_epochs(run, first_epoch=2, scorer=_weights_scorer, progress=False)
+    assert (run / "best" / "generator.keras").read_bytes() == before   # nothing replaced

@@ -37,6 +37,17 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _seed(text: str) -> int:
+    """A random seed: a non-negative integer (what NumPy's and Keras' generators accept)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer seed, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"a seed must be a non-negative integer, got {value}")
+    return value
+
+
 # ------------------------------------------------------------------------------------ simulate
 def _simulate_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", required=True, help="dataset directory (created; must not hold a dataset)")
@@ -54,8 +65,8 @@ def _simulate_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--sigma-8", type=float, help="sigma_8 (paper: 0.798)")
     p.add_argument("--z-source", type=float, help="source redshift (paper: 1.0)")
     p.add_argument("--shift", type=float, help="log-normal shift (default: empty-beam |kappa_min|)")
-    p.add_argument("--seed", type=int, help="root seed (default 0)")
-    p.add_argument("--auxiliary-seed", type=int, help="root seed of the auxiliary split (default seed+1)")
+    p.add_argument("--seed", type=_seed, help="root seed (default 0)")
+    p.add_argument("--auxiliary-seed", type=_seed, help="root seed of the auxiliary split (default seed+1)")
     p.add_argument("--splits",
                    help="splits to write with optional parent-map counts, e.g. "
                         "'train=128,validation=20' (others are not written)")
@@ -133,7 +144,7 @@ def _train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", help="training maps, .npy (N, H, W) float32")
     p.add_argument("--out", required=True, help="run directory")
     p.add_argument("--epochs", type=_positive_int, help="total main epochs of the run")
-    p.add_argument("--seed", type=int, default=None, help="seed for weights, latents, flips, order")
+    p.add_argument("--seed", type=_seed, default=None, help="seed for weights, latents, flips, order")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     p.add_argument("--development", help="development maps for checkpoint selection (.npy)")
 
@@ -156,7 +167,7 @@ def _select_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--maps", type=_positive_int, default=None,
                    help="maps per score, from latents that picked no candidate (default: the preset's "
                         "confirmation_maps; without them, the training-time score)")
-    p.add_argument("--latent-seed", type=int, default=None,
+    p.add_argument("--latent-seed", type=_seed, default=None,
                    help="seed of the scoring latents (default: 54321 when confirming, else 12345 as in training)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
@@ -182,7 +193,7 @@ def _generate_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--checkpoint", default=None,
                    help="epoch number, 'last', or 'best' (default: best if present, else last)")
     p.add_argument("--n", type=_positive_int, required=True, help="number of maps")
-    p.add_argument("--seed", type=int, required=True)
+    p.add_argument("--seed", type=_seed, required=True)
     p.add_argument("--out", required=True, help="output .npy (N, H, W) float32")
     p.add_argument("--batch-size", type=_positive_int, default=256)
 
@@ -210,7 +221,7 @@ def _validate_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--angle", type=float, help="side of a map in degrees (default: from the manifest)")
     p.add_argument("--report", help="write the full JSON report here")
     p.add_argument("--n", type=_positive_int, help="maps to generate with --run (default: as many as --reference)")
-    p.add_argument("--seed", type=int, default=20190101, help="seed of the maps generated with --run")
+    p.add_argument("--seed", type=_seed, default=20190101, help="seed of the maps generated with --run")
     p.add_argument("--checkpoint", default=None, help="with --run: epoch, 'last' or 'best'")
 
 

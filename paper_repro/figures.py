@@ -1087,7 +1087,7 @@ def _json(o):
 
 # ========================================================================================= CLI
 def build_parser() -> argparse.ArgumentParser:
-    from .cli import _positive_int
+    from .cli import _positive_int, _seed
 
     p = argparse.ArgumentParser(
         prog="make-figures",
@@ -1100,7 +1100,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--n", type=_positive_int, default=None,
                    help=f"generated maps, and at most as many validation/auxiliary maps "
                         f"(default: min(validation maps, {DEFAULT_N}))")
-    p.add_argument("--seed", type=int, default=0, help="seed of the generated maps and slerp paths (default 0)")
+    p.add_argument("--seed", type=_seed, default=0, help="seed of the generated maps and slerp paths (default 0)")
     p.add_argument("--checkpoint", default=None,
                    help="epoch number, 'last' or 'best' (default: best if present, else last)")
     p.add_argument("--examples", type=_positive_int, default=4, help="rows of Figure 7 (default 4)")

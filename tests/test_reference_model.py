@@ -55,8 +55,8 @@ def test_shipped_model_was_chosen_by_confirmation(shipped):
     assert score["global_step"] == min(confirmed, key=confirmed.get)
     assert score["score"] == pytest.approx(min(confirmed.values()), rel=1e-7) and score["score"] < min(epochs)
     # the kept candidates are the lowest training-time scores of the selection epochs
-    sel = [r.split(",") for r in (REFERENCE_MODEL / "selection.csv").read_text().splitlines()[1:]]
-    last = [(float(r[2]), int(r[0])) for r in sel if int(r[1]) > t.epochs]
+    last = [(score, step) for step, (epoch, score) in runs.selection_scores(REFERENCE_MODEL).items()
+            if epoch > t.epochs]
     assert sorted(confirmed) == sorted(s for _, s in sorted(last)[:t.selection_candidates])
 
 

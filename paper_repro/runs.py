@@ -189,9 +189,14 @@ def selection_scores(run: str | os.PathLike) -> dict[int, tuple[int, float]]:
     out = {}
     if path.exists():
         with open(path, newline="") as fh:
-            for row in list(csv.reader(fh))[1:]:
-                if row:
+            for line, row in enumerate(list(csv.reader(fh))[1:], start=2):
+                if not row:
+                    continue
+                try:
                     out[int(row[0])] = (int(row[1]), float(row[2]))
+                except (IndexError, ValueError):
+                    raise PaperReproError(f"{path}, line {line}: expected global_step,epoch,score, "
+                                          f"got {','.join(row)!r}") from None
     return out
 
 

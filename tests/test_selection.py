@@ -265,3 +265,13 @@ def test_select_reports_a_truncated_candidate_in_one_line(tmp_path, tiny_data):
     with pytest.raises(PaperReproError, match=f"step-{step:09d}.weights.h5: cannot load generator"):
         rescore_epochs(run, first_epoch=2, scorer=_weights_scorer, progress=False)
     assert (run / "best" / "generator.keras").read_bytes() == before   # nothing replaced
+
+
+def test_select_reports_a_malformed_selection_csv_in_one_line(tmp_path, tiny_data):
+    preset = get_preset("tiny").replace(epochs=1, selection_epochs=1, selection_every=2,
+                                        selection_candidates=2)
+    run = train(tmp_path / "run", preset, tiny_data, seed=4, scorer=_weights_scorer, progress=False)
+    with open(run / "selection.csv", "a") as fh:
+        fh.write("17,2\n")                       # a row cut short
+    with pytest.raises(PaperReproError, match=r"selection.csv, line \d+: expected global_step,epoch,score"):
+        rescore_epochs(run, first_epoch=2, scorer=_weights_scorer, progress=False)

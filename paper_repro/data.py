@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
+import math
 import os
 import tempfile
 from pathlib import Path
@@ -305,6 +306,43 @@ def sha256_file(path: str | os.PathLike) -> str:
         for block in iter(lambda: fh.read(_HASH_CHUNK), b""):
             h.update(block)
     return h.hexdigest()
+
+
+#: contiguous blocks of maps summarised by :func:`fingerprint`
+FINGERPRINT_BLOCKS = 64
+#: largest difference of a block mean or standard deviation, in units of the whole set's standard
+#: deviation, for which two fingerprints name the same maps (rounding differences are ~1e-8)
+FINGERPRINT_TOLERANCE = 1e-4
+
+
+def fingerprint(maps: np.ndarray, blocks: int = FINGERPRINT_BLOCKS) -> dict:
+    """Float64 mean and standard deviation of each of ``blocks`` contiguous blocks of maps.
+
+    A SHA-256 changes with the last bit of one pixel, and the simulator's float64 arithmetic (NumPy's
+    exp and log have CPU-specific SIMD code) rounds differently on different CPUs; this summary does
+    not, yet another seed, preset or crop set moves it by percent. Compare with :func:`fingerprint_difference`.
+    """
+    n = len(maps)
+    if n == 0:
+        raise PaperReproError("fingerprint: no maps")
+    edges = np.linspace(0, n, min(blocks, n) + 1).round().astype(int)
+    means, stds = [], []
+    for a, b in zip(edges[:-1], edges[1:]):
+        block = np.asarray(maps[a:b], dtype=np.float64)
+        means.append(float(block.mean()))
+        stds.append(float(block.std()))
+    return {"shape": [int(x) for x in maps.shape], "block_mean": means, "block_std": stds}
+
+
+def fingerprint_difference(a: dict, b: dict) -> float:
+    """Largest difference of a block mean or standard deviation between two fingerprints, in units of
+    the mean block standard deviation of ``a``; ``inf`` when the shapes differ."""
+    if list(a["shape"]) != list(b["shape"]):
+        return math.inf
+    scale = float(np.mean(a["block_std"])) or 1.0
+    d = max(np.max(np.abs(np.subtract(a["block_mean"], b["block_mean"]))),
+            np.max(np.abs(np.subtract(a["block_std"], b["block_std"]))))
+    return float(d) / scale
 
 
 def package_versions() -> dict[str, str]:

@@ -42,6 +42,19 @@ def test_shipped_model_card_numbers_match(shipped):
     assert t.anneal_epochs > 0 and t.learning_rate_at(score["epoch"] - 1) == pytest.approx(0.1 * t.learning_rate)
 
 
+def test_shipped_training_record_names_the_cpu_set(shipped):
+    """The main job finds the training set by SHA-256 or, rebuilt on another CPU, by fingerprint."""
+    from paper_repro.config import get_dataset_preset
+    record = json.loads((REFERENCE_MODEL / "training_data.json").read_text())
+    data = get_dataset_preset(record["dataset_preset"])
+    n = data.splits.train * data.crops_per_map
+    assert len(record["train_sha256"]) == 64
+    fp = record["train_fingerprint"]
+    assert fp["shape"] == [n, 64, 64] == [25_600, 64, 64]
+    assert len(fp["block_mean"]) == len(fp["block_std"]) == 64
+    assert all(0.015 < s < 0.03 for s in fp["block_std"])     # convergence rms of 64^2 crops
+
+
 def test_shipped_model_was_chosen_by_confirmation(shipped):
     """best/ is the lowest of the kept candidates and epoch ends re-scored on fresh latents."""
     from paper_repro.selection import CONFIRMATION_SEED

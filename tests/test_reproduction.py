@@ -52,3 +52,65 @@ def test_missing_model_is_a_clear_error(tmp_path):
     from paper_repro.errors import PaperReproError
     with pytest.raises(PaperReproError, match="generator to certify is missing"):
         reproduction.default_inputs(False, run=tmp_path / "none", data_root=tmp_path)
+
+
+# ---- the training-set check before the memorisation test --------------------------------------
+@pytest.fixture(scope="module")
+def two_tiny_sets(tmp_path_factory):
+    import dataclasses
+
+    from paper_repro.config import get_dataset_preset
+    from paper_repro.data import build_dataset
+    root = tmp_path_factory.mktemp("trainsets")
+    build_dataset(root / "seed0", "tiny")
+    build_dataset(root / "seed5", dataclasses.replace(get_dataset_preset("tiny"), seed=5))
+    return root
+
+
+def _record(run, **fields):
+    run.mkdir(parents=True, exist_ok=True)
+    (run / "training_data.json").write_text(json.dumps(fields))
+    return run
+
+
+def test_training_set_rebuilt_with_other_rounding_passes_by_fingerprint(two_tiny_sets, tmp_path):
+    import numpy as np
+
+    from paper_repro.data import fingerprint, load_manifest, open_split
+    train = two_tiny_sets / "seed0"
+    sha = load_manifest(train)["splits"]["train"]["sha256"]
+    reproduction._check_training_data(_record(tmp_path / "same", train_sha256=sha), train)
+    # the set as another CPU rounds it: last bit of every 7th pixel changed, so another SHA-256
+    maps = np.array(open_split(train, "train")).reshape(-1)
+    maps[::7] = np.nextafter(maps[::7], np.float32(1))
+    other_cpu = fingerprint(maps.reshape(open_split(train, "train").shape))
+    reproduction._check_training_data(
+        _record(tmp_path / "rounded", train_sha256="f" * 64, train_fingerprint=other_cpu), train)
+
+
+def test_another_training_set_is_refused(two_tiny_sets, tmp_path):
+    from paper_repro.data import fingerprint, load_manifest, open_split
+    from paper_repro.errors import PaperReproError
+    other = two_tiny_sets / "seed5"
+    record = dict(train_sha256=load_manifest(other)["splits"]["train"]["sha256"],
+                  train_fingerprint=fingerprint(open_split(other, "train")))
+    with pytest.raises(PaperReproError, match=r"is not the set a was trained on \(block statistics differ by"):
+        reproduction._check_training_data(_record(tmp_path / "a", **record), two_tiny_sets / "seed0")
+    # no fingerprint recorded: only the SHA-256 can say, and it differs
+    with pytest.raises(PaperReproError, match="has SHA-256 .* but a was trained on"):
+        reproduction._check_training_data(_record(tmp_path / "a", train_sha256=record["train_sha256"]),
+                                          two_tiny_sets / "seed0")
+    bad = _record(tmp_path / "b")
+    (bad / "training_data.json").write_text("{not json")
+    with pytest.raises(PaperReproError, match="not a training-data record"):
+        reproduction._check_training_data(bad, two_tiny_sets / "seed0")
+
+
+def test_fingerprint_shape_mismatch_is_infinite():
+    import numpy as np
+
+    from paper_repro.data import fingerprint, fingerprint_difference
+    a = np.random.default_rng(0).normal(size=(10, 8, 8)).astype("float32")
+    assert fingerprint_difference(fingerprint(a), fingerprint(a)) == 0
+    assert fingerprint_difference(fingerprint(a), fingerprint(a[:9])) == float("inf")
+    assert fingerprint_difference(fingerprint(a), fingerprint(a * 1.001)) > 1e-4

@@ -448,7 +448,7 @@ PRESETS: dict[str, Preset] = {
     "cpu64": Preset(
         "cpu64",
         ModelConfig(image_size=64, base_filters=32),
-        TrainingConfig(epochs=125, selection_epochs=6, selection_every=25, selection_maps=1024,
+        TrainingConfig(epochs=125, selection_epochs=10, selection_every=25, selection_maps=1024,
                        checkpoint_every=200, log_every=20, data_scale=2.5,
                        bn_recalibration=100, selection_score="statistics",
                        anneal_epochs=12, anneal_factor=0.1,

@@ -105,7 +105,10 @@ def _check_training_data(run: Path, dataset: Path) -> None:
         raise PaperReproError(f"{dataset}/train.npy has SHA-256 {found[:12]}..., but {run.name} was trained on "
                               f"{want_sha[:12]}...: {rebuild}")
     have = fingerprint(open_split(dataset, "train", check_finite=False, manifest=manifest))
-    diff = fingerprint_difference(want["train_fingerprint"], have)
+    try:
+        diff = fingerprint_difference(want["train_fingerprint"], have)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise PaperReproError(f"{record}: train_fingerprint is malformed ({type(exc).__name__}: {exc})") from None
     if not diff <= FINGERPRINT_TOLERANCE:
         how = (f"shape {tuple(have['shape'])}, trained on {tuple(want['train_fingerprint']['shape'])}"
                if math.isinf(diff) else f"block statistics differ by {diff:.2g} sd")

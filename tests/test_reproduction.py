@@ -100,6 +100,10 @@ def test_another_training_set_is_refused(two_tiny_sets, tmp_path):
     with pytest.raises(PaperReproError, match="has SHA-256 .* but a was trained on"):
         reproduction._check_training_data(_record(tmp_path / "a", train_sha256=record["train_sha256"]),
                                           two_tiny_sets / "seed0")
+    with pytest.raises(PaperReproError, match="train_fingerprint is malformed"):
+        reproduction._check_training_data(
+            _record(tmp_path / "c", train_sha256="f" * 64,
+                    train_fingerprint={"shape": list(open_split(other, "train").shape)}), two_tiny_sets / "seed0")
     bad = _record(tmp_path / "b")
     (bad / "training_data.json").write_text("{not json")
     with pytest.raises(PaperReproError, match="not a training-data record"):

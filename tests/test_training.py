@@ -224,3 +224,47 @@ def test_saved_generator_has_recalibrated_batch_norm_and_training_state_does_not
         got = np.asarray(saved.get_layer(name).moving_mean)
         np.testing.assert_array_equal(got, np.asarray(expected.get_layer(name).moving_mean))
         assert not np.array_equal(got, np.asarray(raw.get_layer(name).moving_mean))
+
+
+def test_symmetry_augment_applies_one_of_the_eight_square_symmetries_per_map():
+    from paper_repro.training import symmetry_augment
+    rng = np.random.default_rng(0)
+    batch = rng.standard_normal((64, 8, 8, 1)).astype(np.float32)
+    out = symmetry_augment(batch, seed=3, epoch=2, step=5)
+    np.testing.assert_array_equal(out, symmetry_augment(batch, seed=3, epoch=2, step=5))
+    assert not np.array_equal(out, symmetry_augment(batch, seed=3, epoch=2, step=6))
+    seen = set()
+    for x, y in zip(batch[..., 0], out[..., 0]):
+        images = [np.rot90(x, k) for k in range(4)]
+        images += [im[:, ::-1] for im in images]
+        hits = [g for g, im in enumerate(images) if np.array_equal(im, y)]
+        assert len(hits) == 1          # exactly one symmetry maps x to y (x has no symmetry itself)
+        seen.add(hits[0])
+    assert seen == set(range(8))       # 64 draws see every one of the 8
+    # a symmetric field's statistics are unchanged: same multiset of pixel values per map
+    np.testing.assert_array_equal(np.sort(out.reshape(64, -1), axis=1), np.sort(batch.reshape(64, -1), axis=1))
+
+
+def test_augmented_epochs_change_training_and_resume_exactly(tmp_path, tiny_data, reference_run):
+    from paper_repro.config import get_preset
+    preset = get_preset("tiny").replace(checkpoint_every=4, augment_from_epoch=2)
+    full = train(tmp_path / "full", preset, tiny_data, seed=7, progress=False)
+    # epoch 1 is not augmented: the same weights as the reference run's; epoch 2 differs
+    for x, y in zip(_epoch_weights(full, 1), _epoch_weights(reference_run, 1)):
+        np.testing.assert_array_equal(x, y)
+    assert any(not np.array_equal(x, y) for x, y in zip(_epoch_weights(full, 2), _epoch_weights(reference_run, 2)))
+    run = tmp_path / "run"
+    with pytest.raises(_StopForTest):
+        train(run, preset, tiny_data, seed=7, progress=False, _stop_after=10)
+    train(run, resume=True, progress=False)
+    for x, y in zip(_final_state(run)[0], _final_state(full)[0]):
+        np.testing.assert_array_equal(x, y)
+
+
+def test_augment_from_epoch_is_validated():
+    from paper_repro.config import TrainingConfig
+    with pytest.raises(PaperReproError, match="augment_from_epoch"):
+        TrainingConfig(augment_from_epoch=-1)
+    t = TrainingConfig(augment_from_epoch=3)
+    assert [t.augments(e) for e in range(4)] == [False, False, True, True]
+    assert not any(TrainingConfig().augments(e) for e in range(4))

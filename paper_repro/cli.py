@@ -275,6 +275,28 @@ def _validate(args: argparse.Namespace) -> int:
     return 0 if report.passed else 1
 
 
+# ------------------------------------------------------------------------------------ diagnose
+def _diagnose_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--run", required=True, help="run directory (its latest checkpoint's discriminator)")
+    p.add_argument("--heldout", help="real maps never trained on .npy (default: the run's development set)")
+    p.add_argument("--n", type=_positive_int, default=4000, help="maps per set (default 4000)")
+    p.add_argument("--seed", type=_seed, default=0, help="seed of the training-map sample and latents")
+
+
+@command("diagnose", _diagnose_args)
+def _diagnose(args: argparse.Namespace) -> int:
+    """Has the discriminator memorised the training set? Its verdict on training vs held-out maps."""
+    _quiet_tensorflow()
+    from .training import discriminator_overfitting
+    r = discriminator_overfitting(args.run, args.heldout, n=args.n, seed=args.seed)
+    print(f"{'maps':26s} {'called real':>11s} {'mean logit':>10s} {'n':>6s}")
+    for name, v in r.items():
+        print(f"{name:26s} {v['real_fraction']:11.3f} {v['mean_logit']:+10.3f} {v['n']:6d}")
+    gap = r["training"]["real_fraction"] - r["held-out"]["real_fraction"]
+    print(f"training minus held-out: {gap:+.3f} (about 0 when the discriminator has not memorised the training set)")
+    return 0
+
+
 # ----------------------------------------------------------------------------------- reproduce
 def _reproduce_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", default="figures", help="where report.json and Figures 1-8 go")

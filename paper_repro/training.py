@@ -274,3 +274,57 @@ def train(out: str | os.PathLike, preset: str | Preset | None = None, data: str 
             checkpoint(epoch, 0)
     return run
 
+
+
+def discriminator_overfitting(run: str | os.PathLike, heldout: str | os.PathLike | None = None, *,
+                              n: int = 4000, seed: int = 0) -> dict[str, dict[str, float]]:
+    """How the discriminator of a run's latest checkpoint judges training maps, real maps it never
+    saw, their 90-degree rotations, and generated maps: per set the fraction called real (logit > 0),
+    the mean logit and the number of maps.
+
+    A discriminator that has learned the distribution calls training and held-out real maps real
+    equally often; one that has memorised the training set (limited data; Karras et al. 2020) calls
+    the training maps real far more often, and then its rotations look like unseen maps too.
+    ``heldout`` defaults to the run's development set. Inference-mode batch norm.
+    """
+    from .gan import CosmoGAN
+    from .models import inference_copy
+    from .runs import generate
+
+    run = Path(run)
+    info = runs.read_run_info(run)
+    p, t = info.preset, info.preset.training
+    if n < 1:
+        raise PaperReproError(f"n must be positive, got {n}")
+    ck = runs.latest_checkpoint(run)
+    if ck is None:
+        raise PaperReproError(f"{run}: no checkpoint, so no discriminator to diagnose")
+    heldout = heldout if heldout is not None else info.development
+    if heldout is None:
+        raise PaperReproError(f"{run} has no development set; give the held-out real maps")
+    if info.data is None:
+        raise PaperReproError(f"{run}/config.json names no training data")
+    size = p.model.image_size
+    train_maps = open_maps(info.data, size=size)
+    held = open_maps(heldout, size=size)
+    rng = np.random.default_rng(seed)
+    pick = np.sort(rng.choice(len(train_maps), min(n, len(train_maps)), replace=False))
+    gan = CosmoGAN.from_preset(p, seed=seed)
+    state, _ = runs.load_checkpoint(ck)
+    gan.set_state(state)
+
+    def verdict(maps: np.ndarray) -> dict[str, float]:
+        logits = []
+        for s in range(0, len(maps), 256):
+            x = np.asarray(maps[s:s + 256], np.float32)[..., None] * np.float32(t.data_scale)
+            logits.append(np.asarray(gan.discriminator(x, training=False), np.float64)[:, 0])
+        lg = np.concatenate(logits)
+        return {"real_fraction": float(np.mean(lg > 0)), "mean_logit": float(np.mean(lg)), "n": len(lg)}
+
+    train_sel = np.asarray(train_maps[pick])
+    generated = np.concatenate(list(generate(inference_copy(gan.generator, t, info.seed), len(pick), seed,
+                                             data_scale=t.data_scale)))
+    return {"training": verdict(train_sel),
+            "training, rotated 90 deg": verdict(np.ascontiguousarray(np.rot90(train_sel, 1, axes=(1, 2)))),
+            "held-out": verdict(np.asarray(held[:n])),
+            "generated": verdict(generated)}

@@ -268,3 +268,30 @@ def test_augment_from_epoch_is_validated():
     t = TrainingConfig(augment_from_epoch=3)
     assert [t.augments(e) for e in range(4)] == [False, False, True, True]
     assert not any(TrainingConfig().augments(e) for e in range(4))
+
+
+def test_discriminator_overfitting_diagnostic(reference_run, tiny_data, tmp_path, capsys):
+    from paper_repro.cli import main
+    from paper_repro.training import discriminator_overfitting
+    maps = np.load(tiny_data)
+    r = discriminator_overfitting(reference_run, tiny_data, n=len(maps), seed=1)
+    assert set(r) == {"training", "training, rotated 90 deg", "held-out", "generated"}
+    # the held-out set is the training set itself, whole: the verdicts are identical
+    assert r["training"] == r["held-out"]
+    assert r["training"]["n"] == len(maps) and r["generated"]["n"] == len(maps)
+    assert all(0.0 <= v["real_fraction"] <= 1.0 and np.isfinite(v["mean_logit"]) for v in r.values())
+    assert discriminator_overfitting(reference_run, tiny_data, n=len(maps), seed=1) == r   # seeded
+    # a different held-out set gives different verdicts
+    other = tmp_path / "other.npy"
+    np.save(other, maps[:, ::-1, :] * 1.5)
+    assert discriminator_overfitting(reference_run, other, n=len(maps), seed=1)["held-out"] != r["held-out"]
+    assert main(["diagnose", "--run", str(reference_run), "--heldout", str(tiny_data), "--n", "16"]) == 0
+    out = capsys.readouterr().out
+    assert "training minus held-out" in out and "rotated" in out
+    # bad input: no development set recorded and none given; a run without checkpoints
+    assert main(["diagnose", "--run", str(reference_run)]) == 2
+    assert "development set" in capsys.readouterr().err
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "empty" / "config.json").write_text((reference_run / "config.json").read_text())
+    assert main(["diagnose", "--run", str(tmp_path / "empty"), "--heldout", str(tiny_data)]) == 2
+    assert "no checkpoint" in capsys.readouterr().err

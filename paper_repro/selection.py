@@ -169,6 +169,16 @@ def confirmation_scorer(preset: Preset, development: str | os.PathLike, *, n_map
     return scorer_for(preset, development, n_maps=n, seed=seed)
 
 
+def _weights_digest(model) -> str:
+    """SHA-256 of a model's weights (trainable and batch-norm statistics), in order."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for w in model.get_weights():
+        h.update(np.ascontiguousarray(w).tobytes())
+    return h.hexdigest()
+
+
 def rescore_epochs(run: str | os.PathLike, *, first_epoch: int = 1, development: str | os.PathLike | None = None,
                    scorer=None, n_maps: int | None = None, seed: int | None = None,
                    progress: bool = True) -> dict:
@@ -220,12 +230,14 @@ def rescore_epochs(run: str | os.PathLike, *, first_epoch: int = 1, development:
         from tqdm.auto import tqdm
         bar = tqdm(total=len(pool) + int((run / "best" / "generator.keras").exists()), unit="generator",
                    desc="select")
+    digests: dict[str, float] = {}        # weights digest -> score, so best/ is not scored twice
     for kind, key, path in pool:
         try:
             model.load_weights(path)
         except (OSError, ValueError) as exc:
             raise PaperReproError(f"{path}: cannot load generator ({exc})") from None
         value = float(scorer(inference_copy(model, t, info.seed)))
+        digests[_weights_digest(model)] = value
         (scores if kind == "epoch" else candidate_scores)[key] = value
         if bar is not None:
             bar.update(1)
@@ -247,7 +259,9 @@ def rescore_epochs(run: str | os.PathLike, *, first_epoch: int = 1, development:
         except (OSError, ValueError) as exc:
             raise PaperReproError(f"{best_dir / 'generator.keras'}: cannot load the current best "
                                   f"generator ({exc})") from None
-        incumbent = float(scorer(inference_copy(current, t, info.seed)))
+        incumbent = digests.get(_weights_digest(current))   # best/ is often a kept candidate
+        if incumbent is None:
+            incumbent = float(scorer(inference_copy(current, t, info.seed)))
         if bar is not None:
             bar.update(1)
     if bar is not None:

@@ -207,11 +207,16 @@ def test_select_confirms_candidates_on_another_score(tmp_path, tiny_data):
     order = sorted(kept, key=training.get)
     confirm = {_weights_scorer(w): 10.0 - i for i, w in enumerate(_as_models(run, order))}
 
+    calls = []
+
     def confirmer(model):
+        calls.append(1)
         return confirm.get(_weights_scorer(model), 100.0)
 
     r = rescore_epochs(run, first_epoch=2, scorer=confirmer, progress=False)
     assert r["replaced"] and r["winner"] == f"step {order[-1]}" and order[0] == training_best
+    # best/ was the training-time winner, a kept candidate: its score is reused, not recomputed
+    assert len(calls) == 1 + len(kept) and r["incumbent_score"] == 10.0
     assert r["candidate_scores"] == {s: confirm[_weights_scorer(m)] for s, m in zip(order, _as_models(run, order))}
     best = json.loads((run / "best" / "score.json").read_text())
     assert best["global_step"] == order[-1] and best["score"] == 8.0

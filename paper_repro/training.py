@@ -275,7 +275,6 @@ def train(out: str | os.PathLike, preset: str | Preset | None = None, data: str 
     return run
 
 
-
 def discriminator_overfitting(run: str | os.PathLike, heldout: str | os.PathLike | None = None, *,
                               n: int = 4000, seed: int = 0) -> dict[str, dict[str, float]]:
     """How the discriminator of a run's latest checkpoint judges training maps, real maps it never

@@ -27,14 +27,22 @@ def _quiet_tensorflow() -> None:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
-def _positive_int(text: str) -> int:
+def _int_at_least(text: str, minimum: int, what: str) -> int:
     try:
         value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    if value < minimum:
+        raise argparse.ArgumentTypeError(f"expected {what} integer, got {value}")
     return value
+
+
+def _positive_int(text: str) -> int:
+    return _int_at_least(text, 1, "a positive")
+
+
+def _non_negative_int(text: str) -> int:
+    return _int_at_least(text, 0, "a non-negative")
 
 
 def _seed(text: str) -> int:
@@ -147,6 +155,9 @@ def _train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=_seed, default=None, help="seed for weights, latents, flips, order")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     p.add_argument("--development", help="development maps for checkpoint selection (.npy)")
+    p.add_argument("--augment-from-epoch", type=_non_negative_int, default=None,
+                   help="from this 1-based epoch on, turn each real map by a random symmetry of the "
+                        "square (0: never, the paper; default: the preset's)")
 
 
 @command("train", _train_args)
@@ -154,7 +165,8 @@ def _train(args: argparse.Namespace) -> int:
     _quiet_tensorflow()
     from . import training
     training.train(out=args.out, preset=args.preset, data=args.data, epochs=args.epochs,
-                   seed=args.seed, resume=args.resume, development=args.development)
+                   seed=args.seed, resume=args.resume, development=args.development,
+                   augment_from_epoch=args.augment_from_epoch)
     return 0
 
 

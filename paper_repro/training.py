@@ -123,13 +123,14 @@ def _keep_candidate(run: Path, candidates: dict[int, float], step: int, score: f
 
 def train(out: str | os.PathLike, preset: str | Preset | None = None, data: str | os.PathLike | None = None,
           *, epochs: int | None = None, seed: int | None = None, resume: bool = False,
-          development: str | os.PathLike | None = None, scorer: Scorer | None = None,
-          progress: bool = True, _stop_after: int | None = None) -> Path:
+          development: str | os.PathLike | None = None, augment_from_epoch: int | None = None,
+          scorer: Scorer | None = None, progress: bool = True, _stop_after: int | None = None) -> Path:
     """Train (or with ``resume=True`` continue) the run in ``out``; return the run directory.
 
     ``epochs`` is the run's total number of main epochs; the preset's selection epochs follow them.
     ``development`` (maps .npy) enables checkpoint selection during the selection epochs, unless a
-    ``scorer`` is given directly.
+    ``scorer`` is given directly. ``augment_from_epoch`` overrides the preset's (new runs only):
+    from that 1-based epoch on, real maps are turned by random symmetries of the square.
     """
     import keras
 
@@ -145,6 +146,9 @@ def train(out: str | os.PathLike, preset: str | Preset | None = None, data: str 
             raise PaperReproError(f"{run} was started on {info.data}; a resumed run keeps its data")
         if seed is not None and seed != info.seed:
             raise PaperReproError(f"{run} was started with seed {info.seed}; a resumed run keeps its seed")
+        if augment_from_epoch is not None and augment_from_epoch != info.preset.training.augment_from_epoch:
+            raise PaperReproError(f"{run} was started with augment_from_epoch "
+                                  f"{info.preset.training.augment_from_epoch}; a resumed run keeps it")
         if epochs is not None and epochs != info.preset.training.epochs:
             info.preset = info.preset.replace(epochs=epochs)
             runs.write_run_info(run, info)
@@ -159,6 +163,8 @@ def train(out: str | os.PathLike, preset: str | Preset | None = None, data: str 
         p = get_preset(preset)
         if epochs is not None:
             p = p.replace(epochs=epochs)
+        if augment_from_epoch is not None:
+            p = p.replace(augment_from_epoch=augment_from_epoch)
         info = runs.RunInfo(p, str(Path(data).resolve()), None if development is None
                             else str(Path(development).resolve()),
                             seed if seed is not None else secrets.randbelow(2 ** 31))

@@ -27,6 +27,25 @@ def test_train_is_deterministic_with_seed_and_resumes(tmp_path, tiny_data):
     assert not all(np.array_equal(x, y) for x, y in zip(_weights(a), _weights(c)))
 
 
+def test_train_augment_from_epoch_is_recorded_and_kept_on_resume(tmp_path, tiny_data, capsys):
+    run = tmp_path / "run"
+    assert main(["train", "--preset", "tiny", "--data", str(tiny_data), "--out", str(run), "--seed", "5",
+                 "--epochs", "1", "--augment-from-epoch", "2"]) == 0
+    assert runs.read_run_info(run).preset.training.augment_from_epoch == 2
+    capsys.readouterr()
+    assert main(["train", "--out", str(run), "--resume", "--augment-from-epoch", "1"]) == 2
+    err = capsys.readouterr().err
+    assert "augment_from_epoch 2; a resumed run keeps it" in err and "Traceback" not in err
+    assert main(["train", "--out", str(run), "--resume", "--epochs", "2", "--augment-from-epoch", "2"]) == 0
+    assert runs.read_run_info(run).preset.training.epochs == 2
+    with pytest.raises(SystemExit) as exc:
+        main(["train", "--preset", "tiny", "--data", str(tiny_data), "--out", str(tmp_path / "x"),
+              "--augment-from-epoch", "-1"])
+    assert exc.value.code == 2
+    assert "expected a non-negative integer, got -1" in capsys.readouterr().err
+    assert not (tmp_path / "x").exists()
+
+
 @pytest.fixture(scope="module")
 def cli_run(tmp_path_factory, tiny_data):
     run = tmp_path_factory.mktemp("cli") / "run"

@@ -85,6 +85,9 @@ class TrainingConfig:
                                     # map of a batch is turned by a random one of the 8 symmetries of
                                     # the square (rotations by 90 deg, reflections), exact symmetries
                                     # of an isotropic field; 0: never (the paper)
+    monitor_maps: int = 512         # after each epoch, the fraction of this many training and of this
+                                    # many development maps the discriminator calls real goes to
+                                    # discriminator.csv (a memorising discriminator: training >> held-out)
 
     def __post_init__(self) -> None:
         _check(self.batch_size >= 1, f"batch_size must be >= 1, got {self.batch_size}")
@@ -112,6 +115,8 @@ class TrainingConfig:
                f"confirmation_maps must be 0 (off) or an integer >= 2, got {self.confirmation_maps!r}")
         _check(isinstance(self.augment_from_epoch, int) and self.augment_from_epoch >= 0,
                f"augment_from_epoch must be 0 (off) or an epoch >= 1, got {self.augment_from_epoch!r}")
+        _check(isinstance(self.monitor_maps, int) and self.monitor_maps >= 0,
+               f"monitor_maps must be an integer >= 0 (0: off), got {self.monitor_maps!r}")
 
     def learning_rate_at(self, epoch: int) -> float:
         """Adam's learning rate in epoch ``epoch`` (0-based): ``learning_rate``, times

@@ -95,6 +95,33 @@ def _truncate_log(path: Path, upto_step: int) -> None:
             csv.writer(fh).writerows(keep)
 
 
+def _monitor_sets(info: runs.RunInfo, maps: np.ndarray, seed: int) -> dict[str, np.ndarray]:
+    """The fixed training and development maps whose discriminator verdicts are logged after each
+    epoch ({} when ``monitor_maps`` is 0); drawn with their own generator, so training is unchanged."""
+    n = info.preset.training.monitor_maps
+    if n == 0:
+        return {}
+    rng = np.random.default_rng([seed, 7])
+    sets = {"training": np.asarray(maps[np.sort(rng.choice(len(maps), min(n, len(maps)), replace=False))])}
+    if info.development is not None:
+        dev = open_maps(info.development, size=info.preset.model.image_size)
+        sets["development"] = np.asarray(dev[np.sort(rng.choice(len(dev), min(n, len(dev)), replace=False))])
+    return sets
+
+
+def _log_discriminator(path: Path, gan, sets: dict[str, np.ndarray], data_scale: float,
+                       global_step: int, epoch: int, progress: bool) -> None:
+    """One row of discriminator.csv: the fraction of the monitored maps called real (NaN when the
+    run has no development set) and the gap, training minus development."""
+    real = {k: discriminator_verdict(gan.discriminator, v, data_scale)["real_fraction"] for k, v in sets.items()}
+    tr, dev = real["training"], real.get("development", math.nan)
+    with open(path, "a") as fh:
+        fh.write(f"{global_step},{epoch},{tr:.6g},{dev:.6g},{tr - dev:.6g}\n")
+    if progress:
+        print(f"discriminator calls real {tr:.1%} of training maps, {dev:.1%} of development maps "
+              f"(gap {tr - dev:+.3f}; near 0 unless it memorises the training set)")
+
+
 def _kept_candidates(run: Path, upto_step: int, keep: bool) -> dict[int, float]:
     """{step: score} of the candidate snapshots a resumed run keeps; later (or, when ``keep`` is
     false, all: another schedule's selection epochs) snapshots are deleted."""
@@ -206,6 +233,12 @@ def train(out: str | os.PathLike, preset: str | Preset | None = None, data: str 
         log_path.write_text(",".join(("global_step", "epoch") + METRICS) + "\n")
     if scorer is not None and not sel_path.exists():
         sel_path.write_text("global_step,epoch,score\n")
+    monitor = _monitor_sets(info, maps, seed)
+    mon_path = run / "discriminator.csv"
+    if monitor:
+        _truncate_log(mon_path, global_step)
+        if not mon_path.exists():
+            mon_path.write_text("global_step,epoch,training_real,development_real,gap\n")
 
     def checkpoint(ep: int, st: int) -> None:
         runs.save_checkpoint(run, gan.get_state(), {
@@ -274,11 +307,24 @@ def train(out: str | os.PathLike, preset: str | Preset | None = None, data: str 
                     checkpoint(epoch, step + 1)
             step0 = 0
             epoch += 1
+            if monitor:
+                _log_discriminator(mon_path, gan, monitor, t.data_scale, global_step, epoch, progress)
             kept = inference_generator()
             runs.save_generator(kept, run / "generators" / f"epoch-{epoch:04d}.weights.h5")
             runs.save_generator(kept, run / "generator.keras")
             checkpoint(epoch, 0)
     return run
+
+
+def discriminator_verdict(discriminator, maps: np.ndarray, data_scale: float) -> dict[str, float]:
+    """The fraction of ``maps`` (kappa, (N, H, W)) a discriminator calls real (logit > 0), their mean
+    logit and their number; inference-mode batch norm, so the verdict changes no state."""
+    logits = []
+    for s in range(0, len(maps), 256):
+        x = np.asarray(maps[s:s + 256], np.float32)[..., None] * np.float32(data_scale)
+        logits.append(np.asarray(discriminator(x, training=False), np.float64)[:, 0])
+    lg = np.concatenate(logits)
+    return {"real_fraction": float(np.mean(lg > 0)), "mean_logit": float(np.mean(lg)), "n": len(lg)}
 
 
 def discriminator_overfitting(run: str | os.PathLike, heldout: str | os.PathLike | None = None, *,
@@ -319,12 +365,7 @@ def discriminator_overfitting(run: str | os.PathLike, heldout: str | os.PathLike
     gan.set_state(state)
 
     def verdict(maps: np.ndarray) -> dict[str, float]:
-        logits = []
-        for s in range(0, len(maps), 256):
-            x = np.asarray(maps[s:s + 256], np.float32)[..., None] * np.float32(t.data_scale)
-            logits.append(np.asarray(gan.discriminator(x, training=False), np.float64)[:, 0])
-        lg = np.concatenate(logits)
-        return {"real_fraction": float(np.mean(lg > 0)), "mean_logit": float(np.mean(lg)), "n": len(lg)}
+        return discriminator_verdict(gan.discriminator, maps, t.data_scale)
 
     train_sel = np.asarray(train_maps[pick])
     generated = np.concatenate(list(generate(inference_copy(gan.generator, t, info.seed), len(pick), seed,

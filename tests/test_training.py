@@ -1,9 +1,11 @@
 """Runs: checkpoints, resume equivalence, atomic writes, divergence, generation."""
+import csv
 import json
 
 import numpy as np
 import pytest
 
+from conftest import smooth_maps
 from paper_repro import runs
 from paper_repro.errors import PaperReproError, TrainingDiverged
 from paper_repro.training import _StopForTest, epoch_permutation, read_batch, train
@@ -295,3 +297,32 @@ def test_discriminator_overfitting_diagnostic(reference_run, tiny_data, tmp_path
     (tmp_path / "empty" / "config.json").write_text((reference_run / "config.json").read_text())
     assert main(["diagnose", "--run", str(tmp_path / "empty"), "--heldout", str(tiny_data)]) == 2
     assert "no checkpoint" in capsys.readouterr().err
+
+
+def test_discriminator_monitor_is_logged_each_epoch_and_resumes_exactly(tmp_path, tiny_data, reference_run):
+    from paper_repro.config import get_preset
+    dev = tmp_path / "dev.npy"
+    np.save(dev, smooth_maps(40, 32, seed=1))
+    preset = get_preset("tiny").replace(checkpoint_every=4)
+    full = train(tmp_path / "full", preset, tiny_data, seed=7, development=dev, progress=False)
+    rows = list(csv.DictReader(open(full / "discriminator.csv")))
+    assert [(r["global_step"], r["epoch"]) for r in rows] == [("6", "1"), ("12", "2")]
+    for r in rows:
+        tr, de = float(r["training_real"]), float(r["development_real"])
+        assert 0 <= tr <= 1 and 0 <= de <= 1
+        assert round(tr * 96) == pytest.approx(tr * 96) and round(de * 40) == pytest.approx(de * 40)
+        assert float(r["gap"]) == pytest.approx(tr - de, abs=1e-5)
+    # the monitor changes no training state: the same weights as the run without a development set
+    for x, y in zip(_final_state(full)[0], _final_state(reference_run)[0]):
+        np.testing.assert_array_equal(x, y)
+    no_dev = list(csv.DictReader(open(reference_run / "discriminator.csv")))
+    assert len(no_dev) == 2 and all(np.isnan(float(r["development_real"])) for r in no_dev)
+    assert [r["training_real"] for r in no_dev] == [r["training_real"] for r in rows]
+    # killed mid-epoch 2 and resumed: the same log as the straight run
+    run = tmp_path / "run"
+    with pytest.raises(_StopForTest):
+        train(run, preset, tiny_data, seed=7, development=dev, progress=False, _stop_after=10)
+    train(run, resume=True, progress=False)
+    assert (run / "discriminator.csv").read_text() == (full / "discriminator.csv").read_text()
+    off = train(tmp_path / "off", preset.replace(monitor_maps=0, epochs=1), tiny_data, seed=7, progress=False)
+    assert not (off / "discriminator.csv").exists()

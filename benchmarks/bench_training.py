@@ -1,5 +1,6 @@
 """Cost of the data side of a cpu64 training step: reading a batch, and turning it by random
-square symmetries (``augment_from_epoch``), against the adversarial step itself.
+square symmetries (``augment_from_epoch``), against the adversarial step itself; and the cost of
+the epoch-end discriminator monitor (``monitor_maps``) against a whole epoch of steps.
 
 Run: ``pytest benchmarks/bench_training.py --benchmark-only``; extra_info holds each time as a
 fraction of the cpu64 training step measured in the same run.
@@ -47,3 +48,21 @@ def test_batch_preparation(benchmark, cpu64_step_s, maps, augment):
     benchmark.pedantic(prepare, rounds=20, iterations=1, warmup_rounds=2)
     t = benchmark.stats.stats.min
     benchmark.extra_info.update({"batch_s": t, "step_s": cpu64_step_s, "fraction_of_step": t / cpu64_step_s})
+
+
+def test_discriminator_monitor(benchmark, cpu64_step_s, maps, tmp_path):
+    """One row of discriminator.csv: the discriminator's verdict on 512 training + 512 development
+    maps, against the 400 steps of a cpu64 epoch over 25,600 maps."""
+    from paper_repro.gan import CosmoGAN
+    from paper_repro.training import _log_discriminator
+    p = get_preset("cpu64")
+    gan = CosmoGAN.from_preset(p, seed=0)
+    n = p.training.monitor_maps
+    sets = {"training": np.asarray(maps[:n]), "development": np.asarray(maps[n:2 * n])}
+    path = tmp_path / "discriminator.csv"
+    benchmark.pedantic(_log_discriminator, args=(path, gan, sets, p.training.data_scale, 0, 0, False),
+                       rounds=5, iterations=1, warmup_rounds=1)
+    t = benchmark.stats.stats.min
+    epoch_s = 400 * cpu64_step_s
+    benchmark.extra_info.update({"monitor_s": t, "step_s": cpu64_step_s, "epoch_s": epoch_s,
+                                 "fraction_of_epoch": t / epoch_s})

@@ -118,8 +118,9 @@ def _log_discriminator(path: Path, gan, sets: dict[str, np.ndarray], data_scale:
     with open(path, "a") as fh:
         fh.write(f"{global_step},{epoch},{tr:.6g},{dev:.6g},{tr - dev:.6g}\n")
     if progress:
-        print(f"discriminator calls real {tr:.1%} of training maps, {dev:.1%} of development maps "
-              f"(gap {tr - dev:+.3f}; near 0 unless it memorises the training set)")
+        held = "" if math.isnan(dev) else (f", {dev:.1%} of development maps (gap {tr - dev:+.3f}; "
+                                           "near 0 unless it memorises the training set)")
+        print(f"discriminator calls real {tr:.1%} of training maps{held}")
 
 
 def _kept_candidates(run: Path, upto_step: int, keep: bool) -> dict[int, float]:

@@ -46,6 +46,7 @@ class CosmoGAN(keras.Model):
         return gan
 
     def compile(self, d_optimizer, g_optimizer, **kwargs):
+        # No XLA: on 2 AVX2 cores a cpu64 step took 2.50 s with jit_compile=True, 0.65 s without.
         super().compile(jit_compile=False, **kwargs)
         self.d_optimizer = d_optimizer
         self.g_optimizer = g_optimizer

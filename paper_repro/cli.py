@@ -199,6 +199,41 @@ def _select(args: argparse.Namespace) -> int:
     return 0
 
 
+# --------------------------------------------------------------------------------------- score
+def _score_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--run", required=True, help="run directory")
+    p.add_argument("--checkpoint", default=None,
+                   help="epoch number, 'last', or 'best' (default: best if present, else last)")
+    p.add_argument("--development", help="development maps .npy (default: the run's)")
+    p.add_argument("--maps", type=_positive_int, default=None,
+                   help="maps per score (default: the preset's confirmation_maps, else selection_maps)")
+    p.add_argument("--latent-seed", type=_seed, default=None,
+                   help="seed of the scoring latents (default: 54321 when confirming, else 12345)")
+    p.add_argument("--json", default=None, help="also write the result to this .json file")
+
+
+@command("score", _score_args)
+def _score(args: argparse.Namespace) -> int:
+    """Score one generator of a run on development maps, as select does; changes nothing in the run."""
+    _quiet_tensorflow()
+    from pathlib import Path
+
+    from .runs import write_json
+    from .selection import score_generator
+    if args.maps is not None and args.maps < 2:
+        raise PaperReproError(f"--maps must be at least 2, got {args.maps}")
+    if args.json is not None and not args.json.endswith(".json"):
+        raise PaperReproError(f"--json must name a .json file, got {args.json!r}")
+    r = score_generator(args.run, checkpoint=args.checkpoint, development=args.development,
+                        n_maps=args.maps, seed=args.latent_seed)
+    parts = ", ".join(f"{k} {v:.4g}" for k, v in r["components"].items())
+    print(f"{r['generator']}: score {r['score']:.4g}" + (f" ({parts})" if parts else "")
+          + f" on {r['maps']} maps, latent seed {r['seed']}, against {r['development']}")
+    if args.json is not None:
+        write_json(Path(args.json), r)
+    return 0
+
+
 # ------------------------------------------------------------------------------------ generate
 def _generate_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--run", required=True, help="run directory")

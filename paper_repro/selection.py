@@ -59,11 +59,14 @@ class PowerSpectrumScorer:
         p = np.maximum(p[:, self.keep], np.finfo(float).tiny)
         return histogram_chi2(p, self.development_power, self.bins, log=True)[1]
 
-    def __call__(self, generator) -> float:
+    def generated(self, generator) -> np.ndarray:
+        """The ``n_maps`` maps (kappa) this score draws from ``generator`` with latent seed ``seed``."""
         from .runs import generate
-        maps = np.concatenate(list(generate(generator, self.n_maps, self.seed,
+        return np.concatenate(list(generate(generator, self.n_maps, self.seed,
                                             batch_size=self.batch_size, data_scale=self.data_scale)))
-        return self.score_maps(maps)
+
+    def __call__(self, generator) -> float:
+        return self.score_maps(self.generated(generator))
 
 
 @dataclass
@@ -123,11 +126,14 @@ class StatisticsScorer:
     def score_maps(self, maps: np.ndarray) -> float:
         return float(np.mean(list(self.components(maps).values())))
 
-    def __call__(self, generator) -> float:
+    def generated(self, generator) -> np.ndarray:
+        """The ``n_maps`` maps (kappa) this score draws from ``generator`` with latent seed ``seed``."""
         from .runs import generate
-        maps = np.concatenate(list(generate(generator, self.n_maps, self.seed,
+        return np.concatenate(list(generate(generator, self.n_maps, self.seed,
                                             batch_size=self.batch_size, data_scale=self.data_scale)))
-        return self.score_maps(maps)
+
+    def __call__(self, generator) -> float:
+        return self.score_maps(self.generated(generator))
 
 
 #: selection scores by the name a preset gives (``TrainingConfig.selection_score``)
@@ -293,3 +299,32 @@ def rescore_epochs(run: str | os.PathLike, *, first_epoch: int = 1, development:
             "best_epoch_score": scores[best_epoch] if scores else math.inf,
             "winner": f"step {key}" if is_step else f"epoch {key}", "winner_score": value,
             "incumbent_score": incumbent, "replaced": replaced}
+
+
+def score_generator(run: str | os.PathLike, *, checkpoint: str | int | None = None,
+                    development: str | os.PathLike | None = None, n_maps: int | None = None,
+                    seed: int | None = None) -> dict:
+    """The confirmation score of one generator of a run, per statistic; writes nothing.
+
+    The same score ``paper-repro select`` ranks candidates with (:func:`confirmation_scorer`,
+    precise batch norm when the preset asks), so two runs' chosen generators can be compared on
+    development latents of other seeds before either is certified. Returns {"score",
+    "components" (statistic -> mean z^2; empty for the power-spectrum chi-square), "maps",
+    "seed", "generator" (path), "development" (path)}.
+    """
+    from . import runs
+    from .models import inference_copy
+
+    info = runs.read_run_info(run)
+    dev = development or info.development
+    if dev is None:
+        raise PaperReproError(f"{run} has no development set; pass one (--development D.npy)")
+    path = runs.generator_path(run, checkpoint)
+    scorer = confirmation_scorer(info.preset, dev, n_maps=n_maps, seed=seed)
+    model, _ = runs.load_generator(run, checkpoint)
+    model = inference_copy(model, info.preset.training, info.seed)
+    maps = scorer.generated(model)
+    components = scorer.components(maps) if hasattr(scorer, "components") else {}
+    value = float(scorer.score_maps(maps))
+    return {"score": value, "components": components, "maps": scorer.n_maps, "seed": scorer.seed,
+            "generator": str(path), "development": str(dev)}

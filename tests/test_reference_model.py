@@ -96,3 +96,20 @@ def test_certification_of_the_shipped_model(tmp_path):
     assert report.exists(), p.stdout[-3000:] + p.stderr[-3000:]
     d = json.loads(report.read_text())
     assert d["passed"], d["summary"]
+
+
+#: the shipped generator's development scores on the latent seeds of the shipping rule (MODEL_CARD.md)
+SHIPPING_RULE_SCORES = {777: 3.842, 2027: 3.714}
+
+
+@pytest.mark.slow
+def test_shipping_rule_scores_are_reproducible():
+    """``paper-repro score`` gives the model card's development scores: the bar a new run must beat."""
+    from paper_repro.reproduction import DATA_ROOT, ensure_dataset
+    from paper_repro.selection import score_generator
+    from pathlib import Path
+    root = Path(__file__).resolve().parents[1]
+    data = ensure_dataset(root / DATA_ROOT / "cpu", "cpu", progress=False)
+    for seed, want in SHIPPING_RULE_SCORES.items():
+        r = score_generator(REFERENCE_MODEL, development=data / "development.npy", n_maps=4096, seed=seed)
+        assert r["score"] == pytest.approx(want, abs=2e-3), seed

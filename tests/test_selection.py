@@ -280,3 +280,67 @@ def test_select_reports_a_malformed_selection_csv_in_one_line(tmp_path, tiny_dat
         fh.write("17,2\n")                       # a row cut short
     with pytest.raises(PaperReproError, match=r"selection.csv, line \d+: expected global_step,epoch,score"):
         rescore_epochs(run, first_epoch=2, scorer=_weights_scorer, progress=False)
+
+
+def _run_files(run):
+    return {p.relative_to(run): p.read_bytes() for p in sorted(run.rglob("*")) if p.is_file()}
+
+
+def test_score_gives_select_s_score_and_changes_nothing(tmp_path, tiny_data):
+    dev = tmp_path / "dev.npy"
+    np.save(dev, smooth_maps(64, 32, seed=5))
+    preset = get_preset("tiny").replace(epochs=2, selection_epochs=0, selection_score="statistics")
+    run = train(tmp_path / "run", preset, tiny_data, seed=2, development=dev, progress=False)
+    from paper_repro.selection import score_generator
+    before = _run_files(run)
+    r = score_generator(run, checkpoint=2, n_maps=48, seed=7)
+    assert _run_files(run) == before                   # read-only
+    assert set(r["components"]) == {"pixel_intensity", "power_spectrum", "minkowski_functionals"}
+    assert r["score"] == pytest.approx(np.mean(list(r["components"].values())), rel=1e-12)
+    assert (r["maps"], r["seed"]) == (48, 7) and r["generator"].endswith("epoch-0002.weights.h5")
+    # the same generator, latents and maps give select's number for it
+    selected = rescore_epochs(run, first_epoch=1, n_maps=48, seed=7, progress=False)
+    assert r["score"] == pytest.approx(selected["scores"][2], rel=1e-9)
+    assert score_generator(run, checkpoint=1, n_maps=48, seed=7)["score"] == pytest.approx(
+        selected["scores"][1], rel=1e-9)
+    # another latent seed is another draw of maps: another number
+    assert score_generator(run, checkpoint=2, n_maps=48, seed=8)["score"] != r["score"]
+
+
+@pytest.fixture(scope="module")
+def scored_run(tmp_path_factory, tiny_data):
+    """A one-epoch tiny run without a development set, and development maps to score it against."""
+    base = tmp_path_factory.mktemp("scored")
+    dev = base / "dev.npy"
+    np.save(dev, smooth_maps(64, 32, seed=5))
+    preset = get_preset("tiny").replace(epochs=1, selection_epochs=0, selection_score="statistics")
+    return train(base / "run", preset, tiny_data, seed=2, progress=False), dev
+
+
+def test_score_cli_prints_and_writes_json(tmp_path, scored_run, capsys):
+    from paper_repro.cli import main
+    run, dev = scored_run
+    out = tmp_path / "score.json"
+    assert main(["score", "--run", str(run), "--development", str(dev), "--maps", "32",
+                 "--latent-seed", "3", "--json", str(out)]) == 0
+    line = capsys.readouterr().out.strip()
+    got = json.loads(out.read_text())
+    assert f"score {got['score']:.4g} (pixel_intensity" in line and "on 32 maps, latent seed 3" in line
+    assert got["development"] == str(dev) and got["seed"] == 3
+
+
+@pytest.mark.parametrize("extra, message", [
+    ([], "has no development set"),
+    (["--development", "DEV", "--maps", "1"], "--maps must be at least 2"),
+    (["--development", "DEV", "--json", "out.txt"], "--json must name a .json file"),
+    (["--development", "DEV", "--checkpoint", "9"], "no such generator"),
+])
+def test_score_cli_errors_are_one_line(tmp_path, scored_run, capsys, monkeypatch, extra, message):
+    from paper_repro.cli import main
+    run, dev = scored_run
+    monkeypatch.chdir(tmp_path)
+    extra = [str(dev) if a == "DEV" else a for a in extra]
+    assert main(["score", "--run", str(run)] + extra) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and message in err[0] and "Traceback" not in err[0]
+    assert list(tmp_path.iterdir()) == []

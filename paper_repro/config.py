@@ -458,7 +458,7 @@ PRESETS: dict[str, Preset] = {
     # Same topology at 64x64 (0.216 deg) with 32 base filters (G 1.34M, D 1.08M parameters),
     # 0.3 s per step on 2 CPU cores. Maps enter tanh scaled by 2.5 (still inside (-1, 1)):
     # a documented departure, see ../shared/reference/cpu-training-notes.md. 113 epochs at the
-    # paper's rate, then 12 + 10 selection epochs at a tenth of it; the 8 lowest-scoring snapshots
+    # paper's rate, then 12 main and 10 selection epochs at a tenth of it; the 8 lowest-scoring snapshots
     # are confirmed by `paper-repro select` on 4,096 maps from fresh latents (MODEL_CARD.md).
     "cpu64": Preset(
         "cpu64",

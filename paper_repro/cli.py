@@ -193,9 +193,39 @@ def _select(args: argparse.Namespace) -> int:
         raise PaperReproError(f"--maps must be at least 2, got {args.maps}")
     r = rescore_epochs(args.run, first_epoch=args.from_epoch, development=args.development,
                        n_maps=args.maps, seed=args.latent_seed, progress=not args.quiet)
-    print(f"scored {len(r['scores'])} epoch generators and {len(r['candidate_scores'])} kept candidates; "
+    print(f"scored {len(r['scores'])} epoch generators, {len(r['candidate_scores'])} kept candidates"
+          + (f" and the averaged generator ({r['averaged_score']:.4g})" if r["averaged_score"] is not None else "")
+          + "; "
           f"lowest: {r['winner']} ({r['winner_score']:.4g}); previous best: {r['incumbent_score']:.4g}; "
           f"best/ {'replaced by ' + r['winner'] if r['replaced'] else 'kept'}")
+    return 0
+
+
+# ------------------------------------------------------------------------------------- average
+def _average_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--run", required=True, help="run directory")
+    p.add_argument("--from-epoch", type=_positive_int, required=True,
+                   help="first saved epoch generator in the average")
+    p.add_argument("--to-epoch", type=_positive_int, default=None,
+                   help="last saved epoch generator in the average (default: the last saved)")
+    p.add_argument("--candidates", action="store_true",
+                   help="also average the kept selection snapshots in candidates/")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+@command("average", _average_args)
+def _average(args: argparse.Namespace) -> int:
+    """Average the weights of a run's late generators into averaged/ (score or select it next)."""
+    _quiet_tensorflow()
+    from .averaging import average_run
+    if args.to_epoch is not None and args.to_epoch < args.from_epoch:
+        raise PaperReproError(f"--to-epoch {args.to_epoch} is before --from-epoch {args.from_epoch}")
+    r = average_run(args.run, first_epoch=args.from_epoch, last_epoch=args.to_epoch,
+                    candidates=args.candidates, progress=not args.quiet)
+    epochs = r["epochs"]
+    span = f"epochs {epochs[0]}-{epochs[-1]}" if epochs else "no epoch generators"
+    print(f"wrote {r['path']}: mean of {r['members']} generators ({span}"
+          + (f", {len(r['steps'])} kept candidates" if r["steps"] else "") + ")")
     return 0
 
 
@@ -203,7 +233,7 @@ def _select(args: argparse.Namespace) -> int:
 def _score_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--run", required=True, help="run directory")
     p.add_argument("--checkpoint", default=None,
-                   help="epoch number, 'last', or 'best' (default: best if present, else last)")
+                   help="epoch number, 'last', 'best' or 'averaged' (default: best if present, else last)")
     p.add_argument("--development", help="development maps .npy (default: the run's)")
     p.add_argument("--maps", type=_positive_int, default=None,
                    help="maps per score (default: the preset's confirmation_maps, else selection_maps)")
@@ -238,7 +268,7 @@ def _score(args: argparse.Namespace) -> int:
 def _generate_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--run", required=True, help="run directory")
     p.add_argument("--checkpoint", default=None,
-                   help="epoch number, 'last', or 'best' (default: best if present, else last)")
+                   help="epoch number, 'last', 'best' or 'averaged' (default: best if present, else last)")
     p.add_argument("--n", type=_positive_int, required=True, help="number of maps")
     p.add_argument("--seed", type=_seed, required=True)
     p.add_argument("--out", required=True, help="output .npy (N, H, W) float32")
@@ -269,7 +299,7 @@ def _validate_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--report", help="write the full JSON report here")
     p.add_argument("--n", type=_positive_int, help="maps to generate with --run (default: as many as --reference)")
     p.add_argument("--seed", type=_seed, default=20190101, help="seed of the maps generated with --run")
-    p.add_argument("--checkpoint", default=None, help="with --run: epoch, 'last' or 'best'")
+    p.add_argument("--checkpoint", default=None, help="with --run: epoch, 'last', 'best' or 'averaged'")
 
 
 @command("validate", _validate_args)

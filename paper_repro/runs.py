@@ -201,7 +201,8 @@ def selection_scores(run: str | os.PathLike) -> dict[int, tuple[int, float]]:
 
 
 def generator_path(run: str | os.PathLike, checkpoint: str | int | None = None) -> Path:
-    """The generator file of a run: ``best`` (default when present), ``last``, or an epoch number."""
+    """The generator file of a run: ``best`` (default when present), ``last``, ``averaged`` (written by
+    ``paper-repro average``), or an epoch number."""
     run = Path(run)
     if checkpoint is None:
         checkpoint = "best" if (run / "best" / "generator.keras").exists() else "last"
@@ -210,12 +211,17 @@ def generator_path(run: str | os.PathLike, checkpoint: str | int | None = None) 
         path = run / "best" / "generator.keras"
     elif checkpoint == "last":
         path = run / "generator.keras"
+    elif checkpoint == "averaged":
+        path = run / "averaged" / "generator.keras"
+        if not path.exists():
+            raise PaperReproError(f"{path}: run {run} has no averaged generator; "
+                                  "make one with paper-repro average")
     else:
         try:
             epoch = int(checkpoint)
         except ValueError:
             raise PaperReproError(
-                f"--checkpoint must be an epoch number, 'last' or 'best', got {checkpoint!r}") from None
+                f"--checkpoint must be an epoch number, 'last', 'best' or 'averaged', got {checkpoint!r}") from None
         path = run / "generators" / f"epoch-{epoch:04d}.weights.h5"
     if not path.exists():
         have = sorted(p.name for p in (run / "generators").glob("epoch-*.weights.h5"))

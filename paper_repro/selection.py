@@ -192,14 +192,16 @@ def rescore_epochs(run: str | os.PathLike, *, first_epoch: int = 1, development:
 
     Candidates: the generators saved at the end of each epoch >= ``first_epoch`` ("scanned over
     the last epochs", Sect. 2.3), the selection snapshots kept in ``candidates/`` (presets with
-    ``selection_candidates > 1``) and the current ``best/``. All are scored the same way: precise
+    ``selection_candidates > 1``), the weight average in ``averaged/`` (``paper-repro average``)
+    and the current ``best/``. All are scored the same way: precise
     batch norm when the preset asks (idempotent for weights saved with it), then
     :func:`confirmation_scorer` (``n_maps``/``seed`` override the preset) unless ``scorer`` is
     given. The lowest replaces ``best/`` (written atomically) if it beats the incumbent; otherwise
     the incumbent's ``score.json`` is updated to its score under this scorer. Writes
     ``selection-epochs.csv`` (epoch, score) and, with candidates, ``selection-candidates.csv``
     (global_step, epoch, training_score, score). Returns {"scores": {epoch: score},
-    "candidate_scores": {step: score}, "best_epoch", "best_epoch_score", "winner",
+    "candidate_scores": {step: score}, "averaged_score" (None without one), "best_epoch",
+    "best_epoch_score", "winner",
     "winner_score", "incumbent_score" (inf without a best/), "replaced"}.
     """
     from pathlib import Path
@@ -222,15 +224,19 @@ def rescore_epochs(run: str | os.PathLike, *, first_epoch: int = 1, development:
     numbered = {int(m.group(1)): f for f in files if (m := re.fullmatch(r"epoch-(\d+)\.weights\.h5", f.name))}
     epochs = {e: f for e, f in sorted(numbered.items()) if e >= first_epoch}
     kept = runs.list_candidates(run)
-    if not epochs and not kept:
+    averaged = run / "averaged" / "generator.keras"
+    if not epochs and not kept and not averaged.exists():
         raise PaperReproError(f"{run}: no saved epoch generators from epoch {first_epoch} on "
                               f"({len(files)} in {run / 'generators'}) and no kept candidates")
     trained = runs.selection_scores(run)
 
     model = build_generator(p)
     pool = [("epoch", e, f) for e, f in epochs.items()] + [("step", s, f) for s, f in kept.items()]
+    if averaged.exists():
+        pool.append(("averaged", 0, averaged))
     scores: dict[int, float] = {}
     candidate_scores: dict[int, float] = {}
+    averaged_score = None
     bar = None
     if progress:
         from tqdm.auto import tqdm
@@ -244,7 +250,10 @@ def rescore_epochs(run: str | os.PathLike, *, first_epoch: int = 1, development:
             raise PaperReproError(f"{path}: cannot load generator ({exc})") from None
         value = float(scorer(inference_copy(model, t, info.seed)))
         digests[_weights_digest(model)] = value
-        (scores if kind == "epoch" else candidate_scores)[key] = value
+        if kind == "averaged":
+            averaged_score = value
+        else:
+            (scores if kind == "epoch" else candidate_scores)[key] = value
         if bar is not None:
             bar.update(1)
             bar.set_postfix({kind: key, "score": f"{value:.4g}"})
@@ -273,20 +282,29 @@ def rescore_epochs(run: str | os.PathLike, *, first_epoch: int = 1, development:
     if bar is not None:
         bar.close()
     ranked = [(v, 0, k) for k, v in scores.items()] + [(v, 1, k) for k, v in candidate_scores.items()]
-    value, is_step, key = min(ranked)
+    if averaged_score is not None:
+        ranked.append((averaged_score, 2, 0))
+    value, kind, key = min(ranked)
+    is_step = kind == 1
     latents = {"maps": getattr(scorer, "n_maps", None), "seed": getattr(scorer, "seed", None)}
     metric = getattr(scorer, "description", "selection score")
     replaced = value < incumbent
     if replaced:
-        model.load_weights(kept[key] if is_step else epochs[key])
+        model.load_weights(averaged if kind == 2 else kept[key] if is_step else epochs[key])
         runs.save_generator(inference_copy(model, t, info.seed), best_dir / "generator.keras")
-        runs.write_json(best_dir / "score.json", {
-            "score": value, "epoch": trained.get(key, (None,))[0] if is_step else key,
-            "global_step": key if is_step else None,
-            "training_score": trained.get(key, (None, None))[1] if is_step else None,
-            "source": (f"selection snapshot after step {key}" if is_step else f"end of epoch {key}")
-                      + " (chosen by paper-repro select)",
-            "metric": metric, "latents": latents})
+        if kind == 2:
+            members = averaged.parent / "members.json"
+            meta = json.loads(members.read_text()) if members.exists() else {}
+            source = {"source": "weight average in averaged/ (chosen by paper-repro select)",
+                      "epoch": None, "global_step": None, "training_score": None, "averaged": meta}
+        else:
+            source = {"epoch": trained.get(key, (None,))[0] if is_step else key,
+                      "global_step": key if is_step else None,
+                      "training_score": trained.get(key, (None, None))[1] if is_step else None,
+                      "source": (f"selection snapshot after step {key}" if is_step else f"end of epoch {key}")
+                                + " (chosen by paper-repro select)"}
+        runs.write_json(best_dir / "score.json", {"score": value, **source, "metric": metric,
+                                                  "latents": latents})
     elif incumbent < math.inf:
         # the incumbent stays; its score.json now states its score under this scorer
         meta = json.loads((best_dir / "score.json").read_text()) if (best_dir / "score.json").exists() else {}
@@ -297,7 +315,9 @@ def rescore_epochs(run: str | os.PathLike, *, first_epoch: int = 1, development:
     best_epoch = min(scores, key=scores.get) if scores else None
     return {"scores": scores, "candidate_scores": candidate_scores, "best_epoch": best_epoch,
             "best_epoch_score": scores[best_epoch] if scores else math.inf,
-            "winner": f"step {key}" if is_step else f"epoch {key}", "winner_score": value,
+            "averaged_score": averaged_score,
+            "winner": "averaged" if kind == 2 else f"step {key}" if is_step else f"epoch {key}",
+            "winner_score": value,
             "incumbent_score": incumbent, "replaced": replaced}
 
 

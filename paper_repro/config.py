@@ -456,18 +456,21 @@ PRESETS: dict[str, Preset] = {
     # Tables 1-2 and Sect. 2.3 exactly.
     "paper": Preset("paper", ModelConfig(), TrainingConfig(), angle_deg=256 * PIXEL_DEG),
     # Same topology at 64x64 (0.216 deg) with 32 base filters (G 1.34M, D 1.08M parameters),
-    # 0.3 s per step on 2 CPU cores. Maps enter tanh scaled by 2.5 (still inside (-1, 1)):
-    # a documented departure, see ../shared/reference/cpu-training-notes.md. 113 epochs at the
-    # paper's rate, then 12 main and 10 selection epochs at a tenth of it; the 8 lowest-scoring snapshots
-    # are confirmed by `paper-repro select` on 4,096 maps from fresh latents (MODEL_CARD.md).
+    # 0.18-0.21 s per step on 2 AVX-512 cores. Maps enter tanh scaled by 2.5 (still inside (-1, 1)):
+    # a documented departure, see ../shared/reference/cpu-training-notes.md. Every real map turned
+    # by a random symmetry of the square (the discriminator otherwise memorises the 25,600 maps).
+    # 113 epochs at the paper's rate, then 92 main and 10 selection epochs at a tenth of it; the
+    # 8 lowest-scoring snapshots are confirmed by `paper-repro select` on 4,096 maps from fresh
+    # latents (MODEL_CARD.md).
     "cpu64": Preset(
         "cpu64",
         ModelConfig(image_size=64, base_filters=32),
-        TrainingConfig(epochs=125, selection_epochs=10, selection_every=25, selection_maps=1024,
+        TrainingConfig(epochs=205, selection_epochs=10, selection_every=25, selection_maps=1024,
                        checkpoint_every=200, log_every=20, data_scale=2.5,
                        bn_recalibration=100, selection_score="statistics",
-                       anneal_epochs=12, anneal_factor=0.1,
-                       selection_candidates=8, confirmation_maps=4096),
+                       anneal_epochs=92, anneal_factor=0.1,
+                       selection_candidates=8, confirmation_maps=4096,
+                       augment_from_epoch=1, monitor_maps=512),
         angle_deg=64 * PIXEL_DEG,
     ),
     # For tests: seconds per epoch on a CPU.

@@ -248,7 +248,7 @@ def _f(v) -> str:
 def certify(inputs: Inputs, config: CertificationConfig | None = None, *, memorisation: bool = True,
             progress: bool = False, novelty: NoveltyConfig | None = None) -> Report:
     """Run every criterion on ``inputs``; see the module docstring."""
-    from .comparison import calibrate
+    from .comparison import calibrate, compare_fourier_modes
 
     cfg = config or CertificationConfig()
     t0 = time.perf_counter()
@@ -303,6 +303,8 @@ def certify(inputs: Inputs, config: CertificationConfig | None = None, *, memori
                                 for k in ("power_spectrum", "minkowski_functionals")},
         "pixel_std": {k: float(np.asarray(a[:2000]).std()) for k, a in
                       (("generated", inputs.generated), ("validation", inputs.validation))},
+        # where the power-spectrum error lives: single 2-D modes, the stride grid, a fixed pattern
+        "fourier_modes": compare_fourier_modes(inputs.generated, inputs.validation),
     }
     info = {"n_generated": int(len(inputs.generated)), "n_validation": int(len(inputs.validation)),
             "n_auxiliary": int(len(inputs.auxiliary)),

@@ -12,7 +12,9 @@ LensTools 1.2 on fresh maps), but run on a batch of maps with vectorised NumPy:
 * :func:`moments` -- ``ConvergenceMap.moments(connected, dimensionless)``;
 * :func:`gradient_hessian` -- ``ConvergenceMap.gradient()`` and ``hessian()``;
 * :func:`pixel_histogram` -- per-map histograms of pixel values (the paper's Fig. 2 statistic);
-* :func:`correlation_matrix`, :func:`correlation_difference` -- the paper's Fig. 4.
+* :func:`correlation_matrix`, :func:`correlation_difference` -- the paper's Fig. 4;
+* :func:`fourier_mode_power` -- not LensTools: the power of every 2-D Fourier mode, for the
+  orientation-dependent errors (checkerboards) that ring averages hide.
 
 Every function takes one map (H, W) or a batch (N, H, W) (float32 or float64; square maps) and
 returns 1-D results for one map, (N, K) results for a batch. Maps are promoted to float64 before
@@ -378,6 +380,37 @@ def count_modes(size: int, angle_deg: float = DEFAULT_ANGLE_DEG, l_edges=None) -
     """Number of rfft2 half-plane Fourier modes in each ell bin for a ``size``^2 map (0: empty bin)."""
     edges = _check_edges(DEFAULT_L_EDGES if l_edges is None else l_edges, "l_edges")
     return np.array(_ps_binning(int(size), _check_angle(angle_deg), edges.tobytes())[1])
+
+
+def fourier_mode_power(maps, *, chunk_maps: int | None = None) -> dict[str, np.ndarray]:
+    """Mean and standard error over maps of the power |FFT|^2 of every 2-D Fourier mode (not a
+    LensTools statistic: ring averages such as :func:`power_spectrum` hide errors that depend on
+    orientation, like a generator's checkerboard at the grid of its strided layers).
+
+    ``maps``: (N, H, W), N >= 2, square. Orthonormal FFT, so the mean over modes of one map's power
+    is the mean of its squared pixels (kappa^2). Returns {"kx", "ky" (H, W) integer wavevectors in
+    fundamental modes, in (-H/2, H/2]; "mean", "sem" (H, W); "mean_map" (H, W), the pixel-wise
+    mean of the maps (a fixed pattern shared by all of them); "n"}.
+    """
+    arr, single = _as_batch(maps)
+    n, h, w = arr.shape
+    if single or n < 2:
+        raise PaperReproError(f"maps: a standard error needs at least 2 maps, found {n}")
+    if h != w:
+        raise PaperReproError(f"maps: expected square maps, found {h}x{w}")
+    s1 = np.zeros((h, w))
+    s2 = np.zeros((h, w))
+    pix = np.zeros((h, w))
+    for _, chunk in _chunks(arr, chunk_maps):
+        p = np.abs(scipy.fft.fft2(chunk, norm="ortho")) ** 2
+        s1 += p.sum(axis=0)
+        s2 += np.square(p).sum(axis=0)
+        pix += chunk.sum(axis=0)
+    mean = s1 / n
+    var = np.maximum(s2 / n - mean ** 2, 0.0) * n / (n - 1)
+    k = (np.arange(h) + h // 2 - 1) % h - h // 2 + 1          # 0, 1, ..., h/2, -h/2 + 1, ..., -1
+    kx, ky = np.meshgrid(k, k, indexing="ij")
+    return {"kx": kx, "ky": ky, "mean": mean, "sem": np.sqrt(var / n), "mean_map": pix / n, "n": n}
 
 
 # --- gradient and Hessian ----------------------------------------------------------------------------

@@ -60,6 +60,25 @@ def test_report_is_complete_json(sets, tmp_path):
     assert len(ps["generated_vs_validation"]["components"]["ks_median_p"]) == 248
     assert "descriptive only" in ps["paper_style_tallies"]["generated_vs_validation"]["ks"]["label"]
     assert d["inputs"]["baseline_source"] == "auxiliary set"
+    fm = d["descriptive"]["fourier_modes"]
+    assert len(fm["worst"]) == 8 and fm["grid"]["period_pixels"] == 8
+    # independent simulations: no mode far off, ring powers equal, no fixed pattern above noise
+    assert max(abs(m["z"]) for m in fm["worst"]) < 6
+    assert all(abs(r["ratio"] - 1) < 0.1 for r in fm["rings"])
+    assert fm["fixed_pattern_rms"]["generated"] < 1.5 * fm["fixed_pattern_rms"]["noise_generated"]
+
+
+def test_report_locates_a_checkerboard(sets):
+    """A fixed pattern at the period-8 grid (as strided upsampling leaves) shows in the mode report,
+    on the grid and as a fixed pattern, even where the binned statistics may not name it."""
+    x = np.arange(SIZE)
+    rms = float(sets["independent"].std())
+    pattern = 0.2 * rms * np.cos(2 * np.pi * 8 * x / SIZE)[:, None] * np.cos(2 * np.pi * 16 * x / SIZE)[None, :]
+    rep = _certify((sets["independent"] + pattern).astype(np.float32), sets)
+    fm = rep.descriptive["fourier_modes"]
+    top = fm["worst"][0]
+    assert top["grid"] and sorted(map(abs, top["k"])) == [8, 16] and top["ratio"] > 1.5 and top["z"] > 10
+    assert fm["grid"]["ratio"] > 1 and fm["fixed_pattern_rms"]["generated"] > 2 * fm["fixed_pattern_rms"]["noise_generated"]
 
 
 def test_without_auxiliary_the_reference_is_split(sets):

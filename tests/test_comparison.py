@@ -235,3 +235,29 @@ def test_calibrate_bad_input():
         C.calibrate(g, v, a, statistic="toy", config=CertificationConfig(min_maps=100))
     with pytest.raises(PaperReproError, match="same number of components"):
         C.calibrate(g[:, :5], v, a, statistic="toy", config=FAST)
+
+
+def test_compare_fourier_modes_finds_an_oriented_excess_rings_hide():
+    from paper_repro.comparison import compare_fourier_modes
+    rng = np.random.default_rng(3)
+    ref = rng.standard_normal((400, 32, 32))
+    gen = rng.standard_normal((400, 32, 32))
+    null = compare_fourier_modes(gen, ref, top=5, grid_period=4)
+    assert len(null["worst"]) == 5 and max(abs(m["z"]) for m in null["worst"]) < 6
+    # each mode once (k and -k are one): of the 15 nonzero grid modes (multiples of 8), 3 are their
+    # own conjugates ((0, 16), (16, 0), (16, 16)) and 12 form 6 pairs
+    assert null["grid"]["modes"] == 9
+    # a random-phase wave at (5, 3) in every map: more power there, no fixed pattern
+    x = np.arange(32)
+    phase = rng.uniform(0, 2 * np.pi, 400)[:, None, None]
+    wave = 0.1 * np.cos(2 * np.pi * (5 * x[:, None] + 3 * x[None, :]) / 32 + phase)
+    out = compare_fourier_modes(gen + wave, ref, top=3, grid_period=4)
+    assert out["worst"][0]["k"] in ([5, 3], [-5, -3]) and out["worst"][0]["z"] > 10
+    assert not out["worst"][0]["grid"]
+    ring = [r for r in out["rings"] if r["k_min"] <= np.hypot(5, 3) < r["k_max"]][0]
+    assert ring["ratio"] < 1.1 and out["worst"][0]["ratio"] > 3      # diluted in its ring
+    assert out["fixed_pattern_rms"]["generated"] < 1.5 * out["fixed_pattern_rms"]["noise_generated"]
+    with pytest.raises(PaperReproError, match="grid_period must divide"):
+        compare_fourier_modes(gen, ref, grid_period=5)
+    with pytest.raises(PaperReproError, match="only be compared at one size"):
+        compare_fourier_modes(gen, ref[:, :16, :16])

@@ -420,3 +420,22 @@ def test_many_irregular_bins():
         close(v2[j], r2, 1e-12)
     edges = np.quantile(maps[0], np.linspace(0, 1, 300))
     np.testing.assert_array_equal(S.pixel_histogram(maps[0], edges)[1], np.histogram(maps[0], edges)[0])
+
+
+def test_fourier_mode_power_parseval_and_a_plane_wave():
+    from paper_repro.statistics import fourier_mode_power
+    rng = np.random.default_rng(0)
+    maps = rng.standard_normal((6, 16, 16))
+    x = np.arange(16)
+    maps[:, :, :] += np.cos(2 * np.pi * (3 * x[:, None] - 2 * x[None, :]) / 16)
+    out = fourier_mode_power(maps)
+    # orthonormal: the mean power over modes is the mean squared pixel, map by map on average
+    assert out["mean"].mean() == pytest.approx(np.mean(maps ** 2), rel=1e-12)
+    assert out["kx"].min() == -7 and out["kx"].max() == 8 and out["kx"][8, 0] == 8
+    i, j = np.unravel_index(np.argmax(out["mean"]), out["mean"].shape)
+    assert {(out["kx"][i, j], out["ky"][i, j])} <= {(3, -2), (-3, 2)}
+    np.testing.assert_allclose(out["mean_map"], maps.mean(axis=0))
+    one = np.abs(np.fft.fft2(maps, norm="ortho")) ** 2
+    np.testing.assert_allclose(out["sem"], one.std(axis=0, ddof=1) / np.sqrt(6), rtol=1e-9, atol=1e-12)
+    with pytest.raises(PaperReproError, match="at least 2 maps"):
+        fourier_mode_power(maps[0])

@@ -6,6 +6,7 @@ training code says where it comes from. Presets are looked up by name with :func
 from __future__ import annotations
 
 import dataclasses
+import math
 import json
 from dataclasses import dataclass, field, asdict
 from typing import Any
@@ -88,6 +89,8 @@ class TrainingConfig:
     monitor_maps: int = 512         # after each epoch, the fraction of this many training and of this
                                     # many development maps the discriminator calls real goes to
                                     # discriminator.csv (a memorising discriminator: training >> held-out)
+    d_lr_factor: float = 1.0        # the discriminator's Adam rate is the epoch's rate times this (a
+                                    # two time-scale update rule, Heusel et al. 2017); 1: the paper
 
     def __post_init__(self) -> None:
         _check(self.batch_size >= 1, f"batch_size must be >= 1, got {self.batch_size}")
@@ -117,6 +120,8 @@ class TrainingConfig:
                f"augment_from_epoch must be 0 (off) or an epoch >= 1, got {self.augment_from_epoch!r}")
         _check(isinstance(self.monitor_maps, int) and self.monitor_maps >= 0,
                f"monitor_maps must be an integer >= 0 (0: off), got {self.monitor_maps!r}")
+        _check(isinstance(self.d_lr_factor, (int, float)) and math.isfinite(self.d_lr_factor)
+               and self.d_lr_factor > 0, f"d_lr_factor must be a finite number > 0, got {self.d_lr_factor!r}")
 
     def learning_rate_at(self, epoch: int) -> float:
         """Adam's learning rate in epoch ``epoch`` (0-based): ``learning_rate``, times

@@ -265,8 +265,8 @@ def train(out: str | os.PathLike, preset: str | Preset | None = None, data: str 
             lr = t.learning_rate_at(epoch)   # set every epoch (and on resume): a pure function of the epoch
             if progress and lr != t.learning_rate_at(epoch - 1):
                 print(f"learning rate {lr:.3g} from epoch {epoch + 1} on")
-            for optimizer in (gan.g_optimizer, gan.d_optimizer):
-                optimizer.learning_rate.assign(lr)
+            gan.g_optimizer.learning_rate.assign(lr)
+            gan.d_optimizer.learning_rate.assign(lr * t.d_lr_factor)
             selecting = scorer is not None and epoch >= t.epochs
             augment = t.augments(epoch)
             if progress and augment and not t.augments(epoch - 1):

@@ -326,3 +326,41 @@ def test_discriminator_monitor_is_logged_each_epoch_and_resumes_exactly(tmp_path
     assert (run / "discriminator.csv").read_text() == (full / "discriminator.csv").read_text()
     off = train(tmp_path / "off", preset.replace(monitor_maps=0, epochs=1), tiny_data, seed=7, progress=False)
     assert not (off / "discriminator.csv").exists()
+
+
+def test_discriminator_rate_factor(tmp_path, tiny_data):
+    """``d_lr_factor`` scales the discriminator's rate only, annealing included."""
+    from paper_repro.config import get_preset
+    from paper_repro.gan import CosmoGAN
+
+    def first_step(factor):
+        preset = get_preset("tiny").replace(checkpoint_every=1, d_lr_factor=factor)
+        with pytest.raises(_StopForTest):
+            train(tmp_path / f"f{factor}", preset, tiny_data, seed=7, progress=False, _stop_after=2)
+        state, meta = _final_state(tmp_path / f"f{factor}")
+        assert meta["global_step"] == 1
+        gan = CosmoGAN.from_preset(preset, seed=7)
+        gan.set_state(state)
+        return preset, state, gan
+
+    start = CosmoGAN.from_preset(get_preset("tiny"), seed=7)
+    p1, s1, one = first_step(1.0)
+    p3, s3, three = first_step(3.0)
+    assert _learning_rates(p1, s1) == pytest.approx([2e-4, 2e-4])
+    assert _learning_rates(p3, s3) == pytest.approx([6e-4, 2e-4])     # discriminator, generator
+    # the first step starts from the same discriminator, so the generator moves the same
+    for a, b in zip(one.generator.trainable_weights, three.generator.trainable_weights):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-6, atol=1e-9)
+    # Adam's first step moves each weight by about its rate: 3 times as far
+    d1 = np.concatenate([np.abs(a.numpy() - s.numpy()).ravel() for a, s in
+                         zip(one.discriminator.trainable_weights, start.discriminator.trainable_weights)])
+    d3 = np.concatenate([np.abs(a.numpy() - s.numpy()).ravel() for a, s in
+                         zip(three.discriminator.trainable_weights, start.discriminator.trainable_weights)])
+    moved = d1 > 1e-5
+    assert np.median(d3[moved] / d1[moved]) == pytest.approx(3.0, rel=1e-3)
+    # annealed epochs keep the factor
+    annealed = get_preset("tiny").replace(anneal_epochs=2, anneal_factor=0.1, d_lr_factor=4.0)
+    run = train(tmp_path / "annealed", annealed, tiny_data, seed=7, progress=False, epochs=1)
+    assert _learning_rates(annealed, _final_state(run)[0]) == pytest.approx([8e-5, 2e-5])
+    with pytest.raises(PaperReproError, match="d_lr_factor must be a finite number > 0"):
+        get_preset("tiny").replace(d_lr_factor=0.0)

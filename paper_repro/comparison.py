@@ -430,8 +430,8 @@ def compare_fourier_modes(generated, reference, *, top: int = 8, grid_period: in
     on_grid = (kx % step == 0) & (ky % step == 0)
     idx = np.flatnonzero(half.ravel())
     order = idx[np.argsort(-np.abs(z.ravel()[idx]), kind="stable")][:top]
-    worst = [{"k": [int(kx.flat[i]), int(ky.flat[i])], "ratio": float(ratio.flat[i]), "z": float(z.flat[i]),
-              "grid": bool(on_grid.flat[i])} for i in order]
+    worst = [{"k": [int(kx.flat[q]), int(ky.flat[q])], "ratio": float(ratio.flat[q]), "z": float(z.flat[q]),
+              "grid": bool(on_grid.flat[q])} for q in order]
     gm = half & on_grid
     kk = np.hypot(kx, ky)
     rings = []

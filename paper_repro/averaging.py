@@ -6,7 +6,9 @@ selection epochs at 2e-5: training-time scores from 2 to 14 within 100 steps). T
 average of the weights of snapshots spread over that stretch sits nearer the centre of the
 orbit than any one snapshot. Batch-norm statistics of an average are not the average of the
 members' statistics, so the averaged generator gets precise batch norm (recalibrated from
-training-mode passes) when the preset asks for it, as every scored generator does.
+training-mode passes) when the preset asks for it, as every scored generator does. On the cpu64
+runs here the mean of 10 epoch ends was far worse than any member (smoother maps; MODEL_CARD.md),
+so it is a candidate like the others: ``paper-repro select`` keeps it only if it scores lower.
 """
 from __future__ import annotations
 

@@ -13,16 +13,11 @@ so it is a candidate like the others: ``paper-repro select`` keeps it only if it
 from __future__ import annotations
 
 import os
-import re
 from pathlib import Path
 
 import numpy as np
 
 from .errors import PaperReproError
-
-#: where a run keeps its averaged generator
-AVERAGED = Path("averaged") / "generator.keras"
-
 
 def average_weights(models) -> list[np.ndarray]:
     """The element-wise mean (float64 accumulation, float32 result) of several models' weights."""
@@ -42,17 +37,6 @@ def average_weights(models) -> list[np.ndarray]:
     return [(a / n).astype(np.float32) for a in acc]
 
 
-def epoch_generators(run: str | os.PathLike, first_epoch: int = 1, last_epoch: int | None = None) -> dict[int, Path]:
-    """{epoch: path} of the epoch-end generators a run saved, ``first_epoch..last_epoch`` (inclusive)."""
-    found = {}
-    for f in sorted((Path(run) / "generators").glob("epoch-*.weights.h5")):
-        if m := re.fullmatch(r"epoch-(\d+)\.weights\.h5", f.name):
-            e = int(m.group(1))
-            if e >= first_epoch and (last_epoch is None or e <= last_epoch):
-                found[e] = f
-    return found
-
-
 def average_run(run: str | os.PathLike, *, first_epoch: int, last_epoch: int | None = None,
                 candidates: bool = False, progress: bool = True) -> dict:
     """Average a run's epoch-end generators ``first_epoch..last_epoch`` (and, with ``candidates``,
@@ -66,11 +50,11 @@ def average_run(run: str | os.PathLike, *, first_epoch: int, last_epoch: int | N
 
     run = Path(run)
     info = runs.read_run_info(run)
-    epochs = epoch_generators(run, first_epoch, last_epoch)
+    epochs = runs.list_epoch_generators(run, first_epoch, last_epoch)
     steps = runs.list_candidates(run) if candidates else {}
     paths = list(epochs.values()) + list(steps.values())
     if len(paths) < 2:
-        have = sorted(epoch_generators(run))
+        have = sorted(runs.list_epoch_generators(run))
         raise PaperReproError(
             f"{run}: {len(paths)} generator(s) in epochs {first_epoch}..{last_epoch or 'end'}"
             f"{' and candidates/' if candidates else ''}; averaging needs at least 2 "
@@ -97,7 +81,7 @@ def average_run(run: str | os.PathLike, *, first_epoch: int, last_epoch: int | N
     model = build_generator(info.preset)
     model.set_weights(mean)
     model = inference_copy(model, info.preset.training, info.seed)
-    out = run / AVERAGED
+    out = runs.averaged_path(run)
     runs.save_generator(model, out)
     members = {"epochs": sorted(epochs), "steps": sorted(steps), "members": len(paths),
                "method": "uniform mean of the weights, then precise batch norm"

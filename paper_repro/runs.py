@@ -165,6 +165,25 @@ def save_generator(generator, path: Path) -> None:
         raise
 
 
+def list_epoch_generators(run: str | os.PathLike, first_epoch: int = 1,
+                          last_epoch: int | None = None) -> dict[int, Path]:
+    """{epoch: path} of the epoch-end generators in a run's ``generators/``, ``first_epoch..last_epoch``."""
+    import re
+
+    found = {}
+    for f in sorted((Path(run) / "generators").glob("epoch-*.weights.h5")):
+        if m := re.fullmatch(r"epoch-(\d+)\.weights\.h5", f.name):
+            e = int(m.group(1))
+            if e >= first_epoch and (last_epoch is None or e <= last_epoch):
+                found[e] = f
+    return dict(sorted(found.items()))
+
+
+def averaged_path(run: str | os.PathLike) -> Path:
+    """Where a run keeps the weight average written by ``paper-repro average``."""
+    return Path(run) / "averaged" / "generator.keras"
+
+
 def candidate_path(run: str | os.PathLike, global_step: int) -> Path:
     """Where a run keeps the selection snapshot taken after ``global_step`` steps."""
     return Path(run) / "candidates" / f"step-{global_step:09d}.weights.h5"
@@ -212,7 +231,7 @@ def generator_path(run: str | os.PathLike, checkpoint: str | int | None = None) 
     elif checkpoint == "last":
         path = run / "generator.keras"
     elif checkpoint == "averaged":
-        path = run / "averaged" / "generator.keras"
+        path = averaged_path(run)
         if not path.exists():
             raise PaperReproError(f"{path}: run {run} has no averaged generator; "
                                   "make one with paper-repro average")

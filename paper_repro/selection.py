@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -220,11 +219,10 @@ def rescore_epochs(run: str | os.PathLike, *, first_epoch: int = 1, development:
         if dev is None:
             raise PaperReproError(f"{run} has no development set; pass one (--development D.npy)")
         scorer = confirmation_scorer(p, dev, n_maps=n_maps, seed=seed)
-    files = sorted((run / "generators").glob("epoch-*.weights.h5"))
-    numbered = {int(m.group(1)): f for f in files if (m := re.fullmatch(r"epoch-(\d+)\.weights\.h5", f.name))}
-    epochs = {e: f for e, f in sorted(numbered.items()) if e >= first_epoch}
+    files = runs.list_epoch_generators(run)
+    epochs = runs.list_epoch_generators(run, first_epoch)
     kept = runs.list_candidates(run)
-    averaged = run / "averaged" / "generator.keras"
+    averaged = runs.averaged_path(run)
     if not epochs and not kept and not averaged.exists():
         raise PaperReproError(f"{run}: no saved epoch generators from epoch {first_epoch} on "
                               f"({len(files)} in {run / 'generators'}) and no kept candidates")

@@ -91,6 +91,8 @@ class TrainingConfig:
                                     # discriminator.csv (a memorising discriminator: training >> held-out)
     d_lr_factor: float = 1.0        # the discriminator's Adam rate is the epoch's rate times this (a
                                     # two time-scale update rule, Heusel et al. 2017); 1: the paper
+    d_lr_factor_from_epoch: int = 1  # the factor applies from this epoch on (1-based, selection epochs
+                                     # included); before it the discriminator runs at the epoch's rate
 
     def __post_init__(self) -> None:
         _check(self.batch_size >= 1, f"batch_size must be >= 1, got {self.batch_size}")
@@ -122,6 +124,8 @@ class TrainingConfig:
                f"monitor_maps must be an integer >= 0 (0: off), got {self.monitor_maps!r}")
         _check(isinstance(self.d_lr_factor, (int, float)) and math.isfinite(self.d_lr_factor)
                and self.d_lr_factor > 0, f"d_lr_factor must be a finite number > 0, got {self.d_lr_factor!r}")
+        _check(isinstance(self.d_lr_factor_from_epoch, int) and self.d_lr_factor_from_epoch >= 1,
+               f"d_lr_factor_from_epoch must be an epoch >= 1, got {self.d_lr_factor_from_epoch!r}")
 
     def learning_rate_at(self, epoch: int) -> float:
         """Adam's learning rate in epoch ``epoch`` (0-based): ``learning_rate``, times
@@ -130,6 +134,12 @@ class TrainingConfig:
         if self.anneal_epochs and epoch >= self.epochs - self.anneal_epochs:
             return self.learning_rate * self.anneal_factor
         return self.learning_rate
+
+    def d_learning_rate_at(self, epoch: int) -> float:
+        """The discriminator's Adam rate in epoch ``epoch`` (0-based): the epoch's rate, times
+        ``d_lr_factor`` from epoch ``d_lr_factor_from_epoch`` (1-based) on."""
+        factor = self.d_lr_factor if epoch + 1 >= self.d_lr_factor_from_epoch else 1.0
+        return self.learning_rate_at(epoch) * factor
 
     def augments(self, epoch: int) -> bool:
         """Whether real maps are randomly turned/reflected in epoch ``epoch`` (0-based)."""

@@ -40,7 +40,7 @@ class CosmoGAN(keras.Model):
                   latent_dim=p.model.latent_dim, flip_prob=p.training.flip_prob, seed=seed)
         t = p.training
         gan.compile(
-            d_optimizer=keras.optimizers.Adam(learning_rate=t.learning_rate * t.d_lr_factor, beta_1=t.beta_1),
+            d_optimizer=keras.optimizers.Adam(learning_rate=t.d_learning_rate_at(0), beta_1=t.beta_1),
             g_optimizer=keras.optimizers.Adam(learning_rate=t.learning_rate, beta_1=t.beta_1),
         )
         return gan

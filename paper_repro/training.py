@@ -266,7 +266,7 @@ def train(out: str | os.PathLike, preset: str | Preset | None = None, data: str 
             if progress and lr != t.learning_rate_at(epoch - 1):
                 print(f"learning rate {lr:.3g} from epoch {epoch + 1} on")
             gan.g_optimizer.learning_rate.assign(lr)
-            gan.d_optimizer.learning_rate.assign(lr * t.d_lr_factor)
+            gan.d_optimizer.learning_rate.assign(t.d_learning_rate_at(epoch))
             selecting = scorer is not None and epoch >= t.epochs
             augment = t.augments(epoch)
             if progress and augment and not t.augments(epoch - 1):

@@ -364,3 +364,29 @@ def test_discriminator_rate_factor(tmp_path, tiny_data):
     assert _learning_rates(annealed, _final_state(run)[0]) == pytest.approx([8e-5, 2e-5])
     with pytest.raises(PaperReproError, match="d_lr_factor must be a finite number > 0"):
         get_preset("tiny").replace(d_lr_factor=0.0)
+
+
+def test_discriminator_rate_factor_from_an_epoch(tmp_path, tiny_data, reference_run):
+    """``d_lr_factor_from_epoch``: the paper's rates before it, the factor from it on; a run
+    continued at that epoch boundary with the factor switched on is the same straight run."""
+    from paper_repro.config import get_preset
+    base = get_preset("tiny").replace(checkpoint_every=4)
+    late = base.replace(d_lr_factor=4.0, d_lr_factor_from_epoch=2)
+    assert [late.training.d_learning_rate_at(e) for e in (0, 1)] == pytest.approx([2e-4, 8e-4])
+    straight = train(tmp_path / "straight", late, tiny_data, seed=7, progress=False)
+    assert _learning_rates(late, _final_state(straight)[0]) == pytest.approx([8e-4, 2e-4])
+    # epoch 1 ran at the paper's rates: the same generator as the run without the factor
+    for x, y in zip(_epoch_weights(straight, 1), _epoch_weights(reference_run, 1)):
+        np.testing.assert_array_equal(x, y)
+    assert not all(np.array_equal(x, y) for x, y in
+                   zip(_epoch_weights(straight, 2), _epoch_weights(reference_run, 2)))
+    # the factor switched on by a resume at the end of epoch 1: bit-identical to the straight run
+    cont = tmp_path / "continued"
+    train(cont, base, tiny_data, seed=7, progress=False, epochs=1)
+    info = runs.read_run_info(cont)
+    runs.write_run_info(cont, runs.RunInfo(late, info.data, info.development, info.seed))
+    train(cont, resume=True, progress=False)
+    for x, y in zip(_final_state(cont)[0], _final_state(straight)[0]):
+        np.testing.assert_array_equal(x, y)
+    with pytest.raises(PaperReproError, match="d_lr_factor_from_epoch must be an epoch >= 1"):
+        base.replace(d_lr_factor_from_epoch=0)

@@ -93,6 +93,10 @@ class TrainingConfig:
                                     # two time-scale update rule, Heusel et al. 2017); 1: the paper
     d_lr_factor_from_epoch: int = 1  # the factor applies from this epoch on (1-based, selection epochs
                                      # included); before it the discriminator runs at the epoch's rate
+    spectral_weight: float = 0.0    # weight of the spectral term in G's loss (paper_repro.spectral;
+                                    # Durall et al. 2020); 0: off, G's loss purely adversarial (the paper)
+    spectral_from_epoch: int = 1    # the term applies from this epoch on (1-based, selection epochs
+                                    # included)
 
     def __post_init__(self) -> None:
         _check(self.batch_size >= 1, f"batch_size must be >= 1, got {self.batch_size}")
@@ -126,6 +130,11 @@ class TrainingConfig:
                and self.d_lr_factor > 0, f"d_lr_factor must be a finite number > 0, got {self.d_lr_factor!r}")
         _check(isinstance(self.d_lr_factor_from_epoch, int) and self.d_lr_factor_from_epoch >= 1,
                f"d_lr_factor_from_epoch must be an epoch >= 1, got {self.d_lr_factor_from_epoch!r}")
+        _check(isinstance(self.spectral_weight, (int, float)) and math.isfinite(self.spectral_weight)
+               and self.spectral_weight >= 0,
+               f"spectral_weight must be a finite number >= 0, got {self.spectral_weight!r}")
+        _check(isinstance(self.spectral_from_epoch, int) and self.spectral_from_epoch >= 1,
+               f"spectral_from_epoch must be an epoch >= 1, got {self.spectral_from_epoch!r}")
 
     def learning_rate_at(self, epoch: int) -> float:
         """Adam's learning rate in epoch ``epoch`` (0-based): ``learning_rate``, times
@@ -140,6 +149,10 @@ class TrainingConfig:
         ``d_lr_factor`` from epoch ``d_lr_factor_from_epoch`` (1-based) on."""
         factor = self.d_lr_factor if epoch + 1 >= self.d_lr_factor_from_epoch else 1.0
         return self.learning_rate_at(epoch) * factor
+
+    def spectral_weight_at(self, epoch: int) -> float:
+        """The spectral term's weight in epoch ``epoch`` (0-based)."""
+        return float(self.spectral_weight) if epoch + 1 >= self.spectral_from_epoch else 0.0
 
     def augments(self, epoch: int) -> bool:
         """Whether real maps are randomly turned/reflected in epoch ``epoch`` (0-based)."""

@@ -4,6 +4,8 @@ One step: z ~ N(0, 1); one forward pass G(z), D(real), D(fake) (D on the two hal
 batch-norm statistics are per half); D loss = BCE(D(real), 1) + BCE(D(fake), 0); non-saturating G loss
 BCE(D(fake), 1) on the same fake batch; with probability ``flip_prob`` (one draw per step) the real
 and fake labels of the whole batch are swapped. Both optimizers step from that one forward pass.
+With a spectral target (not in the paper; ``paper_repro.spectral``), G's loss adds
+``spectral_weight`` times the spectral term of the same fake batch.
 """
 from __future__ import annotations
 
@@ -31,6 +33,21 @@ class CosmoGAN(keras.Model):
         self.d_real_tracker = keras.metrics.Mean(name="d_real")
         self.d_fake_tracker = keras.metrics.Mean(name="d_fake")
         self.flip_tracker = keras.metrics.Mean(name="flipped")
+        self.spectral_target = None
+        self.spectral_weight = None
+        self.spectral_tracker = keras.metrics.Mean(name="spectral")
+
+    def set_spectral_target(self, target: np.ndarray, weight: float = 0.0) -> None:
+        """Add the spectral term (weight changeable later with ``spectral_weight.assign``) to G's
+        loss; ``target`` is ``spectral.target_log_power`` of the real maps, (H, W // 2 + 1)."""
+        size = self.generator.output_shape[1:3]
+        expect = (size[0], size[1] // 2 + 1)
+        if tuple(np.shape(target)) != expect:
+            from .errors import PaperReproError
+            raise PaperReproError(f"spectral target has shape {np.shape(target)}, the generator's maps need {expect}")
+        self.spectral_target = ops.convert_to_tensor(np.asarray(target, np.float32))
+        self.spectral_weight = keras.Variable(float(weight), trainable=False, dtype="float32",
+                                              name="spectral_weight")
 
     @classmethod
     def from_preset(cls, preset: str | Preset, seed: int | None = None) -> "CosmoGAN":
@@ -84,8 +101,13 @@ class CosmoGAN(keras.Model):
             d_fake = self.discriminator(fake, training=True)
             d_loss = self.bce(real_labels, d_real) + self.bce(fake_labels, d_fake)
             g_loss = self.bce(ones, d_fake)
+            g_total = g_loss
+            if self.spectral_target is not None:
+                from .spectral import spectral_loss
+                spec = spectral_loss(fake, self.spectral_target)
+                g_total = g_loss + self.spectral_weight * spec
         d_grads = d_tape.gradient(d_loss, self.discriminator.trainable_weights)
-        g_grads = g_tape.gradient(g_loss, self.generator.trainable_weights)
+        g_grads = g_tape.gradient(g_total, self.generator.trainable_weights)
         self.d_optimizer.apply_gradients(zip(d_grads, self.discriminator.trainable_weights))
         self.g_optimizer.apply_gradients(zip(g_grads, self.generator.trainable_weights))
 
@@ -94,7 +116,11 @@ class CosmoGAN(keras.Model):
         self.d_real_tracker.update_state(ops.mean(ops.sigmoid(d_real)))
         self.d_fake_tracker.update_state(ops.mean(ops.sigmoid(d_fake)))
         self.flip_tracker.update_state(flipped)
-        return {m.name: m.result() for m in self.metrics}
+        out = {m.name: m.result() for m in self.metrics}
+        if self.spectral_target is not None:
+            self.spectral_tracker.update_state(spec)
+            out["spectral"] = self.spectral_tracker.result()
+        return out
 
     # ---- full training state, for checkpoints -------------------------------------------------
     def state_variables(self) -> list:

@@ -214,6 +214,12 @@ def train(out: str | os.PathLike, preset: str | Preset | None = None, data: str 
 
     _configure_determinism(seed)
     gan = CosmoGAN.from_preset(p, seed=seed)
+    if t.spectral_weight > 0:
+        from .spectral import target_log_power
+        if progress:
+            print("spectral term: estimating the real maps' log power from the training set")
+        gan.set_spectral_target(target_log_power(maps, t.batch_size, scale=t.data_scale, seed=seed,
+                                                 augment=bool(t.augment_from_epoch)))
     epoch, step0, global_step, best = 0, 0, 0, math.inf
     same_schedule = True
     ck = runs.latest_checkpoint(run) if resume else None
@@ -237,6 +243,11 @@ def train(out: str | os.PathLike, preset: str | Preset | None = None, data: str 
         log_path.write_text(",".join(("global_step", "epoch") + METRICS) + "\n")
     if scorer is not None and not sel_path.exists():
         sel_path.write_text("global_step,epoch,score\n")
+    spec_path = run / "spectral.csv"
+    if gan.spectral_weight is not None:
+        _truncate_log(spec_path, global_step)
+        if not spec_path.exists():
+            spec_path.write_text("global_step,epoch,weight,spectral\n")
     monitor = _monitor_sets(info, maps, seed)
     mon_path = run / "discriminator.csv"
     if monitor:
@@ -262,6 +273,12 @@ def train(out: str | os.PathLike, preset: str | Preset | None = None, data: str 
             perm = epoch_permutation(seed, epoch, len(maps))
             if step0 == 0:
                 gan.reset_metrics()
+            gan.spectral_tracker.reset_state()
+            if gan.spectral_weight is not None:
+                w = t.spectral_weight_at(epoch)
+                if progress and w != t.spectral_weight_at(epoch - 1):
+                    print(f"spectral term weight {w:g} from epoch {epoch + 1} on")
+                gan.spectral_weight.assign(w)
             lr = t.learning_rate_at(epoch)   # set every epoch (and on resume): a pure function of the epoch
             if progress and lr != t.learning_rate_at(epoch - 1):
                 print(f"learning rate {lr:.3g} from epoch {epoch + 1} on")
@@ -271,7 +288,8 @@ def train(out: str | os.PathLike, preset: str | Preset | None = None, data: str 
             augment = t.augments(epoch)
             if progress and augment and not t.augments(epoch - 1):
                 print(f"real maps randomly rotated/reflected from epoch {epoch + 1} on")
-            bar = keras.utils.Progbar(steps, stateful_metrics=METRICS, verbose=1 if progress else 0)
+            shown = METRICS + (("spectral",) if gan.spectral_weight is not None else ())
+            bar = keras.utils.Progbar(steps, stateful_metrics=shown, verbose=1 if progress else 0)
             if progress:
                 phase = "selection epoch" if epoch >= t.epochs else "epoch"
                 print(f"{phase} {epoch + 1}/{total}")
@@ -288,10 +306,14 @@ def train(out: str | os.PathLike, preset: str | Preset | None = None, data: str 
                         f"{last if last else 'none'}")
                 global_step += 1
                 done_steps += 1
-                bar.update(step + 1, [(k, logs[k]) for k in METRICS])
+                bar.update(step + 1, [(k, logs[k]) for k in shown])
                 if global_step % t.log_every == 0:
                     log.write(",".join([str(global_step), str(epoch + 1)] + [f"{logs[k]:.6g}" for k in METRICS]) + "\n")
                     log.flush()
+                    if "spectral" in logs:
+                        with open(spec_path, "a") as fh:
+                            fh.write(f"{global_step},{epoch + 1},{t.spectral_weight_at(epoch):g},"
+                                     f"{logs['spectral']:.6g}\n")
                 if selecting and global_step % t.selection_every == 0:
                     kept = inference_generator()
                     score = float(scorer(kept))

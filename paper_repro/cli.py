@@ -158,6 +158,11 @@ def _train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--augment-from-epoch", type=_non_negative_int, default=None,
                    help="from this 1-based epoch on, turn each real map by a random symmetry of the "
                         "square (0: never, the paper; default: the preset's)")
+    p.add_argument("--spectral-weight", type=float, default=None,
+                   help="weight of the spectral term in G's loss (paper_repro.spectral; 0: off, the paper; "
+                        "default: the preset's); with --resume it changes the run from now on")
+    p.add_argument("--spectral-from-epoch", type=_positive_int, default=None,
+                   help="first 1-based epoch with the spectral term (default: the preset's)")
 
 
 @command("train", _train_args)
@@ -166,7 +171,8 @@ def _train(args: argparse.Namespace) -> int:
     from . import training
     training.train(out=args.out, preset=args.preset, data=args.data, epochs=args.epochs,
                    seed=args.seed, resume=args.resume, development=args.development,
-                   augment_from_epoch=args.augment_from_epoch)
+                   augment_from_epoch=args.augment_from_epoch, spectral_weight=args.spectral_weight,
+                   spectral_from_epoch=args.spectral_from_epoch)
     return 0
 
 

@@ -35,19 +35,29 @@ class CosmoGAN(keras.Model):
         self.flip_tracker = keras.metrics.Mean(name="flipped")
         self.spectral_target = None
         self.spectral_weight = None
+        self.spectral_active = False   # Python flag read when train_step is traced
         self.spectral_tracker = keras.metrics.Mean(name="spectral")
 
     def set_spectral_target(self, target: np.ndarray, weight: float = 0.0) -> None:
-        """Add the spectral term (weight changeable later with ``spectral_weight.assign``) to G's
-        loss; ``target`` is ``spectral.target_log_power`` of the real maps, (H, W // 2 + 1)."""
+        """Give G's loss a spectral term of ``weight`` (see :meth:`set_spectral_weight`); ``target``
+        is ``spectral.target_log_power`` of the real maps, (H, W // 2 + 1)."""
         size = self.generator.output_shape[1:3]
         expect = (size[0], size[1] // 2 + 1)
         if tuple(np.shape(target)) != expect:
             from .errors import PaperReproError
             raise PaperReproError(f"spectral target has shape {np.shape(target)}, the generator's maps need {expect}")
         self.spectral_target = ops.convert_to_tensor(np.asarray(target, np.float32))
-        self.spectral_weight = keras.Variable(float(weight), trainable=False, dtype="float32",
-                                              name="spectral_weight")
+        self.spectral_weight = keras.Variable(0.0, trainable=False, dtype="float32", name="spectral_weight")
+        self.set_spectral_weight(weight)
+
+    def set_spectral_weight(self, weight: float) -> None:
+        """Set the spectral term's weight; at 0 the term leaves the step's graph (retraced), so
+        steps at weight 0 are exactly the paper's."""
+        active = float(weight) > 0
+        self.spectral_weight.assign(float(weight))
+        if active != self.spectral_active:
+            self.spectral_active = active
+            self.train_function = None   # Keras traces train_step again on the next call
 
     @classmethod
     def from_preset(cls, preset: str | Preset, seed: int | None = None) -> "CosmoGAN":
@@ -102,7 +112,7 @@ class CosmoGAN(keras.Model):
             d_loss = self.bce(real_labels, d_real) + self.bce(fake_labels, d_fake)
             g_loss = self.bce(ones, d_fake)
             g_total = g_loss
-            if self.spectral_target is not None:
+            if self.spectral_active:
                 from .spectral import spectral_loss
                 spec = spectral_loss(fake, self.spectral_target)
                 g_total = g_loss + self.spectral_weight * spec
@@ -117,9 +127,10 @@ class CosmoGAN(keras.Model):
         self.d_fake_tracker.update_state(ops.mean(ops.sigmoid(d_fake)))
         self.flip_tracker.update_state(flipped)
         out = {m.name: m.result() for m in self.metrics}
-        if self.spectral_target is not None:
+        if self.spectral_active:
             self.spectral_tracker.update_state(spec)
-            out["spectral"] = self.spectral_tracker.result()
+            out["spectral"] = self.spectral_tracker.result()   # the epoch's running mean
+            out["spectral_step"] = spec                         # this step's value
         return out
 
     # ---- full training state, for checkpoints -------------------------------------------------

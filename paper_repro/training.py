@@ -155,6 +155,7 @@ def _keep_candidate(run: Path, candidates: dict[int, float], step: int, score: f
 def train(out: str | os.PathLike, preset: str | Preset | None = None, data: str | os.PathLike | None = None,
           *, epochs: int | None = None, seed: int | None = None, resume: bool = False,
           development: str | os.PathLike | None = None, augment_from_epoch: int | None = None,
+          spectral_weight: float | None = None, spectral_from_epoch: int | None = None,
           scorer: Scorer | None = None, progress: bool = True, _stop_after: int | None = None) -> Path:
     """Train (or with ``resume=True`` continue) the run in ``out``; return the run directory.
 
@@ -162,6 +163,8 @@ def train(out: str | os.PathLike, preset: str | Preset | None = None, data: str 
     ``development`` (maps .npy) enables checkpoint selection during the selection epochs, unless a
     ``scorer`` is given directly. ``augment_from_epoch`` overrides the preset's (new runs only):
     from that 1-based epoch on, real maps are turned by random symmetries of the square.
+    ``spectral_weight`` / ``spectral_from_epoch`` override the preset's spectral term (also when
+    resuming: a finished run continued with the term, as ``runs/cpu64-spectral``).
     """
     import keras
 
@@ -180,8 +183,11 @@ def train(out: str | os.PathLike, preset: str | Preset | None = None, data: str 
         if augment_from_epoch is not None and augment_from_epoch != info.preset.training.augment_from_epoch:
             raise PaperReproError(f"{run} was started with augment_from_epoch "
                                   f"{info.preset.training.augment_from_epoch}; a resumed run keeps it")
-        if epochs is not None and epochs != info.preset.training.epochs:
-            info.preset = info.preset.replace(epochs=epochs)
+        changes = {k: v for k, v in (("epochs", epochs), ("spectral_weight", spectral_weight),
+                                     ("spectral_from_epoch", spectral_from_epoch))
+                   if v is not None and v != getattr(info.preset.training, k)}
+        if changes:
+            info.preset = info.preset.replace(**changes)
             runs.write_run_info(run, info)
     else:
         if (run / "config.json").exists():
@@ -196,6 +202,10 @@ def train(out: str | os.PathLike, preset: str | Preset | None = None, data: str 
             p = p.replace(epochs=epochs)
         if augment_from_epoch is not None:
             p = p.replace(augment_from_epoch=augment_from_epoch)
+        if spectral_weight is not None:
+            p = p.replace(spectral_weight=spectral_weight)
+        if spectral_from_epoch is not None:
+            p = p.replace(spectral_from_epoch=spectral_from_epoch)
         info = runs.RunInfo(p, str(Path(data).resolve()), None if development is None
                             else str(Path(development).resolve()),
                             seed if seed is not None else secrets.randbelow(2 ** 31))
@@ -247,7 +257,7 @@ def train(out: str | os.PathLike, preset: str | Preset | None = None, data: str 
     if gan.spectral_weight is not None:
         _truncate_log(spec_path, global_step)
         if not spec_path.exists():
-            spec_path.write_text("global_step,epoch,weight,spectral\n")
+            spec_path.write_text("global_step,epoch,weight,spectral\n")   # the term at that step
     monitor = _monitor_sets(info, maps, seed)
     mon_path = run / "discriminator.csv"
     if monitor:
@@ -278,7 +288,7 @@ def train(out: str | os.PathLike, preset: str | Preset | None = None, data: str 
                 w = t.spectral_weight_at(epoch)
                 if progress and w != t.spectral_weight_at(epoch - 1):
                     print(f"spectral term weight {w:g} from epoch {epoch + 1} on")
-                gan.spectral_weight.assign(w)
+                gan.set_spectral_weight(w)
             lr = t.learning_rate_at(epoch)   # set every epoch (and on resume): a pure function of the epoch
             if progress and lr != t.learning_rate_at(epoch - 1):
                 print(f"learning rate {lr:.3g} from epoch {epoch + 1} on")
@@ -288,7 +298,7 @@ def train(out: str | os.PathLike, preset: str | Preset | None = None, data: str 
             augment = t.augments(epoch)
             if progress and augment and not t.augments(epoch - 1):
                 print(f"real maps randomly rotated/reflected from epoch {epoch + 1} on")
-            shown = METRICS + (("spectral",) if gan.spectral_weight is not None else ())
+            shown = METRICS + (("spectral",) if gan.spectral_active else ())
             bar = keras.utils.Progbar(steps, stateful_metrics=shown, verbose=1 if progress else 0)
             if progress:
                 phase = "selection epoch" if epoch >= t.epochs else "epoch"
@@ -313,7 +323,7 @@ def train(out: str | os.PathLike, preset: str | Preset | None = None, data: str 
                     if "spectral" in logs:
                         with open(spec_path, "a") as fh:
                             fh.write(f"{global_step},{epoch + 1},{t.spectral_weight_at(epoch):g},"
-                                     f"{logs['spectral']:.6g}\n")
+                                     f"{logs['spectral_step']:.6g}\n")
                 if selecting and global_step % t.selection_every == 0:
                     kept = inference_generator()
                     score = float(scorer(kept))

@@ -99,7 +99,7 @@ def test_certification_of_the_shipped_model(tmp_path):
 
 
 #: the shipped generator's development scores on the latent seeds of the shipping rule (MODEL_CARD.md)
-SHIPPING_RULE_SCORES = {777: 1.879, 2027: 1.943}
+SHIPPING_RULE_SCORES = {777: 1.407, 2027: 1.349}
 
 
 @pytest.mark.slow

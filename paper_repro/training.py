@@ -278,7 +278,8 @@ def train(out: str | os.PathLike, preset: str | Preset | None = None, data: str 
 
     total = t.total_epochs
     done_steps = 0
-    with open(log_path, "a", newline="") as log, open(sel_path, "a") if scorer else contextlib.nullcontext() as sel:
+    with open(log_path, "a", newline="") as log, open(sel_path, "a") if scorer else contextlib.nullcontext() as sel, \
+            open(spec_path, "a") if gan.spectral_weight is not None else contextlib.nullcontext() as spec_log:
         while epoch < total:
             perm = epoch_permutation(seed, epoch, len(maps))
             if step0 == 0:
@@ -321,9 +322,9 @@ def train(out: str | os.PathLike, preset: str | Preset | None = None, data: str 
                     log.write(",".join([str(global_step), str(epoch + 1)] + [f"{logs[k]:.6g}" for k in METRICS]) + "\n")
                     log.flush()
                     if "spectral" in logs:
-                        with open(spec_path, "a") as fh:
-                            fh.write(f"{global_step},{epoch + 1},{t.spectral_weight_at(epoch):g},"
-                                     f"{logs['spectral_step']:.6g}\n")
+                        spec_log.write(f"{global_step},{epoch + 1},{t.spectral_weight_at(epoch):g},"
+                                       f"{logs['spectral_step']:.6g}\n")
+                        spec_log.flush()
                 if selecting and global_step % t.selection_every == 0:
                     kept = inference_generator()
                     score = float(scorer(kept))

@@ -97,6 +97,9 @@ class TrainingConfig:
                                     # Durall et al. 2020); 0: off, G's loss purely adversarial (the paper)
     spectral_from_epoch: int = 1    # the term applies from this epoch on (1-based, selection epochs
                                     # included)
+    spectral_decay: float = 0.0     # 0: the term compares each batch's own power (the batch term);
+                                    # in (0, 1): the averaged term, whose gradient uses a running mean
+                                    # of the generated power with this decay per step (less noise)
 
     def __post_init__(self) -> None:
         _check(self.batch_size >= 1, f"batch_size must be >= 1, got {self.batch_size}")
@@ -135,6 +138,8 @@ class TrainingConfig:
                f"spectral_weight must be a finite number >= 0, got {self.spectral_weight!r}")
         _check(isinstance(self.spectral_from_epoch, int) and self.spectral_from_epoch >= 1,
                f"spectral_from_epoch must be an epoch >= 1, got {self.spectral_from_epoch!r}")
+        _check(isinstance(self.spectral_decay, (int, float)) and 0.0 <= self.spectral_decay < 1.0,
+               f"spectral_decay must be a number in [0, 1), got {self.spectral_decay!r}")
 
     def learning_rate_at(self, epoch: int) -> float:
         """Adam's learning rate in epoch ``epoch`` (0-based): ``learning_rate``, times

@@ -5,7 +5,8 @@ batch-norm statistics are per half); D loss = BCE(D(real), 1) + BCE(D(fake), 0);
 BCE(D(fake), 1) on the same fake batch; with probability ``flip_prob`` (one draw per step) the real
 and fake labels of the whole batch are swapped. Both optimizers step from that one forward pass.
 With a spectral target (not in the paper; ``paper_repro.spectral``), G's loss adds
-``spectral_weight`` times the spectral term of the same fake batch.
+``spectral_weight`` times the spectral term of the same fake batch (with ``spectral_decay`` > 0 its
+averaged form, whose running mean of the generated power is part of the training state).
 """
 from __future__ import annotations
 
@@ -36,18 +37,30 @@ class CosmoGAN(keras.Model):
         self.spectral_target = None
         self.spectral_weight = None
         self.spectral_active = False   # Python flag read when train_step is traced
+        self.spectral_decay = 0.0
+        self.spectral_mean = None      # averaged term: running sum of generated power, and its weight
+        self.spectral_norm = None
         self.spectral_tracker = keras.metrics.Mean(name="spectral")
 
-    def set_spectral_target(self, target: np.ndarray, weight: float = 0.0) -> None:
+    def set_spectral_target(self, target: np.ndarray, weight: float = 0.0, decay: float = 0.0) -> None:
         """Give G's loss a spectral term of ``weight`` (see :meth:`set_spectral_weight`); ``target``
-        is ``spectral.target_log_power`` of the real maps, (H, W // 2 + 1)."""
+        is ``spectral.target_log_power`` of the real maps, (H, W // 2 + 1), with ``mean=True`` for
+        the averaged term (``decay`` in (0, 1): the running mean's decay per step)."""
         size = self.generator.output_shape[1:3]
         expect = (size[0], size[1] // 2 + 1)
         if tuple(np.shape(target)) != expect:
             from .errors import PaperReproError
             raise PaperReproError(f"spectral target has shape {np.shape(target)}, the generator's maps need {expect}")
+        if not 0.0 <= float(decay) < 1.0:
+            from .errors import PaperReproError
+            raise PaperReproError(f"spectral decay must be in [0, 1), got {decay!r}")
         self.spectral_target = ops.convert_to_tensor(np.asarray(target, np.float32))
         self.spectral_weight = keras.Variable(0.0, trainable=False, dtype="float32", name="spectral_weight")
+        self.spectral_decay = float(decay)
+        if self.spectral_decay > 0:
+            self.spectral_mean = keras.Variable(np.zeros(expect, np.float32), trainable=False,
+                                                name="spectral_mean_power")
+            self.spectral_norm = keras.Variable(0.0, trainable=False, dtype="float32", name="spectral_norm")
         self.set_spectral_weight(weight)
 
     def set_spectral_weight(self, weight: float) -> None:
@@ -112,7 +125,15 @@ class CosmoGAN(keras.Model):
             d_loss = self.bce(real_labels, d_real) + self.bce(fake_labels, d_fake)
             g_loss = self.bce(ones, d_fake)
             g_total = g_loss
-            if self.spectral_active:
+            if self.spectral_active and self.spectral_decay > 0:
+                from .spectral import _batch_power, averaged_spectral_loss
+                a = self.spectral_decay   # bias-corrected running mean, this batch included
+                self.spectral_mean.assign(a * self.spectral_mean + (1 - a) * tf.stop_gradient(_batch_power(fake)))
+                self.spectral_norm.assign(a * self.spectral_norm + (1 - a))
+                surrogate, spec = averaged_spectral_loss(fake, self.spectral_target,
+                                                         self.spectral_mean / self.spectral_norm)
+                g_total = g_loss + self.spectral_weight * surrogate
+            elif self.spectral_active:
                 from .spectral import spectral_loss
                 spec = spectral_loss(fake, self.spectral_target)
                 g_total = g_loss + self.spectral_weight * spec
@@ -141,6 +162,8 @@ class CosmoGAN(keras.Model):
         out += [self.seed_generator.state]
         for m in self.metrics:
             out += list(m.variables)
+        if self.spectral_mean is not None:
+            out += [self.spectral_mean, self.spectral_norm]
         return out
 
     def get_state(self) -> list[np.ndarray]:
@@ -148,6 +171,11 @@ class CosmoGAN(keras.Model):
 
     def set_state(self, values: list[np.ndarray]) -> None:
         variables = self.state_variables()
+        if self.spectral_mean is not None and len(values) == len(variables) - 2:
+            # a state saved without the averaged term (a run continued with it): its mean starts empty
+            variables = variables[:-2]
+            self.spectral_mean.assign(np.zeros(self.spectral_mean.shape, np.float32))
+            self.spectral_norm.assign(0.0)
         if len(values) != len(variables):
             from .errors import PaperReproError
             raise PaperReproError(

@@ -156,15 +156,15 @@ def train(out: str | os.PathLike, preset: str | Preset | None = None, data: str 
           *, epochs: int | None = None, seed: int | None = None, resume: bool = False,
           development: str | os.PathLike | None = None, augment_from_epoch: int | None = None,
           spectral_weight: float | None = None, spectral_from_epoch: int | None = None,
-          scorer: Scorer | None = None, progress: bool = True, _stop_after: int | None = None) -> Path:
+          spectral_decay: float | None = None, scorer: Scorer | None = None, progress: bool = True, _stop_after: int | None = None) -> Path:
     """Train (or with ``resume=True`` continue) the run in ``out``; return the run directory.
 
     ``epochs`` is the run's total number of main epochs; the preset's selection epochs follow them.
     ``development`` (maps .npy) enables checkpoint selection during the selection epochs, unless a
     ``scorer`` is given directly. ``augment_from_epoch`` overrides the preset's (new runs only):
     from that 1-based epoch on, real maps are turned by random symmetries of the square.
-    ``spectral_weight`` / ``spectral_from_epoch`` override the preset's spectral term (also when
-    resuming: a finished run continued with the term, as ``runs/cpu64-spectral``).
+    ``spectral_weight`` / ``spectral_from_epoch`` / ``spectral_decay`` override the preset's spectral
+    term (also when resuming: a finished run continued with the term, as ``runs/cpu64-spectral``).
     """
     import keras
 
@@ -184,7 +184,8 @@ def train(out: str | os.PathLike, preset: str | Preset | None = None, data: str 
             raise PaperReproError(f"{run} was started with augment_from_epoch "
                                   f"{info.preset.training.augment_from_epoch}; a resumed run keeps it")
         changes = {k: v for k, v in (("epochs", epochs), ("spectral_weight", spectral_weight),
-                                     ("spectral_from_epoch", spectral_from_epoch))
+                                     ("spectral_from_epoch", spectral_from_epoch),
+                                     ("spectral_decay", spectral_decay))
                    if v is not None and v != getattr(info.preset.training, k)}
         if changes:
             info.preset = info.preset.replace(**changes)
@@ -206,6 +207,8 @@ def train(out: str | os.PathLike, preset: str | Preset | None = None, data: str 
             p = p.replace(spectral_weight=spectral_weight)
         if spectral_from_epoch is not None:
             p = p.replace(spectral_from_epoch=spectral_from_epoch)
+        if spectral_decay is not None:
+            p = p.replace(spectral_decay=spectral_decay)
         info = runs.RunInfo(p, str(Path(data).resolve()), None if development is None
                             else str(Path(development).resolve()),
                             seed if seed is not None else secrets.randbelow(2 ** 31))
@@ -229,7 +232,9 @@ def train(out: str | os.PathLike, preset: str | Preset | None = None, data: str 
         if progress:
             print("spectral term: estimating the real maps' log power from the training set")
         gan.set_spectral_target(target_log_power(maps, t.batch_size, scale=t.data_scale, seed=seed,
-                                                 augment=bool(t.augment_from_epoch)))
+                                                 augment=bool(t.augment_from_epoch),
+                                                 mean=t.spectral_decay > 0),
+                                decay=t.spectral_decay)
     epoch, step0, global_step, best = 0, 0, 0, math.inf
     same_schedule = True
     ck = runs.latest_checkpoint(run) if resume else None

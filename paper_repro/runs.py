@@ -253,6 +253,7 @@ def load_generator(run: str | os.PathLike, checkpoint: str | int | None = None):
     """(generator model, preset) of a run; see :func:`generator_path` for ``checkpoint``."""
     import keras
 
+    from . import calibration  # noqa: F401  (registers the calibration layer for loading)
     from .models import build_generator
 
     info = read_run_info(run)

@@ -164,8 +164,8 @@ def calibrated(generator, pattern: np.ndarray, gain: np.ndarray):
 
 def calibrate_run(run: str | os.PathLike, out: str | os.PathLike, real_maps: np.ndarray, *,
                   n_maps: int = 16384, seed: int = CALIBRATION_SEED, progress: bool = True) -> CalibrationFit:
-    """Write run ``out``: a copy of run ``run``'s record with its best generator calibrated
-    (``best/generator.keras``) and the fit in ``best/calibration.json``."""
+    """Write run ``out``: a copy of run ``run``'s record with its generator (``best`` if present, else
+    ``last``) calibrated, as ``best/generator.keras``, and the fit in ``best/calibration.json``."""
     import shutil
 
     from .runs import load_generator, save_generator, write_json
@@ -175,7 +175,7 @@ def calibrate_run(run: str | os.PathLike, out: str | os.PathLike, real_maps: np.
         raise PaperReproError(f"{out}: write the calibrated run to a new directory")
     if out.exists() and any(out.iterdir()):
         raise PaperReproError(f"{out}: output directory exists and is not empty")
-    generator, preset = load_generator(run, "best")
+    generator, preset = load_generator(run)
     pattern, gain, info = fit(generator, real_maps, data_scale=preset.training.data_scale,
                               n_maps=n_maps, seed=seed, progress=progress)
     model = calibrated(generator, pattern, gain)

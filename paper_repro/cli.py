@@ -273,6 +273,42 @@ def _score(args: argparse.Namespace) -> int:
     return 0
 
 
+# ----------------------------------------------------------------------------------- calibrate
+def _calibrate_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--run", required=True, help="run directory whose best generator is calibrated")
+    p.add_argument("--out", required=True, help="new run directory for the calibrated generator")
+    p.add_argument("--data", default=None, help="real (training) maps .npy (default: the run's training data)")
+    p.add_argument("--maps", type=_positive_int, default=16384,
+                   help="generated maps the fit uses (default: 16384)")
+    p.add_argument("--latent-seed", type=_seed, default=None,
+                   help="seed of the fit's latents (default: 31415, used by no other step)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+@command("calibrate", _calibrate_args)
+def _calibrate(args: argparse.Namespace) -> int:
+    """Append a fitted output calibration (fixed pattern removed, 2D power matched) to a run's best generator."""
+    _quiet_tensorflow()
+    from . import calibration
+    from .data import open_maps
+    from .runs import read_run_info
+    if args.maps < 2:
+        raise PaperReproError(f"--maps must be at least 2, got {args.maps}")
+    info = read_run_info(args.run)
+    data = args.data or info.data
+    if data is None:
+        raise PaperReproError(f"{args.run}: the run names no training data; pass --data")
+    real = open_maps(data, size=info.preset.model.image_size)
+    seed = calibration.CALIBRATION_SEED if args.latent_seed is None else args.latent_seed
+    fit = calibration.calibrate_run(args.run, args.out, real, n_maps=args.maps, seed=seed,
+                                    progress=not args.quiet)
+    print(f"wrote {args.out}: {args.run}'s best generator calibrated on {fit.n_generated} of its maps "
+          f"(latent seed {fit.seed}) and {fit.n_real} real maps; mode gains {fit.gain_min:.3f}-"
+          f"{fit.gain_max:.3f}, rms log power error before {fit.rms_log_power_error:.3f}, "
+          f"pattern rms {fit.pattern_rms_over_map_sd:.3f} of the pixel sd")
+    return 0
+
+
 # ------------------------------------------------------------------------------------ generate
 def _generate_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--run", required=True, help="run directory")

@@ -266,6 +266,9 @@ def rescore_epochs(run: str | os.PathLike, *, first_epoch: int = 1, development:
 
     best_dir = run / "best"
     incumbent = math.inf
+    if (best_dir / "calibration.json").exists():
+        raise PaperReproError(f"{best_dir}: this run's best generator is calibrated; select on the run "
+                              "it was calibrated from, then calibrate again")
     if (best_dir / "generator.keras").exists():
         try:
             current = keras.saving.load_model(best_dir / "generator.keras", compile=False)

@@ -144,6 +144,14 @@ def is_calibrated(generator) -> bool:
     return any(isinstance(l, SpectralCalibration) for l in generator.layers)
 
 
+def uncalibrated(generator):
+    """The network a calibrated generator was made from (shared layers), or ``generator`` itself."""
+    for layer in generator.layers:
+        if isinstance(layer, SpectralCalibration):
+            return keras.Model(generator.inputs[0], layer.input, name=generator.name)
+    return generator
+
+
 def calibrated(generator, pattern: np.ndarray, gain: np.ndarray):
     """A new model: ``generator`` (shared layers) followed by the calibration layer."""
     if is_calibrated(generator):

@@ -45,6 +45,8 @@ def test_identity_layer_changes_nothing():
     c = calibration.calibrated(g, np.zeros((SIZE, SIZE), np.float32), np.ones((SIZE, SIZE), np.float32))
     np.testing.assert_allclose(_maps(c, 8, 1), _maps(g, 8, 1), atol=1e-5)
     assert calibration.is_calibrated(c) and not calibration.is_calibrated(g)
+    assert calibration.uncalibrated(g) is g
+    np.testing.assert_array_equal(_maps(calibration.uncalibrated(c), 8, 1), _maps(g, 8, 1))
 
 
 def test_layer_is_pattern_then_mode_gain():

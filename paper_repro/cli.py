@@ -163,6 +163,11 @@ def _train_args(p: argparse.ArgumentParser) -> None:
                         "default: the preset's); with --resume it changes the run from now on")
     p.add_argument("--spectral-from-epoch", type=_positive_int, default=None,
                    help="first 1-based epoch with the spectral term (default: the preset's)")
+    p.add_argument("--minkowski-weight", type=float, default=None,
+                   help="weight of the Minkowski term in G's loss (paper_repro.morphology; 0: off, the paper; "
+                        "default: the preset's)")
+    p.add_argument("--minkowski-from-epoch", type=_positive_int, default=None,
+                   help="first 1-based epoch with the Minkowski term (default: the preset's)")
     p.add_argument("--spectral-decay", type=float, default=None,
                    help="0: the batch spectral term; in (0, 1): the averaged term, its running mean's "
                         "decay per step (paper_repro.spectral; default: the preset's)")
@@ -175,7 +180,8 @@ def _train(args: argparse.Namespace) -> int:
     training.train(out=args.out, preset=args.preset, data=args.data, epochs=args.epochs,
                    seed=args.seed, resume=args.resume, development=args.development,
                    augment_from_epoch=args.augment_from_epoch, spectral_weight=args.spectral_weight,
-                   spectral_from_epoch=args.spectral_from_epoch, spectral_decay=args.spectral_decay)
+                   spectral_from_epoch=args.spectral_from_epoch, spectral_decay=args.spectral_decay,
+                   minkowski_weight=args.minkowski_weight, minkowski_from_epoch=args.minkowski_from_epoch)
     return 0
 
 

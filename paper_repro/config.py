@@ -100,6 +100,10 @@ class TrainingConfig:
     spectral_decay: float = 0.0     # 0: the term compares each batch's own power (the batch term);
                                     # in (0, 1): the averaged term, whose gradient uses a running mean
                                     # of the generated power with this decay per step (less noise)
+    minkowski_weight: float = 0.0   # weight of the Minkowski term in G's loss (paper_repro.morphology:
+                                    # smooth V0, V1, V2 means matched to the real maps'); 0: off (the paper)
+    minkowski_from_epoch: int = 1   # the term applies from this epoch on (1-based)
+    minkowski_decay: float = 0.98   # decay per step of the term's running mean of the generated means
 
     def __post_init__(self) -> None:
         _check(self.batch_size >= 1, f"batch_size must be >= 1, got {self.batch_size}")
@@ -140,6 +144,13 @@ class TrainingConfig:
                f"spectral_from_epoch must be an epoch >= 1, got {self.spectral_from_epoch!r}")
         _check(isinstance(self.spectral_decay, (int, float)) and 0.0 <= self.spectral_decay < 1.0,
                f"spectral_decay must be a number in [0, 1), got {self.spectral_decay!r}")
+        _check(isinstance(self.minkowski_weight, (int, float)) and math.isfinite(self.minkowski_weight)
+               and self.minkowski_weight >= 0,
+               f"minkowski_weight must be a finite number >= 0, got {self.minkowski_weight!r}")
+        _check(isinstance(self.minkowski_from_epoch, int) and self.minkowski_from_epoch >= 1,
+               f"minkowski_from_epoch must be an epoch >= 1, got {self.minkowski_from_epoch!r}")
+        _check(isinstance(self.minkowski_decay, (int, float)) and 0.0 < self.minkowski_decay < 1.0,
+               f"minkowski_decay must be a number in (0, 1), got {self.minkowski_decay!r}")
 
     def learning_rate_at(self, epoch: int) -> float:
         """Adam's learning rate in epoch ``epoch`` (0-based): ``learning_rate``, times
@@ -158,6 +169,10 @@ class TrainingConfig:
     def spectral_weight_at(self, epoch: int) -> float:
         """The spectral term's weight in epoch ``epoch`` (0-based)."""
         return float(self.spectral_weight) if epoch + 1 >= self.spectral_from_epoch else 0.0
+
+    def minkowski_weight_at(self, epoch: int) -> float:
+        """The Minkowski term's weight in epoch ``epoch`` (0-based)."""
+        return float(self.minkowski_weight) if epoch + 1 >= self.minkowski_from_epoch else 0.0
 
     def augments(self, epoch: int) -> bool:
         """Whether real maps are randomly turned/reflected in epoch ``epoch`` (0-based)."""

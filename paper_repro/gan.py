@@ -41,6 +41,13 @@ class CosmoGAN(keras.Model):
         self.spectral_mean = None      # averaged term: running sum of generated power, and its weight
         self.spectral_norm = None
         self.spectral_tracker = keras.metrics.Mean(name="spectral")
+        self.minkowski_target = None   # (mean, sd) of the real maps' smooth Minkowski functionals
+        self.minkowski_weight = None
+        self.minkowski_active = False
+        self.minkowski_decay = 0.98
+        self.minkowski_mean = None
+        self.minkowski_norm = None
+        self.minkowski_tracker = keras.metrics.Mean(name="minkowski")
 
     def set_spectral_target(self, target: np.ndarray, weight: float = 0.0, decay: float = 0.0) -> None:
         """Give G's loss a spectral term of ``weight`` (see :meth:`set_spectral_weight`); ``target``
@@ -71,6 +78,33 @@ class CosmoGAN(keras.Model):
         if active != self.spectral_active:
             self.spectral_active = active
             self.train_function = None   # Keras traces train_step again on the next call
+
+    def set_minkowski_target(self, mean: np.ndarray, sd: np.ndarray, weight: float = 0.0,
+                             decay: float = 0.98) -> None:
+        """Give G's loss the Minkowski term (``paper_repro.morphology``) of ``weight``, against the
+        real maps' ``minkowski_target``; ``decay`` in (0, 1) is its running mean's decay per step."""
+        from .errors import PaperReproError
+        from .morphology import N_COMPONENTS
+        if np.shape(mean) != (N_COMPONENTS,) or np.shape(sd) != (N_COMPONENTS,):
+            raise PaperReproError(f"Minkowski target must be two ({N_COMPONENTS},) arrays, got "
+                                  f"{np.shape(mean)} and {np.shape(sd)}")
+        if not 0.0 < float(decay) < 1.0:
+            raise PaperReproError(f"Minkowski decay must be in (0, 1), got {decay!r}")
+        self.minkowski_target = (np.asarray(mean, np.float32), np.asarray(sd, np.float32))
+        self.minkowski_weight = keras.Variable(0.0, trainable=False, dtype="float32", name="minkowski_weight")
+        self.minkowski_decay = float(decay)
+        self.minkowski_mean = keras.Variable(np.zeros(N_COMPONENTS, np.float32), trainable=False,
+                                             name="minkowski_mean")
+        self.minkowski_norm = keras.Variable(0.0, trainable=False, dtype="float32", name="minkowski_norm")
+        self.set_minkowski_weight(weight)
+
+    def set_minkowski_weight(self, weight: float) -> None:
+        """Set the Minkowski term's weight; at 0 the term leaves the step's graph (retraced)."""
+        active = float(weight) > 0
+        self.minkowski_weight.assign(float(weight))
+        if active != self.minkowski_active:
+            self.minkowski_active = active
+            self.train_function = None
 
     @classmethod
     def from_preset(cls, preset: str | Preset, seed: int | None = None) -> "CosmoGAN":
@@ -137,6 +171,14 @@ class CosmoGAN(keras.Model):
                 from .spectral import spectral_loss
                 spec = spectral_loss(fake, self.spectral_target)
                 g_total = g_loss + self.spectral_weight * spec
+            if self.minkowski_active:
+                from .morphology import averaged_minkowski_loss, batch_means
+                a = self.minkowski_decay
+                self.minkowski_mean.assign(a * self.minkowski_mean + (1 - a) * tf.stop_gradient(batch_means(fake)))
+                self.minkowski_norm.assign(a * self.minkowski_norm + (1 - a))
+                mink_surrogate, mink = averaged_minkowski_loss(fake, *self.minkowski_target,
+                                                               self.minkowski_mean / self.minkowski_norm)
+                g_total = g_total + self.minkowski_weight * mink_surrogate
         d_grads = d_tape.gradient(d_loss, self.discriminator.trainable_weights)
         g_grads = g_tape.gradient(g_total, self.generator.trainable_weights)
         self.d_optimizer.apply_gradients(zip(d_grads, self.discriminator.trainable_weights))
@@ -152,6 +194,10 @@ class CosmoGAN(keras.Model):
             self.spectral_tracker.update_state(spec)
             out["spectral"] = self.spectral_tracker.result()   # the epoch's running mean
             out["spectral_step"] = spec                         # this step's value
+        if self.minkowski_active:
+            self.minkowski_tracker.update_state(mink)
+            out["minkowski"] = self.minkowski_tracker.result()
+            out["minkowski_step"] = mink
         return out
 
     # ---- full training state, for checkpoints -------------------------------------------------
@@ -164,6 +210,8 @@ class CosmoGAN(keras.Model):
             out += list(m.variables)
         if self.spectral_mean is not None:
             out += [self.spectral_mean, self.spectral_norm]
+        if self.minkowski_mean is not None:
+            out += [self.minkowski_mean, self.minkowski_norm]
         return out
 
     def get_state(self) -> list[np.ndarray]:
@@ -171,11 +219,13 @@ class CosmoGAN(keras.Model):
 
     def set_state(self, values: list[np.ndarray]) -> None:
         variables = self.state_variables()
-        if self.spectral_mean is not None and len(values) == len(variables) - 2:
-            # a state saved without the averaged term (a run continued with it): its mean starts empty
-            variables = variables[:-2]
-            self.spectral_mean.assign(np.zeros(self.spectral_mean.shape, np.float32))
-            self.spectral_norm.assign(0.0)
+        # a state saved without a running-mean term (a run continued with it): its mean starts empty
+        for mean, norm in ((self.minkowski_mean, self.minkowski_norm), (self.spectral_mean, self.spectral_norm)):
+            if (mean is not None and len(values) < len(variables)
+                    and variables[-2] is mean and variables[-1] is norm):
+                variables = variables[:-2]
+                mean.assign(np.zeros(mean.shape, np.float32))
+                norm.assign(0.0)
         if len(values) != len(variables):
             from .errors import PaperReproError
             raise PaperReproError(

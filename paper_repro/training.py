@@ -156,7 +156,8 @@ def train(out: str | os.PathLike, preset: str | Preset | None = None, data: str 
           *, epochs: int | None = None, seed: int | None = None, resume: bool = False,
           development: str | os.PathLike | None = None, augment_from_epoch: int | None = None,
           spectral_weight: float | None = None, spectral_from_epoch: int | None = None,
-          spectral_decay: float | None = None, scorer: Scorer | None = None, progress: bool = True, _stop_after: int | None = None) -> Path:
+          spectral_decay: float | None = None, minkowski_weight: float | None = None,
+          minkowski_from_epoch: int | None = None, scorer: Scorer | None = None, progress: bool = True, _stop_after: int | None = None) -> Path:
     """Train (or with ``resume=True`` continue) the run in ``out``; return the run directory.
 
     ``epochs`` is the run's total number of main epochs; the preset's selection epochs follow them.
@@ -164,7 +165,8 @@ def train(out: str | os.PathLike, preset: str | Preset | None = None, data: str 
     ``scorer`` is given directly. ``augment_from_epoch`` overrides the preset's (new runs only):
     from that 1-based epoch on, real maps are turned by random symmetries of the square.
     ``spectral_weight`` / ``spectral_from_epoch`` / ``spectral_decay`` override the preset's spectral
-    term (also when resuming: a finished run continued with the term, as ``runs/cpu64-spectral``).
+    term (also when resuming: a finished run continued with the term, as ``runs/cpu64-spectral``);
+    ``minkowski_weight`` / ``minkowski_from_epoch`` the Minkowski term's (``paper_repro.morphology``).
     """
     import keras
 
@@ -185,7 +187,9 @@ def train(out: str | os.PathLike, preset: str | Preset | None = None, data: str 
                                   f"{info.preset.training.augment_from_epoch}; a resumed run keeps it")
         changes = {k: v for k, v in (("epochs", epochs), ("spectral_weight", spectral_weight),
                                      ("spectral_from_epoch", spectral_from_epoch),
-                                     ("spectral_decay", spectral_decay))
+                                     ("spectral_decay", spectral_decay),
+                                     ("minkowski_weight", minkowski_weight),
+                                     ("minkowski_from_epoch", minkowski_from_epoch))
                    if v is not None and v != getattr(info.preset.training, k)}
         if changes:
             info.preset = info.preset.replace(**changes)
@@ -209,6 +213,10 @@ def train(out: str | os.PathLike, preset: str | Preset | None = None, data: str 
             p = p.replace(spectral_from_epoch=spectral_from_epoch)
         if spectral_decay is not None:
             p = p.replace(spectral_decay=spectral_decay)
+        if minkowski_weight is not None:
+            p = p.replace(minkowski_weight=minkowski_weight)
+        if minkowski_from_epoch is not None:
+            p = p.replace(minkowski_from_epoch=minkowski_from_epoch)
         info = runs.RunInfo(p, str(Path(data).resolve()), None if development is None
                             else str(Path(development).resolve()),
                             seed if seed is not None else secrets.randbelow(2 ** 31))
@@ -235,6 +243,11 @@ def train(out: str | os.PathLike, preset: str | Preset | None = None, data: str 
                                                  augment=bool(t.augment_from_epoch),
                                                  mean=t.spectral_decay > 0),
                                 decay=t.spectral_decay)
+    if t.minkowski_weight > 0:
+        from .morphology import minkowski_target
+        if progress:
+            print("Minkowski term: the real maps' smooth Minkowski functionals from the training set")
+        gan.set_minkowski_target(*minkowski_target(maps, seed=seed), decay=t.minkowski_decay)
     epoch, step0, global_step, best = 0, 0, 0, math.inf
     same_schedule = True
     ck = runs.latest_checkpoint(run) if resume else None
@@ -263,6 +276,11 @@ def train(out: str | os.PathLike, preset: str | Preset | None = None, data: str 
         _truncate_log(spec_path, global_step)
         if not spec_path.exists():
             spec_path.write_text("global_step,epoch,weight,spectral\n")   # the term at that step
+    mink_path = run / "minkowski.csv"
+    if gan.minkowski_weight is not None:
+        _truncate_log(mink_path, global_step)
+        if not mink_path.exists():
+            mink_path.write_text("global_step,epoch,weight,minkowski\n")
     monitor = _monitor_sets(info, maps, seed)
     mon_path = run / "discriminator.csv"
     if monitor:
@@ -284,7 +302,8 @@ def train(out: str | os.PathLike, preset: str | Preset | None = None, data: str 
     total = t.total_epochs
     done_steps = 0
     with open(log_path, "a", newline="") as log, open(sel_path, "a") if scorer else contextlib.nullcontext() as sel, \
-            open(spec_path, "a") if gan.spectral_weight is not None else contextlib.nullcontext() as spec_log:
+            open(spec_path, "a") if gan.spectral_weight is not None else contextlib.nullcontext() as spec_log, \
+            open(mink_path, "a") if gan.minkowski_weight is not None else contextlib.nullcontext() as mink_log:
         while epoch < total:
             perm = epoch_permutation(seed, epoch, len(maps))
             if step0 == 0:
@@ -295,6 +314,12 @@ def train(out: str | os.PathLike, preset: str | Preset | None = None, data: str 
                 if progress and w != t.spectral_weight_at(epoch - 1):
                     print(f"spectral term weight {w:g} from epoch {epoch + 1} on")
                 gan.set_spectral_weight(w)
+            gan.minkowski_tracker.reset_state()
+            if gan.minkowski_weight is not None:
+                w = t.minkowski_weight_at(epoch)
+                if progress and w != t.minkowski_weight_at(epoch - 1):
+                    print(f"Minkowski term weight {w:g} from epoch {epoch + 1} on")
+                gan.set_minkowski_weight(w)
             lr = t.learning_rate_at(epoch)   # set every epoch (and on resume): a pure function of the epoch
             if progress and lr != t.learning_rate_at(epoch - 1):
                 print(f"learning rate {lr:.3g} from epoch {epoch + 1} on")
@@ -304,7 +329,8 @@ def train(out: str | os.PathLike, preset: str | Preset | None = None, data: str 
             augment = t.augments(epoch)
             if progress and augment and not t.augments(epoch - 1):
                 print(f"real maps randomly rotated/reflected from epoch {epoch + 1} on")
-            shown = METRICS + (("spectral",) if gan.spectral_active else ())
+            shown = (METRICS + (("spectral",) if gan.spectral_active else ())
+                     + (("minkowski",) if gan.minkowski_active else ()))
             bar = keras.utils.Progbar(steps, stateful_metrics=shown, verbose=1 if progress else 0)
             if progress:
                 phase = "selection epoch" if epoch >= t.epochs else "epoch"
@@ -330,6 +356,10 @@ def train(out: str | os.PathLike, preset: str | Preset | None = None, data: str 
                         spec_log.write(f"{global_step},{epoch + 1},{t.spectral_weight_at(epoch):g},"
                                        f"{logs['spectral_step']:.6g}\n")
                         spec_log.flush()
+                    if "minkowski" in logs:
+                        mink_log.write(f"{global_step},{epoch + 1},{t.minkowski_weight_at(epoch):g},"
+                                       f"{logs['minkowski_step']:.6g}\n")
+                        mink_log.flush()
                 if selecting and global_step % t.selection_every == 0:
                     kept = inference_generator()
                     score = float(scorer(kept))

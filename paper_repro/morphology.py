@@ -10,8 +10,11 @@ units of each map's sigma). The derivatives are central differences on the inter
 threshold nu_i's bin is replaced by a Gaussian kernel of width ``KERNEL_WIDTH`` in u. Then V0_i is
 the mean of sigmoid((u - nu_i) / width), V1_i the kernel-weighted mean of |grad u|, and V2_i the
 kernel-weighted mean of (2 u_x u_y u_xy - u_x^2 u_yy - u_y^2 u_xx) / (|grad u|^2 + eps). These
-are LensTools' integrands up to constant factors. The generated and the real maps go through the
-same function, so the factors and the smoothing cancel.
+are LensTools' integrands up to constant factors, on u rather than on the map: V1 and V2 are
+LensTools' divided by the map's sigma, the functionals' shape free of the amplitude, which the pixel
+and power-spectrum statistics already fix (for the shipped model the generated and simulated sigma
+agree to 0.4%). The generated and the real maps go through the same function, so the factors and
+the smoothing cancel.
 
 The term is the averaged form of ``spectral.averaged_spectral_loss``: the mean over the 57
 components of ((running mean of the generated batch means - real mean) / real per-map sd)^2. Its

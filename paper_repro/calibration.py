@@ -171,29 +171,37 @@ def calibrated(generator, pattern: np.ndarray, gain: np.ndarray):
 
 
 def calibrate_run(run: str | os.PathLike, out: str | os.PathLike, real_maps: np.ndarray, *,
-                  n_maps: int = 16384, seed: int = CALIBRATION_SEED, progress: bool = True) -> CalibrationFit:
-    """Write run ``out``: a copy of run ``run``'s record with its generator (``best`` if present, else
-    ``last``) calibrated, as ``best/generator.keras``, and the fit in ``best/calibration.json``."""
+                  n_maps: int = 16384, seed: int = CALIBRATION_SEED, checkpoint: str | int | None = None,
+                  progress: bool = True) -> CalibrationFit:
+    """Write run ``out``: a copy of run ``run``'s record with its generator (``checkpoint`` as in
+    :func:`paper_repro.runs.generator_path`; default ``best`` if present, else ``last``) calibrated,
+    as ``best/generator.keras``, and the fit in ``best/calibration.json``. Calibrating each kept
+    candidate (``step-N``) lets candidates be compared as they would ship."""
     import shutil
 
-    from .runs import load_generator, save_generator, write_json
+    from .runs import generator_path, load_generator, save_generator, write_json
 
     run, out = Path(run), Path(out)
-    if out.resolve() == run.resolve():
-        raise PaperReproError(f"{out}: write the calibrated run to a new directory")
+    if out.resolve() == run.resolve() or run.resolve() in out.resolve().parents:
+        raise PaperReproError(f"{out}: write the calibrated run to a new directory outside {run}")
     if out.exists() and any(out.iterdir()):
         raise PaperReproError(f"{out}: output directory exists and is not empty")
-    generator, preset = load_generator(run)
+    generator, preset = load_generator(run, checkpoint)
+    source = generator_path(run, checkpoint)
     pattern, gain, info = fit(generator, real_maps, data_scale=preset.training.data_scale,
                               n_maps=n_maps, seed=seed, progress=progress)
     model = calibrated(generator, pattern, gain)
     tmp = out.with_name(f".tmp-{out.name}")
     shutil.rmtree(tmp, ignore_errors=True)
+    # the source's best/ (its score.json) describes another generator unless best is what was calibrated
+    skip = ["checkpoints", "candidates", "generators", "averaged", "generator.keras"]
+    if source != run / "best" / "generator.keras":
+        skip.append("best")
     try:
-        shutil.copytree(run, tmp, ignore=shutil.ignore_patterns("checkpoints", "candidates", "generators",
-                                                               "averaged", "generator.keras"))
+        shutil.copytree(run, tmp, ignore=shutil.ignore_patterns(*skip))
         save_generator(model, tmp / "best" / "generator.keras")
-        write_json(tmp / "best" / "calibration.json", {"source": str(run), **info.to_dict()})
+        write_json(tmp / "best" / "calibration.json",
+                   {"source": str(run), "checkpoint": str(source.relative_to(run)), **info.to_dict()})
         if out.exists():
             out.rmdir()
         os.replace(tmp, out)

@@ -248,7 +248,7 @@ def _average(args: argparse.Namespace) -> int:
 def _score_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--run", required=True, help="run directory")
     p.add_argument("--checkpoint", default=None,
-                   help="epoch number, 'last', 'best' or 'averaged' (default: best if present, else last)")
+                   help="epoch number, step-N (a kept candidate), 'last', 'best' or 'averaged' (default: best if present, else last)")
     p.add_argument("--development", help="development maps .npy (default: the run's)")
     p.add_argument("--maps", type=_positive_int, default=None,
                    help="maps per score (default: the preset's confirmation_maps, else selection_maps)")
@@ -281,8 +281,10 @@ def _score(args: argparse.Namespace) -> int:
 
 # ----------------------------------------------------------------------------------- calibrate
 def _calibrate_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--run", required=True, help="run directory whose best generator is calibrated")
+    p.add_argument("--run", required=True, help="run directory whose generator is calibrated")
     p.add_argument("--out", required=True, help="new run directory for the calibrated generator")
+    p.add_argument("--checkpoint", default=None,
+                   help="which generator: 'best' (default), 'last', an epoch, or step-N (a kept candidate)")
     p.add_argument("--data", default=None, help="real (training) maps .npy (default: the run's training data)")
     p.add_argument("--maps", type=_positive_int, default=16384,
                    help="generated maps the fit uses (default: 16384)")
@@ -293,7 +295,7 @@ def _calibrate_args(p: argparse.ArgumentParser) -> None:
 
 @command("calibrate", _calibrate_args)
 def _calibrate(args: argparse.Namespace) -> int:
-    """Append a fitted output calibration (fixed pattern removed, 2D power matched) to a run's best generator."""
+    """Append a fitted output calibration (fixed pattern removed, 2D power matched) to a run's generator (best, or --checkpoint)."""
     _quiet_tensorflow()
     from . import calibration
     from .data import open_maps
@@ -307,8 +309,9 @@ def _calibrate(args: argparse.Namespace) -> int:
     real = open_maps(data, size=info.preset.model.image_size)
     seed = calibration.CALIBRATION_SEED if args.latent_seed is None else args.latent_seed
     fit = calibration.calibrate_run(args.run, args.out, real, n_maps=args.maps, seed=seed,
-                                    progress=not args.quiet)
-    print(f"wrote {args.out}: {args.run}'s best generator calibrated on {fit.n_generated} of its maps "
+                                    checkpoint=args.checkpoint, progress=not args.quiet)
+    which = "best" if args.checkpoint is None else args.checkpoint
+    print(f"wrote {args.out}: {args.run}'s {which} generator calibrated on {fit.n_generated} of its maps "
           f"(latent seed {fit.seed}) and {fit.n_real} real maps; mode gains {fit.gain_min:.3f}-"
           f"{fit.gain_max:.3f}, rms log power error before {fit.rms_log_power_error:.3f}, "
           f"pattern rms {fit.pattern_rms_over_map_sd:.3f} of the pixel sd")
@@ -319,7 +322,7 @@ def _calibrate(args: argparse.Namespace) -> int:
 def _generate_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--run", required=True, help="run directory")
     p.add_argument("--checkpoint", default=None,
-                   help="epoch number, 'last', 'best' or 'averaged' (default: best if present, else last)")
+                   help="epoch number, step-N (a kept candidate), 'last', 'best' or 'averaged' (default: best if present, else last)")
     p.add_argument("--n", type=_positive_int, required=True, help="number of maps")
     p.add_argument("--seed", type=_seed, required=True)
     p.add_argument("--out", required=True, help="output .npy (N, H, W) float32")
@@ -350,7 +353,7 @@ def _validate_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--report", help="write the full JSON report here")
     p.add_argument("--n", type=_positive_int, help="maps to generate with --run (default: as many as --reference)")
     p.add_argument("--seed", type=_seed, default=20190101, help="seed of the maps generated with --run")
-    p.add_argument("--checkpoint", default=None, help="with --run: epoch, 'last', 'best' or 'averaged'")
+    p.add_argument("--checkpoint", default=None, help="with --run: epoch, step-N, 'last', 'best' or 'averaged'")
 
 
 @command("validate", _validate_args)

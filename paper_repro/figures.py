@@ -1102,7 +1102,7 @@ def build_parser() -> argparse.ArgumentParser:
                         f"(default: min(validation maps, {DEFAULT_N}))")
     p.add_argument("--seed", type=_seed, default=0, help="seed of the generated maps and slerp paths (default 0)")
     p.add_argument("--checkpoint", default=None,
-                   help="epoch number, 'last', 'best' or 'averaged' (default: best if present, else last)")
+                   help="epoch number, step-N (a kept candidate), 'last', 'best' or 'averaged' (default: best if present, else last)")
     p.add_argument("--examples", type=_positive_int, default=4, help="rows of Figure 7 (default 4)")
     p.add_argument("--paths", type=_positive_int, default=3, help="slerp paths in Figure 8 (default 3)")
     p.add_argument("--steps", type=int, default=8, help="maps per slerp path (default 8)")

@@ -221,7 +221,8 @@ def selection_scores(run: str | os.PathLike) -> dict[int, tuple[int, float]]:
 
 def generator_path(run: str | os.PathLike, checkpoint: str | int | None = None) -> Path:
     """The generator file of a run: ``best`` (default when present), ``last``, ``averaged`` (written by
-    ``paper-repro average``), or an epoch number."""
+    ``paper-repro average``), an epoch number, or ``step-N``, the selection snapshot kept in
+    ``candidates/`` after N steps."""
     run = Path(run)
     if checkpoint is None:
         checkpoint = "best" if (run / "best" / "generator.keras").exists() else "last"
@@ -235,12 +236,22 @@ def generator_path(run: str | os.PathLike, checkpoint: str | int | None = None) 
         if not path.exists():
             raise PaperReproError(f"{path}: run {run} has no averaged generator; "
                                   "make one with paper-repro average")
+    elif checkpoint.startswith("step-"):
+        try:
+            step = int(checkpoint[5:])
+        except ValueError:
+            raise PaperReproError(f"--checkpoint step-N needs an integer step N, got {checkpoint!r}") from None
+        path = candidate_path(run, step)
+        if not path.exists():
+            raise PaperReproError(f"{path}: no such candidate in run {run} (kept steps: "
+                                  f"{', '.join(map(str, list_candidates(run))) or 'none'})")
     else:
         try:
             epoch = int(checkpoint)
         except ValueError:
             raise PaperReproError(
-                f"--checkpoint must be an epoch number, 'last', 'best' or 'averaged', got {checkpoint!r}") from None
+                f"--checkpoint must be an epoch number, 'step-N', 'last', 'best' or 'averaged', "
+                f"got {checkpoint!r}") from None
         path = run / "generators" / f"epoch-{epoch:04d}.weights.h5"
     if not path.exists():
         have = sorted(p.name for p in (run / "generators").glob("epoch-*.weights.h5"))

@@ -173,3 +173,42 @@ def test_calibrate_cli_errors_are_one_line(tmp_path, tiny_run, capsys):
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "error" in err
     assert not (tmp_path / "o").exists()
+
+
+def test_calibrate_a_kept_candidate_by_step(tmp_path, tiny_data, capsys):
+    """--checkpoint step-N calibrates that selection snapshot, not best/; the source's score is not copied."""
+    from paper_repro.cli import main
+    from paper_repro.config import get_preset
+    from paper_repro.models import build_generator
+    from paper_repro.training import train
+
+    def by_weights(model):
+        return float(abs(np.sum(model.weights[0].numpy())) % 1.0)
+
+    preset = get_preset("tiny").replace(epochs=1, selection_epochs=1, selection_every=1, selection_candidates=3)
+    run = train(tmp_path / "run", preset, tiny_data, seed=4, scorer=by_weights, progress=False)
+    best_step = json.loads((run / "best" / "score.json").read_text())["global_step"]
+    other = max(s for s in runs.list_candidates(run) if s != best_step)
+    out = tmp_path / "cal"
+    assert main(["calibrate", "--run", str(run), "--out", str(out), "--checkpoint", f"step-{other}",
+                 "--maps", "64", "--quiet"]) == 0
+    assert f"step-{other} generator calibrated" in capsys.readouterr().out
+    fit = json.loads((out / "best" / "calibration.json").read_text())
+    assert fit["checkpoint"] == f"candidates/step-{other:09d}.weights.h5"
+    assert not (out / "best" / "score.json").exists()
+    # the calibrated network is the candidate's: its inner weights equal the snapshot's
+    snap = build_generator(preset)
+    snap.load_weights(runs.candidate_path(run, other))
+    model, _ = runs.load_generator(out)
+    inner = calibration.uncalibrated(model)
+    assert all(np.array_equal(a, b) for a, b in zip(inner.get_weights(), snap.get_weights()))
+    # an unknown step: one line naming the kept ones, nothing written
+    assert main(["calibrate", "--run", str(run), "--out", str(tmp_path / "x"), "--checkpoint", "step-999"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "no such candidate" in err and str(other) in err
+    assert not (tmp_path / "x").exists()
+    assert main(["calibrate", "--run", str(run), "--out", str(tmp_path / "x"), "--checkpoint", "step-x"]) == 2
+    assert "integer step" in capsys.readouterr().err
+    # into the run itself: refused (the copy of its record would hold itself)
+    assert main(["calibrate", "--run", str(run), "--out", str(run / "cal"), "--maps", "64"]) == 2
+    assert "outside" in capsys.readouterr().err and not (run / "cal").exists()

@@ -18,6 +18,11 @@ def lenstools_fixture():
         return {k: f[k] for k in f.files}
 
 
+def weights_scorer(model) -> float:
+    """A deterministic selection score that tells generators apart by their weights (no maps made)."""
+    return float(abs(np.sum(model.weights[0].numpy())) % 1.0)
+
+
 def smooth_maps(n: int, size: int, seed: int, amplitude: float = 0.05) -> np.ndarray:
     """Simple smooth random maps (Gaussian-filtered white noise), float32 (n, size, size)."""
     from scipy.ndimage import gaussian_filter

@@ -5,6 +5,8 @@ import keras
 import numpy as np
 import pytest
 
+from conftest import weights_scorer
+
 from paper_repro import calibration, runs
 from paper_repro.errors import PaperReproError
 
@@ -181,12 +183,8 @@ def test_calibrate_a_kept_candidate_by_step(tmp_path, tiny_data, capsys):
     from paper_repro.config import get_preset
     from paper_repro.models import build_generator
     from paper_repro.training import train
-
-    def by_weights(model):
-        return float(abs(np.sum(model.weights[0].numpy())) % 1.0)
-
     preset = get_preset("tiny").replace(epochs=1, selection_epochs=1, selection_every=1, selection_candidates=3)
-    run = train(tmp_path / "run", preset, tiny_data, seed=4, scorer=by_weights, progress=False)
+    run = train(tmp_path / "run", preset, tiny_data, seed=4, scorer=weights_scorer, progress=False)
     best_step = json.loads((run / "best" / "score.json").read_text())["global_step"]
     other = max(s for s in runs.list_candidates(run) if s != best_step)
     out = tmp_path / "cal"

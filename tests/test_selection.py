@@ -4,7 +4,7 @@ import json
 import numpy as np
 import pytest
 
-from conftest import smooth_maps
+from conftest import smooth_maps, weights_scorer
 from paper_repro import runs
 from paper_repro.config import TrainingConfig, get_preset
 from paper_repro.errors import PaperReproError
@@ -149,11 +149,6 @@ def test_select_reports_an_unreadable_best_in_one_line(tmp_path, tiny_data):
     assert (run / "best" / "generator.keras").read_bytes() == b"truncated"   # nothing replaced
 
 
-def _weights_scorer(model):
-    """A deterministic score that tells generators apart by their weights."""
-    return float(abs(np.sum(model.weights[0].numpy())) % 1.0)
-
-
 def _candidate_weights(run):
     from paper_repro.models import build_generator
     g = build_generator(runs.read_run_info(run).preset)
@@ -167,7 +162,7 @@ def _candidate_weights(run):
 def test_training_keeps_the_lowest_scoring_candidates(tmp_path, tiny_data):
     preset = get_preset("tiny").replace(epochs=1, selection_epochs=1, selection_every=1,
                                         selection_candidates=3, checkpoint_every=2)
-    run = train(tmp_path / "run", preset, tiny_data, seed=4, scorer=_weights_scorer, progress=False)
+    run = train(tmp_path / "run", preset, tiny_data, seed=4, scorer=weights_scorer, progress=False)
     rows = [r.split(",") for r in (run / "selection.csv").read_text().splitlines()[1:]]
     scores = {int(r[0]): float(r[2]) for r in rows}
     assert len(scores) == 6                                     # every step of the selection epoch
@@ -180,13 +175,13 @@ def test_training_keeps_the_lowest_scoring_candidates(tmp_path, tiny_data):
 def test_candidates_survive_a_resume_unchanged(tmp_path, tiny_data):
     preset = get_preset("tiny").replace(epochs=1, selection_epochs=1, selection_every=1,
                                         selection_candidates=3, checkpoint_every=2)
-    whole = train(tmp_path / "whole", preset, tiny_data, seed=4, scorer=_weights_scorer, progress=False)
+    whole = train(tmp_path / "whole", preset, tiny_data, seed=4, scorer=weights_scorer, progress=False)
     from paper_repro.training import _StopForTest
     run = tmp_path / "run"
     with pytest.raises(_StopForTest):     # killed after step 9; the last checkpoint is step 8
-        train(run, preset, tiny_data, seed=4, scorer=_weights_scorer, progress=False, _stop_after=9)
+        train(run, preset, tiny_data, seed=4, scorer=weights_scorer, progress=False, _stop_after=9)
     assert max(runs.list_candidates(run)) == 9          # a snapshot later than the checkpoint ...
-    train(run, resume=True, scorer=_weights_scorer, progress=False)
+    train(run, resume=True, scorer=weights_scorer, progress=False)
     got, want = _candidate_weights(run), _candidate_weights(whole)
     assert sorted(got) == sorted(want)                  # ... dropped and taken again: the same set
     for step in want:
@@ -197,7 +192,7 @@ def test_candidates_survive_a_resume_unchanged(tmp_path, tiny_data):
 def test_select_confirms_candidates_on_another_score(tmp_path, tiny_data):
     preset = get_preset("tiny").replace(epochs=1, selection_epochs=1, selection_every=1,
                                         selection_candidates=3)
-    run = train(tmp_path / "run", preset, tiny_data, seed=4, scorer=_weights_scorer, progress=False)
+    run = train(tmp_path / "run", preset, tiny_data, seed=4, scorer=weights_scorer, progress=False)
     kept = sorted(runs.list_candidates(run))
     training_best = json.loads((run / "best" / "score.json").read_text())["global_step"]
     # a confirmation score that ranks the candidates the other way round: the training-time
@@ -205,19 +200,19 @@ def test_select_confirms_candidates_on_another_score(tmp_path, tiny_data):
     training = {int(r.split(",")[0]): float(r.split(",")[2])
                 for r in (run / "selection.csv").read_text().splitlines()[1:]}
     order = sorted(kept, key=training.get)
-    confirm = {_weights_scorer(w): 10.0 - i for i, w in enumerate(_as_models(run, order))}
+    confirm = {weights_scorer(w): 10.0 - i for i, w in enumerate(_as_models(run, order))}
 
     calls = []
 
     def confirmer(model):
         calls.append(1)
-        return confirm.get(_weights_scorer(model), 100.0)
+        return confirm.get(weights_scorer(model), 100.0)
 
     r = rescore_epochs(run, first_epoch=2, scorer=confirmer, progress=False)
     assert r["replaced"] and r["winner"] == f"step {order[-1]}" and order[0] == training_best
     # best/ was the training-time winner, a kept candidate: its score is reused, not recomputed
     assert len(calls) == 1 + len(kept) and r["incumbent_score"] == 10.0
-    assert r["candidate_scores"] == {s: confirm[_weights_scorer(m)] for s, m in zip(order, _as_models(run, order))}
+    assert r["candidate_scores"] == {s: confirm[weights_scorer(m)] for s, m in zip(order, _as_models(run, order))}
     best = json.loads((run / "best" / "score.json").read_text())
     assert best["global_step"] == order[-1] and best["score"] == 8.0
     assert best["training_score"] == pytest.approx(training[order[-1]], rel=1e-7)
@@ -263,23 +258,23 @@ def test_select_cli_rejects_too_few_maps(tmp_path, tiny_data, capsys):
 def test_select_reports_a_truncated_candidate_in_one_line(tmp_path, tiny_data):
     preset = get_preset("tiny").replace(epochs=1, selection_epochs=1, selection_every=2,
                                         selection_candidates=2)
-    run = train(tmp_path / "run", preset, tiny_data, seed=4, scorer=_weights_scorer, progress=False)
+    run = train(tmp_path / "run", preset, tiny_data, seed=4, scorer=weights_scorer, progress=False)
     before = (run / "best" / "generator.keras").read_bytes()
     step, path = next(iter(runs.list_candidates(run).items()))
     path.write_bytes(path.read_bytes()[:200])
     with pytest.raises(PaperReproError, match=f"step-{step:09d}.weights.h5: cannot load generator"):
-        rescore_epochs(run, first_epoch=2, scorer=_weights_scorer, progress=False)
+        rescore_epochs(run, first_epoch=2, scorer=weights_scorer, progress=False)
     assert (run / "best" / "generator.keras").read_bytes() == before   # nothing replaced
 
 
 def test_select_reports_a_malformed_selection_csv_in_one_line(tmp_path, tiny_data):
     preset = get_preset("tiny").replace(epochs=1, selection_epochs=1, selection_every=2,
                                         selection_candidates=2)
-    run = train(tmp_path / "run", preset, tiny_data, seed=4, scorer=_weights_scorer, progress=False)
+    run = train(tmp_path / "run", preset, tiny_data, seed=4, scorer=weights_scorer, progress=False)
     with open(run / "selection.csv", "a") as fh:
         fh.write("17,2\n")                       # a row cut short
     with pytest.raises(PaperReproError, match=r"selection.csv, line \d+: expected global_step,epoch,score"):
-        rescore_epochs(run, first_epoch=2, scorer=_weights_scorer, progress=False)
+        rescore_epochs(run, first_epoch=2, scorer=weights_scorer, progress=False)
 
 
 def _run_files(run):

@@ -318,6 +318,43 @@ def _calibrate(args: argparse.Namespace) -> int:
     return 0
 
 
+# ---------------------------------------------------------------------------------------- pick
+def _pick_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--run", required=True, help="run directory with kept candidates (candidates/)")
+    p.add_argument("--out", required=True, help="new run directory for the calibrated pick")
+    p.add_argument("--development", nargs="+", default=None,
+                   help="development-type maps .npy to pick on, pooled (default: the run's development set); "
+                        "never the validation set")
+    p.add_argument("--data", default=None, help="real (training) maps .npy for the calibration (default: the run's)")
+    p.add_argument("--maps", type=_positive_int, default=8192, help="generated maps per seed (default: 8192)")
+    p.add_argument("--calibration-maps", type=_positive_int, default=16384,
+                   help="generated maps each candidate's calibration fit uses (default: 16384)")
+    p.add_argument("--seeds", type=_seed, nargs="+", default=None,
+                   help="latent seeds of the score (default: 777 2027)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+@command("pick", _pick_args)
+def _pick(args: argparse.Namespace) -> int:
+    """Calibrate each kept candidate of a run; write the one with the lowest worst-mean |z| (W) as a new run."""
+    _quiet_tensorflow()
+    from .runs import read_run_info
+    from .selection import PICK_SEEDS, pick_calibrated
+    if min(args.maps, args.calibration_maps) < 2:
+        raise PaperReproError(f"--maps and --calibration-maps must be at least 2, got {args.maps}, {args.calibration_maps}")
+    info = read_run_info(args.run)
+    dev = args.development or ([info.development] if info.development else None)
+    if not dev:
+        raise PaperReproError(f"{args.run} has no development set; pass --development D.npy ...")
+    rec = pick_calibrated(args.run, args.out, dev, data=args.data, n_maps=args.maps,
+                          seeds=tuple(args.seeds or PICK_SEEDS), calibration_maps=args.calibration_maps,
+                          progress=not args.quiet)
+    ranked = sorted(rec["candidates"].items(), key=lambda kv: kv[1]["W"])
+    print(f"wrote {args.out}: step {rec['global_step']} of {args.run}, calibrated; W {rec['W']:.3f} on "
+          f"{rec['reference_maps']} maps ({len(ranked)} candidates, W {ranked[0][1]['W']:.3f}-{ranked[-1][1]['W']:.3f})")
+    return 0
+
+
 # ------------------------------------------------------------------------------------ generate
 def _generate_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--run", required=True, help="run directory")

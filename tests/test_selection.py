@@ -339,3 +339,106 @@ def test_score_cli_errors_are_one_line(tmp_path, scored_run, capsys, monkeypatch
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and message in err[0] and "Traceback" not in err[0]
     assert list(tmp_path.iterdir()) == []
+
+
+# ------------------------------------------------------------------------------- the pick (W)
+def _worst_mean_scorer(n_ref=400, seed=1):
+    from paper_repro.selection import WorstMeanScorer
+    return WorstMeanScorer.from_maps(smooth_maps(n_ref, 32, seed), get_preset("tiny"), n_maps=64, seeds=(1,))
+
+
+def test_worst_mean_is_the_largest_mean_z_of_the_three_statistics():
+    from paper_repro.certification import STATISTICS, statistics_of
+    from paper_repro.comparison import mean_z
+
+    scorer = _worst_mean_scorer()
+    same = smooth_maps(400, 32, 2)
+    got = scorer.worst_means(same)
+    stats = statistics_of(same, scorer.angle_deg, scorer.edges)
+    direct = {k: np.nanmax(np.abs(mean_z(stats[k][1], scorer.reference[k]))) for k in STATISTICS}
+    assert set(got["statistics"]) == set(STATISTICS)
+    for k in STATISTICS:
+        np.testing.assert_allclose(got["statistics"][k]["worst_abs_z"], direct[k], rtol=1e-12)
+    np.testing.assert_allclose(got["W"], max(direct.values()), rtol=1e-12)
+    # maps from the same process: no component mean off by 4 standard errors
+    assert got["W"] < 4
+    # a shift of 0.2 sd moves the one-point statistics (pixel histogram, Minkowski functionals at
+    # fixed kappa thresholds) far off, and leaves the power spectrum (ell > 0) as it was
+    shifted = scorer.worst_means(same + np.float32(0.01))
+    per = {k: v["worst_abs_z"] for k, v in shifted["statistics"].items()}
+    assert per["pixel_intensity"] > 10 and per["minkowski_functionals"] > 10
+    np.testing.assert_allclose(per["power_spectrum"], direct["power_spectrum"], rtol=1e-6)
+    assert shifted["W"] == max(per.values())
+
+
+def test_worst_mean_scorer_rejects_too_little():
+    from paper_repro.selection import WorstMeanScorer
+    with pytest.raises(PaperReproError, match="at least 2"):
+        WorstMeanScorer.from_maps(smooth_maps(1, 32, 0), get_preset("tiny"))
+    with pytest.raises(PaperReproError, match="one seed"):
+        WorstMeanScorer.from_maps(smooth_maps(8, 32, 0), get_preset("tiny"), seeds=())
+
+
+@pytest.fixture(scope="module")
+def candidate_run(tmp_path_factory, tiny_data):
+    preset = get_preset("tiny").replace(epochs=1, selection_epochs=1, selection_every=1,
+                                        selection_candidates=3)
+    run = train(tmp_path_factory.mktemp("pick") / "run", preset, tiny_data, seed=4,
+                scorer=weights_scorer, progress=False)
+    dev = tmp_path_factory.mktemp("dev")
+    for i in (1, 2):
+        np.save(dev / f"dev{i}.npy", smooth_maps(32, 32, 10 + i))
+    return run, [str(dev / "dev1.npy"), str(dev / "dev2.npy")]
+
+
+def test_pick_cli_writes_the_calibrated_lowest_w_candidate(tmp_path, candidate_run, capsys):
+    from paper_repro import calibration
+    from paper_repro.cli import main
+    from paper_repro.selection import WorstMeanScorer
+
+    run, dev = candidate_run
+    out = tmp_path / "picked"
+    assert main(["pick", "--run", str(run), "--out", str(out), "--development", *dev, "--maps", "64",
+                 "--calibration-maps", "64", "--seeds", "1", "--quiet"]) == 0
+    assert "calibrated; W" in capsys.readouterr().out
+    rec = json.loads((out / "best" / "pick.json").read_text())
+    kept = runs.list_candidates(run)
+    assert sorted(int(s) for s in rec["candidates"]) == sorted(kept) and len(kept) == 3
+    ws = {int(s): r["W"] for s, r in rec["candidates"].items()}
+    assert rec["global_step"] == min(ws, key=ws.get) and rec["W"] == ws[rec["global_step"]]
+    assert rec["reference_maps"] == 64 and rec["seeds"] == [1] and rec["maps"] == 64
+    fit = json.loads((out / "best" / "calibration.json").read_text())
+    assert fit["checkpoint"] == f"candidates/step-{rec['global_step']:09d}.weights.h5"
+    # the written model is the one that was scored: the same W recomputed from the output run
+    model, _ = runs.load_generator(out)
+    pooled = np.concatenate([np.load(d) for d in dev])
+    scorer = WorstMeanScorer.from_maps(pooled, get_preset("tiny"), n_maps=64, seeds=(1,))
+    np.testing.assert_allclose(scorer(model), rec["W"], rtol=1e-6)
+    # and the candidate's network inside the calibration
+    from paper_repro.models import build_generator
+    snap = build_generator(runs.read_run_info(run).preset)
+    snap.load_weights(kept[rec["global_step"]])
+    inner = calibration.uncalibrated(model)
+    assert all(np.array_equal(a, b) for a, b in zip(inner.get_weights(), snap.get_weights()))
+
+
+def test_pick_cli_errors_are_one_line(tmp_path, candidate_run, tiny_data, capsys):
+    from paper_repro.cli import main
+
+    run, dev = candidate_run
+    # a run without kept candidates
+    bare = train(tmp_path / "bare", get_preset("tiny").replace(epochs=1, selection_epochs=0), tiny_data,
+                 seed=4, progress=False)
+    cases = [
+        (["--run", str(bare), "--out", str(tmp_path / "o1"), "--development", dev[0]], "no kept candidates"),
+        (["--run", str(run), "--out", str(tmp_path / "o2"), "--development", str(tmp_path / "nope.npy")],
+         "nope.npy"),
+        (["--run", str(run), "--out", str(run), "--development", dev[0]], "not empty"),
+        (["--run", str(run), "--out", str(tmp_path / "o3"), "--development", dev[0], "--maps", "1"],
+         "at least 2"),
+    ]
+    for extra, message in cases:
+        assert main(["pick", *extra, "--quiet"]) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.count("\n") == 0 and message in err, err
+    assert not any((tmp_path / o).exists() for o in ("o1", "o2", "o3"))

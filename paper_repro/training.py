@@ -95,7 +95,7 @@ def _truncate_log(path: Path, upto_step: int) -> None:
     from .data import atomic_path
     with atomic_path(path) as tmp:
         with open(tmp, "w", newline="") as fh:
-            csv.writer(fh).writerows(keep)
+            csv.writer(fh, lineterminator="\n").writerows(keep)   # as the loop writes them
 
 
 def _monitor_sets(info: runs.RunInfo, maps: np.ndarray, seed: int) -> dict[str, np.ndarray]:

@@ -71,6 +71,8 @@ def test_resume_mid_epoch_matches_uninterrupted(tmp_path, tiny_data, reference_r
     # the log was truncated at the checkpoint and continued: each step once
     steps = [int(r.split(",")[0]) for r in (run / "log.csv").read_text().splitlines()[1:]]
     assert steps == list(range(1, 13))
+    # and the rows kept by the truncation end as the new ones do (one line ending in the file)
+    assert b"\r" not in (run / "log.csv").read_bytes()
 
 
 def test_half_written_checkpoint_is_ignored(tmp_path, tiny_data, reference_run):

@@ -507,19 +507,19 @@ PRESETS: dict[str, Preset] = {
     # 0.18-0.21 s per step on 2 AVX-512 cores. Maps enter tanh scaled by 2.5 (still inside (-1, 1)):
     # a documented departure, see ../shared/reference/cpu-training-notes.md. Every real map turned
     # by a random symmetry of the square (the discriminator otherwise memorises the 25,600 maps).
-    # 113 epochs at the paper's rate, then 162 main and 10 selection epochs at a tenth of it, the
+    # 113 epochs at the paper's rate, then 172 main and 15 selection epochs at a tenth of it, the
     # discriminator at 4 times the generator's rate from epoch 216 on (two time-scale rule), and
     # from epoch 266 on a spectral term in G's loss (weight 20; not in the paper: the stride-2
-    # grid pattern, paper_repro/spectral.py); the 8 lowest-scoring snapshots are confirmed by
-    # `paper-repro select --from-epoch 266` on 4,096 maps from fresh latents (MODEL_CARD.md).
+    # grid pattern, paper_repro/spectral.py); the 16 lowest-scoring snapshots are kept, and
+    # `paper-repro pick` calibrates each and ships the lowest worst-mean |z| (MODEL_CARD.md).
     "cpu64": Preset(
         "cpu64",
         ModelConfig(image_size=64, base_filters=32),
-        TrainingConfig(epochs=275, selection_epochs=10, selection_every=25, selection_maps=1024,
+        TrainingConfig(epochs=285, selection_epochs=15, selection_every=25, selection_maps=1024,
                        checkpoint_every=200, log_every=20, data_scale=2.5,
                        bn_recalibration=100, selection_score="statistics",
-                       anneal_epochs=162, anneal_factor=0.1,
-                       selection_candidates=8, confirmation_maps=4096,
+                       anneal_epochs=172, anneal_factor=0.1,
+                       selection_candidates=16, confirmation_maps=4096,
                        augment_from_epoch=1, monitor_maps=512,
                        d_lr_factor=4.0, d_lr_factor_from_epoch=216,
                        spectral_weight=20.0, spectral_from_epoch=266),

@@ -170,27 +170,26 @@ def calibrated(generator, pattern: np.ndarray, gain: np.ndarray):
     return keras.Model(generator.inputs[0], out, name=generator.name)
 
 
-def calibrate_run(run: str | os.PathLike, out: str | os.PathLike, real_maps: np.ndarray, *,
-                  n_maps: int = 16384, seed: int = CALIBRATION_SEED, checkpoint: str | int | None = None,
-                  progress: bool = True) -> CalibrationFit:
-    """Write run ``out``: a copy of run ``run``'s record with its generator (``checkpoint`` as in
-    :func:`paper_repro.runs.generator_path`; default ``best`` if present, else ``last``) calibrated,
-    as ``best/generator.keras``, and the fit in ``best/calibration.json``. Calibrating each kept
-    candidate (``step-N``) lets candidates be compared as they would ship."""
-    import shutil
-
-    from .runs import generator_path, load_generator, save_generator, write_json
-
+def check_output_run(run: str | os.PathLike, out: str | os.PathLike) -> None:
+    """Refuse an output run inside ``run`` or an existing non-empty directory (before any work)."""
     run, out = Path(run), Path(out)
     if out.resolve() == run.resolve() or run.resolve() in out.resolve().parents:
         raise PaperReproError(f"{out}: write the calibrated run to a new directory outside {run}")
     if out.exists() and any(out.iterdir()):
         raise PaperReproError(f"{out}: output directory exists and is not empty")
-    generator, preset = load_generator(run, checkpoint)
-    source = generator_path(run, checkpoint)
-    pattern, gain, info = fit(generator, real_maps, data_scale=preset.training.data_scale,
-                              n_maps=n_maps, seed=seed, progress=progress)
-    model = calibrated(generator, pattern, gain)
+
+
+def write_calibrated_run(run: str | os.PathLike, out: str | os.PathLike, model, source: Path,
+                         info: CalibrationFit, extra: dict | None = None) -> None:
+    """Write run ``out`` atomically: ``run``'s record, ``model`` (calibrated generator of ``source``)
+    as ``best/generator.keras``, the fit in ``best/calibration.json`` and ``extra`` ({name: JSON
+    record}) in ``best/``; a killed write leaves no ``out``."""
+    import shutil
+
+    from .runs import save_generator, write_json
+
+    run, out = Path(run), Path(out)
+    check_output_run(run, out)
     tmp = out.with_name(f".tmp-{out.name}")
     shutil.rmtree(tmp, ignore_errors=True)
     # the source's best/ (its score.json) describes another generator unless best is what was calibrated
@@ -202,12 +201,30 @@ def calibrate_run(run: str | os.PathLike, out: str | os.PathLike, real_maps: np.
         save_generator(model, tmp / "best" / "generator.keras")
         write_json(tmp / "best" / "calibration.json",
                    {"source": str(run), "checkpoint": str(source.relative_to(run)), **info.to_dict()})
+        for name, record in (extra or {}).items():
+            write_json(tmp / "best" / name, record)
         if out.exists():
             out.rmdir()
         os.replace(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def calibrate_run(run: str | os.PathLike, out: str | os.PathLike, real_maps: np.ndarray, *,
+                  n_maps: int = 16384, seed: int = CALIBRATION_SEED, checkpoint: str | int | None = None,
+                  progress: bool = True) -> CalibrationFit:
+    """Write run ``out``: a copy of run ``run``'s record with its generator (``checkpoint`` as in
+    :func:`paper_repro.runs.generator_path`; default ``best`` if present, else ``last``) calibrated,
+    as ``best/generator.keras``, and the fit in ``best/calibration.json``. Calibrating each kept
+    candidate (``step-N``) lets candidates be compared as they would ship."""
+    from .runs import generator_path, load_generator
+
+    check_output_run(run, out)
+    generator, preset = load_generator(run, checkpoint)
+    pattern, gain, info = fit(generator, real_maps, data_scale=preset.training.data_scale,
+                              n_maps=n_maps, seed=seed, progress=progress)
+    write_calibrated_run(run, out, calibrated(generator, pattern, gain), generator_path(run, checkpoint), info)
     return info
 
 

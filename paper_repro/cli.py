@@ -340,8 +340,6 @@ def _pick(args: argparse.Namespace) -> int:
     _quiet_tensorflow()
     from .runs import read_run_info
     from .selection import PICK_SEEDS, pick_calibrated
-    if min(args.maps, args.calibration_maps) < 2:
-        raise PaperReproError(f"--maps and --calibration-maps must be at least 2, got {args.maps}, {args.calibration_maps}")
     info = read_run_info(args.run)
     dev = args.development or ([info.development] if info.development else None)
     if not dev:

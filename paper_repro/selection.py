@@ -430,7 +430,8 @@ def pick_calibrated(run: str | os.PathLike, out: str | os.PathLike, reference: S
     Each candidate in ``candidates/`` gets the output calibration it would ship with
     (:func:`paper_repro.calibration.fit` on the training maps, its own latent seed) and is scored by
     :class:`WorstMeanScorer` on the maps of ``reference`` pooled (development-type sets, never the
-    validation set); ``calibration_maps`` generated maps per fit. The pick is written as :func:`paper_repro.calibration.calibrate_run` writes a
+    validation set); ``calibration_maps`` generated maps per fit. The pick is written, with the
+    calibration it was scored with, as :func:`paper_repro.calibration.calibrate_run` writes a
     calibrated run, plus ``best/pick.json`` with every candidate's W. Returns that record.
     """
     from pathlib import Path
@@ -439,8 +440,7 @@ def pick_calibrated(run: str | os.PathLike, out: str | os.PathLike, reference: S
     from .data import open_maps
 
     run, out = Path(run), Path(out)
-    if out.exists() and any(out.iterdir()):
-        raise PaperReproError(f"{out}: output directory exists and is not empty")
+    calibration.check_output_run(run, out)
     info = runs.read_run_info(run)
     p = info.preset
     kept = runs.list_candidates(run)
@@ -455,28 +455,30 @@ def pick_calibrated(run: str | os.PathLike, out: str | os.PathLike, reference: S
     train = open_maps(train_path, size=p.model.image_size)
     pooled = np.concatenate([np.asarray(open_maps(r, size=p.model.image_size)) for r in reference])
     scorer = WorstMeanScorer.from_maps(pooled, p, n_maps=n_maps, seeds=seeds)
-    results = {}
+    results, best = {}, None      # best: (calibrated model, fit) of the lowest W so far, written as scored
     bar = None
     if progress:
         from tqdm.auto import tqdm
         bar = tqdm(total=len(kept), unit="candidate", desc="pick")
     for step in sorted(kept):
         model, _ = runs.load_generator(run, f"step-{step}")
-        pattern, gain, _ = calibration.fit(model, train, data_scale=p.training.data_scale,
-                                           n_maps=calibration_maps)
-        res = scorer.evaluate(calibration.calibrated(model, pattern, gain))
+        pattern, gain, fitted = calibration.fit(model, train, data_scale=p.training.data_scale,
+                                                n_maps=calibration_maps)
+        model = calibration.calibrated(model, pattern, gain)
+        res = scorer.evaluate(model)
         results[step] = {"W": float(np.mean([r["W"] for r in res.values()])), "seeds": res}
+        if best is None or results[step]["W"] < results[best[0]]["W"]:
+            best = (step, model, fitted)
         if bar is not None:
             bar.update(1)
             bar.set_postfix({"step": step, "W": f"{results[step]['W']:.3g}"})
     if bar is not None:
         bar.close()
-    pick = min(results, key=lambda s: results[s]["W"])
-    calibration.calibrate_run(run, out, train, n_maps=calibration_maps, checkpoint=f"step-{pick}",
-                              progress=False)
+    pick, model, fitted = best          # the first of equal lowest W, as min() over sorted steps
     record = {"metric": scorer.description, "reference": [str(r) for r in reference],
               "reference_maps": int(len(pooled)), "maps": scorer.n_maps, "seeds": list(scorer.seeds),
               "global_step": pick, "W": results[pick]["W"],
               "candidates": {str(s): r for s, r in results.items()}}
-    runs.write_json(out / "best" / "pick.json", record)
+    calibration.write_calibrated_run(run, out, model, runs.generator_path(run, f"step-{pick}"), fitted,
+                                     extra={"pick.json": record})
     return record

@@ -429,11 +429,16 @@ def test_pick_cli_errors_are_one_line(tmp_path, candidate_run, tiny_data, capsys
     # a run without kept candidates
     bare = train(tmp_path / "bare", get_preset("tiny").replace(epochs=1, selection_epochs=0), tiny_data,
                  seed=4, progress=False)
+    full = tmp_path / "full"
+    full.mkdir()
+    (full / "x").write_text("")
     cases = [
         (["--run", str(bare), "--out", str(tmp_path / "o1"), "--development", dev[0]], "no kept candidates"),
         (["--run", str(run), "--out", str(tmp_path / "o2"), "--development", str(tmp_path / "nope.npy")],
          "nope.npy"),
-        (["--run", str(run), "--out", str(run), "--development", dev[0]], "not empty"),
+        (["--run", str(run), "--out", str(full), "--development", dev[0]], "not empty"),
+        # refused before any work: a pick inside the run (its record copy would hold itself)
+        (["--run", str(run), "--out", str(run / "o4"), "--development", dev[0]], "outside"),
         (["--run", str(run), "--out", str(tmp_path / "o3"), "--development", dev[0], "--maps", "1"],
          "at least 2"),
     ]
@@ -441,4 +446,5 @@ def test_pick_cli_errors_are_one_line(tmp_path, candidate_run, tiny_data, capsys
         assert main(["pick", *extra, "--quiet"]) == 2
         err = capsys.readouterr().err.strip()
         assert err.count("\n") == 0 and message in err, err
-    assert not any((tmp_path / o).exists() for o in ("o1", "o2", "o3"))
+    assert not any((tmp_path / o).exists() for o in ("o1", "o2", "o3")) and not (run / "o4").exists()
+    assert [f.name for f in full.iterdir()] == ["x"]

@@ -11,8 +11,8 @@ from paper_repro.config import get_preset
 
 @pytest.fixture(scope="module")
 def networks():
-    from paper_repro import calibration
-    from paper_repro.models import build_generator
+    from paper_repro.gan import calibration
+    from paper_repro.gan.models import build_generator
     p = get_preset("cpu64")
     g = build_generator(p, seed=0)
     rng = np.random.default_rng(0)

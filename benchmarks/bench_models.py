@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 
 from paper_repro.config import get_preset
-from paper_repro.models import flops_per_map
+from paper_repro.gan.models import flops_per_map
 
 
 @pytest.mark.parametrize("preset, batch", [("paper", 64), ("cpu64", 256)])
 def test_generation_throughput(benchmark, matmul_peak, preset, batch):
-    from paper_repro.models import build_generator
+    from paper_repro.gan.models import build_generator
     p = get_preset(preset)
     g = build_generator(p, seed=0)
     z = np.random.default_rng(0).standard_normal((batch, p.model.latent_dim)).astype(np.float32)
@@ -29,7 +29,7 @@ def test_generation_throughput(benchmark, matmul_peak, preset, batch):
 
 @pytest.mark.parametrize("preset", ["paper", "cpu64"])
 def test_training_step_time(benchmark, matmul_peak, preset):
-    from paper_repro.gan import CosmoGAN
+    from paper_repro.gan.cosmogan import CosmoGAN
     p = get_preset(preset)
     gan = CosmoGAN.from_preset(p, seed=0)
     b, s = p.training.batch_size, p.model.image_size

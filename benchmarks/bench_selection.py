@@ -23,7 +23,7 @@ def cpu64():
 def step_time(cpu64):
     import time
 
-    from paper_repro.gan import CosmoGAN
+    from paper_repro.gan.cosmogan import CosmoGAN
     p, dev = cpu64
     gan = CosmoGAN.from_preset(p, seed=0)
     real = (p.training.data_scale * dev[:p.training.batch_size, :, :, None]).astype(np.float32)
@@ -38,8 +38,8 @@ def step_time(cpu64):
 
 @pytest.mark.parametrize("score", ["power_spectrum", "statistics"])
 def test_selection_score_time(benchmark, cpu64, step_time, score):
-    from paper_repro.models import build_generator, recalibrated_copy
-    from paper_repro.selection import SCORERS
+    from paper_repro.gan.models import build_generator, recalibrated_copy
+    from paper_repro.evaluation.selection import SCORERS
     p, dev = cpu64
     p = p.replace(selection_score=score)
     scorer = SCORERS[score].from_maps(dev, p)
@@ -63,8 +63,8 @@ def test_confirmation_score_time(benchmark, cpu64, step_time):
     selection epochs' ends and best/, one score each), and ``select_over_epoch``, that cost in
     training epochs of 400 steps.
     """
-    from paper_repro.models import build_generator, recalibrated_copy
-    from paper_repro.selection import CONFIRMATION_SEED, StatisticsScorer
+    from paper_repro.gan.models import build_generator, recalibrated_copy
+    from paper_repro.evaluation.selection import CONFIRMATION_SEED, StatisticsScorer
     p, dev = cpu64
     t = p.training
     scorer = StatisticsScorer.from_maps(dev, p, n_maps=t.confirmation_maps, seed=CONFIRMATION_SEED)

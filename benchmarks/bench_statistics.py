@@ -1,4 +1,4 @@
-"""Throughput of paper_repro.statistics (maps/s) and of the bootstrapped comparison (replicates/s).
+"""Throughput of paper_repro.stats.summaries (maps/s) and of the bootstrapped comparison (replicates/s).
 
 Run: ``pytest benchmarks/bench_statistics.py --benchmark-only``. maps/s is in each benchmark's
 extra_info (``--benchmark-json`` keeps it). The side-by-side comparison with LensTools 1.2 (which
@@ -7,8 +7,8 @@ needs NumPy < 1.24) is ``tox -e lenstools``: tests_lenstools/bench_vs_lenstools.
 import numpy as np
 import pytest
 
-from paper_repro import comparison as C
-from paper_repro import statistics as S
+from paper_repro.stats import twosample as C
+from paper_repro.stats import summaries as S
 
 N_MAPS = 32
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from paper_repro.config import get_preset
-from paper_repro.training import read_batch, symmetry_augment
+from paper_repro.gan.training import read_batch, symmetry_augment
 
 
 @pytest.fixture(scope="module")
@@ -17,7 +17,7 @@ def cpu64_step_s():
     """Best of 3 cpu64 training steps (seconds), measured once for this module."""
     import time
 
-    from paper_repro.gan import CosmoGAN
+    from paper_repro.gan.cosmogan import CosmoGAN
     p = get_preset("cpu64")
     gan = CosmoGAN.from_preset(p, seed=0)
     real = np.random.default_rng(0).normal(0, 0.05, (p.training.batch_size, 64, 64, 1)).astype(np.float32)
@@ -53,8 +53,8 @@ def test_batch_preparation(benchmark, cpu64_step_s, maps, augment):
 def test_discriminator_monitor(benchmark, cpu64_step_s, maps, tmp_path):
     """One row of discriminator.csv: the discriminator's verdict on 512 training + 512 development
     maps, against the 400 steps of a cpu64 epoch over 25,600 maps."""
-    from paper_repro.gan import CosmoGAN
-    from paper_repro.training import _log_discriminator
+    from paper_repro.gan.cosmogan import CosmoGAN
+    from paper_repro.gan.training import _log_discriminator
     p = get_preset("cpu64")
     gan = CosmoGAN.from_preset(p, seed=0)
     n = p.training.monitor_maps

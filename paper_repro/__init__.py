@@ -13,9 +13,9 @@ from .errors import PaperReproError
 __version__ = "0.1.0"
 
 _LAZY = {
-    "build_generator": "models",
-    "build_discriminator": "models",
-    "CosmoGAN": "gan",
+    "build_generator": "gan.models",
+    "build_discriminator": "gan.models",
+    "CosmoGAN": "gan.cosmogan",
 }
 
 

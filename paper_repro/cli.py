@@ -106,7 +106,7 @@ def _simulate(args: argparse.Namespace) -> int:
     """Simulate convergence maps and write a train/validation/development/auxiliary dataset."""
     import dataclasses
 
-    from . import data
+    from .maps import datasets as data
     from .config import get_dataset_preset
 
     cfg = get_dataset_preset(args.preset)
@@ -176,7 +176,7 @@ def _train_args(p: argparse.ArgumentParser) -> None:
 @command("train", _train_args)
 def _train(args: argparse.Namespace) -> int:
     _quiet_tensorflow()
-    from . import training
+    from .gan import training
     training.train(out=args.out, preset=args.preset, data=args.data, epochs=args.epochs,
                    seed=args.seed, resume=args.resume, development=args.development,
                    augment_from_epoch=args.augment_from_epoch, spectral_weight=args.spectral_weight,
@@ -203,7 +203,7 @@ def _select_args(p: argparse.ArgumentParser) -> None:
 def _select(args: argparse.Namespace) -> int:
     """Rescore a run's saved epoch generators and kept candidates; keep the lowest in best/."""
     _quiet_tensorflow()
-    from .selection import rescore_epochs
+    from .evaluation.selection import rescore_epochs
     if args.maps is not None and args.maps < 2:
         raise PaperReproError(f"--maps must be at least 2, got {args.maps}")
     r = rescore_epochs(args.run, first_epoch=args.from_epoch, development=args.development,
@@ -232,7 +232,7 @@ def _average_args(p: argparse.ArgumentParser) -> None:
 def _average(args: argparse.Namespace) -> int:
     """Average the weights of a run's late generators into averaged/ (score or select it next)."""
     _quiet_tensorflow()
-    from .averaging import average_run
+    from .gan.averaging import average_run
     if args.to_epoch is not None and args.to_epoch < args.from_epoch:
         raise PaperReproError(f"--to-epoch {args.to_epoch} is before --from-epoch {args.from_epoch}")
     r = average_run(args.run, first_epoch=args.from_epoch, last_epoch=args.to_epoch,
@@ -263,8 +263,8 @@ def _score(args: argparse.Namespace) -> int:
     _quiet_tensorflow()
     from pathlib import Path
 
-    from .runs import write_json
-    from .selection import score_generator
+    from .gan.runs import write_json
+    from .evaluation.selection import score_generator
     if args.maps is not None and args.maps < 2:
         raise PaperReproError(f"--maps must be at least 2, got {args.maps}")
     if args.json is not None and not args.json.endswith(".json"):
@@ -297,9 +297,9 @@ def _calibrate_args(p: argparse.ArgumentParser) -> None:
 def _calibrate(args: argparse.Namespace) -> int:
     """Append a fitted output calibration (fixed pattern removed, 2D power matched) to a run's generator (best, or --checkpoint)."""
     _quiet_tensorflow()
-    from . import calibration
-    from .data import open_maps
-    from .runs import read_run_info
+    from .gan import calibration
+    from .maps.datasets import open_maps
+    from .gan.runs import read_run_info
     if args.maps < 2:
         raise PaperReproError(f"--maps must be at least 2, got {args.maps}")
     info = read_run_info(args.run)
@@ -338,8 +338,8 @@ def _pick_args(p: argparse.ArgumentParser) -> None:
 def _pick(args: argparse.Namespace) -> int:
     """Calibrate each kept candidate of a run; write the one with the lowest worst-mean |z| (W) as a new run."""
     _quiet_tensorflow()
-    from .runs import read_run_info
-    from .selection import PICK_SEEDS, pick_calibrated
+    from .gan.runs import read_run_info
+    from .evaluation.selection import PICK_SEEDS, pick_calibrated
     info = read_run_info(args.run)
     dev = args.development or ([info.development] if info.development else None)
     if not dev:
@@ -367,7 +367,7 @@ def _generate_args(p: argparse.ArgumentParser) -> None:
 @command("generate", _generate_args)
 def _generate(args: argparse.Namespace) -> int:
     _quiet_tensorflow()
-    from . import runs
+    from .gan import runs
     runs.generate_to_file(args.run, args.out, n=args.n, seed=args.seed,
                           checkpoint=args.checkpoint, batch_size=args.batch_size)
     return 0
@@ -397,7 +397,7 @@ def _validate(args: argparse.Namespace) -> int:
     _quiet_tensorflow()
     from pathlib import Path
 
-    from . import certification, reproduction
+    from .evaluation import certification, reproduction
 
     if args.generated is None and args.run is None and args.reference is None:
         run, gen, ref, aux, train = reproduction.default_inputs(n=args.n)   # the shipped model
@@ -410,13 +410,13 @@ def _validate(args: argparse.Namespace) -> int:
         args.reference = str(ref / "validation.npy")
         args.auxiliary = args.auxiliary or str(ref / "auxiliary.npy")
     if args.training is None and args.run is not None:   # the run's own training maps, if readable
-        from .runs import read_run_info
+        from .gan.runs import read_run_info
         data = read_run_info(args.run).data
         args.training = data if data and Path(data).exists() else None
     generated = args.generated
     tmp = None
     if generated is None:
-        from .data import open_maps
+        from .maps.datasets import open_maps
         import tempfile
         n = args.n or len(open_maps(args.reference, check_finite=False))
         tmp = tempfile.TemporaryDirectory(prefix="paper-repro-validate-")
@@ -427,8 +427,8 @@ def _validate(args: argparse.Namespace) -> int:
                                        angle_deg=args.angle)
         report = certification.certify(inputs, progress=True)
         if args.run is not None:
-            from .models import flops_per_map
-            from .runs import load_generator
+            from .gan.models import flops_per_map
+            from .gan.runs import load_generator
             model, preset = load_generator(args.run, args.checkpoint)
             report.speed = certification.generation_speed(
                 model, preset.model.latent_dim, flops_per_map=flops_per_map(preset.model)["generator"])
@@ -453,7 +453,7 @@ def _diagnose_args(p: argparse.ArgumentParser) -> None:
 def _diagnose(args: argparse.Namespace) -> int:
     """Has the discriminator memorised the training set? Its verdict on training vs held-out maps."""
     _quiet_tensorflow()
-    from .training import discriminator_overfitting
+    from .gan.training import discriminator_overfitting
     r = discriminator_overfitting(args.run, args.heldout, n=args.n, seed=args.seed)
     print(f"{'maps':26s} {'called real':>11s} {'mean logit':>10s} {'n':>6s}")
     for name, v in r.items():
@@ -473,7 +473,7 @@ def _reproduce_args(p: argparse.ArgumentParser) -> None:
 def _reproduce(args: argparse.Namespace) -> int:
     """The main job: certify the shipped model on fresh simulations, write figures and report."""
     _quiet_tensorflow()
-    from . import reproduction
+    from .evaluation import reproduction
     return reproduction.reproduce(args.out, figures=not args.no_figures)
 
 
@@ -509,7 +509,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 def make_figures_main(argv: Sequence[str] | None = None) -> int:
     """``make-figures``: regenerate the paper's Figures 1-8 (see paper_repro.figures)."""
     try:
-        from . import figures  # noqa: F401
+        from .evaluation import figures  # noqa: F401
     except ImportError:
         print("make-figures: not built yet (the figures module lands with the figures issue)",
               file=sys.stderr)

@@ -6,7 +6,7 @@ import sys
 import numpy as np
 import pytest
 
-from paper_repro import runs
+from paper_repro.gan import runs
 from paper_repro.cli import main
 
 
@@ -130,7 +130,7 @@ def test_generate_missing_run(tmp_path, capsys):
 
 
 def test_interrupted_generation_leaves_no_file(tmp_path, cli_run, monkeypatch):
-    from paper_repro import runs as r
+    from paper_repro.gan import runs as r
     real = r.generate
 
     def dying(*a, **k):

@@ -1,4 +1,4 @@
-"""Per-map throughput of paper_repro.statistics and LensTools 1.2 on the paper's 256^2 maps, side by side.
+"""Per-map throughput of paper_repro.stats.summaries and LensTools 1.2 on the paper's 256^2 maps, side by side.
 
 Both run in this one process on the same maps, one thread each (paper_repro with its default,
 LensTools as it is). The issue asks for >= 10x on the power spectrum and >= 3x on the Minkowski
@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from oracle import SPEED, lt_map, random_maps
-from paper_repro import statistics as S
+from paper_repro.stats import summaries as S
 
 N_MAPS = 32
 ANGLE = 0.866

@@ -1,11 +1,11 @@
-"""paper_repro.statistics against the real LensTools 1.2 on fresh random maps of several sizes and angles."""
+"""paper_repro.stats.summaries against the real LensTools 1.2 on fresh random maps of several sizes and angles."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
 from oracle import lt_map, random_maps
-from paper_repro import statistics as S
+from paper_repro.stats import summaries as S
 
 CASES = [  # (size, angle_deg, dtype)
     (256, 0.866, np.float32),     # the paper's maps

@@ -2,7 +2,7 @@
 
 With no options it certifies the shipped reference model on freshly simulated maps, as
 ``paper-repro reproduce`` does. Every set's statistics are computed once per session
-(:func:`paper_repro.certification.certify`); each test file checks one criterion.
+(:func:`paper_repro.evaluation.certification.certify`); each test file checks one criterion.
 """
 import os
 import tempfile
@@ -31,7 +31,8 @@ def pytest_addoption(parser):
 
 @pytest.fixture(scope="session")
 def certification_inputs(request):
-    from paper_repro import certification, reproduction
+    from paper_repro.evaluation import certification
+    from paper_repro.evaluation import reproduction
 
     opt = request.config.getoption
     run, gen, ref, aux, train = (opt("--run"), opt("--generated"), opt("--reference"),
@@ -42,7 +43,7 @@ def certification_inputs(request):
     if ref is None or (gen is None and run is None):
         raise pytest.UsageError("give --reference and one of --generated / --run (or no options)")
     if gen is None:
-        from paper_repro.data import open_maps
+        from paper_repro.maps.datasets import open_maps
         n = opt("--n-generate") or len(open_maps(ref, check_finite=False))
         tmp = tempfile.TemporaryDirectory(prefix="paper-repro-validation-")
         request.addfinalizer(tmp.cleanup)
@@ -53,7 +54,7 @@ def certification_inputs(request):
 
 @pytest.fixture(scope="session")
 def report(certification_inputs):
-    from paper_repro import certification
+    from paper_repro.evaluation import certification
 
     run, inputs = certification_inputs
     rep = certification.certify(inputs)
@@ -67,14 +68,6 @@ def run_dir(certification_inputs):
     if run is None:
         pytest.skip("generation speed needs --run (or no options: the shipped model)")
     return run
-
-
-def check(report, name):
-    """Assert one criterion, with the report's numbers in the failure message."""
-    c = report.criteria[name]
-    lines = [f"{x['name']}: value {x['value']} limit {x['limit']} baseline {x['baseline']} ({x['rule']})"
-             for x in c["criteria"]]
-    assert c["passed"], f"{name} failed:\n" + "\n".join(lines)
 
 
 def pytest_sessionfinish(session, exitstatus):

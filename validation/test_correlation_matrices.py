@@ -1,5 +1,5 @@
 """Fig. 4: correlation matrices of the power spectra; the difference vs the real-vs-real baseline."""
-from conftest import check
+from tests.helpers import check
 
 
 def test_correlation_matrices(report):

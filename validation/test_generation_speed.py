@@ -3,9 +3,9 @@ import numpy as np
 
 
 def test_generation_speed(benchmark, run_dir, report):
-    from paper_repro.certification import generation_speed
-    from paper_repro.models import flops_per_map
-    from paper_repro.runs import load_generator
+    from paper_repro.evaluation.certification import generation_speed
+    from paper_repro.gan.models import flops_per_map
+    from paper_repro.gan.runs import load_generator
 
     model, preset = load_generator(run_dir)
     z = np.random.default_rng(0).standard_normal((256, preset.model.latent_dim)).astype(np.float32)

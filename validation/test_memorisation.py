@@ -1,7 +1,7 @@
 """Sect. 3.2: generated maps are no closer to the training maps than independent maps are."""
 import pytest
 
-from conftest import check
+from tests.helpers import check
 
 
 def test_memorisation(report):

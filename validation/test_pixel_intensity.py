@@ -1,5 +1,5 @@
 """Fig. 2: pixel-intensity distributions (per-map histograms), generated vs validation, calibrated."""
-from conftest import check
+from tests.helpers import check
 
 
 def test_pixel_intensity(report):

@@ -1,5 +1,5 @@
 """Fig. 3: the power spectrum at the paper's 248 modes, generated vs validation, calibrated."""
-from conftest import check
+from tests.helpers import check
 
 
 def test_power_spectrum(report):

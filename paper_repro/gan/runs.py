@@ -1,0 +1,338 @@
+"""Run directories: layout, atomic checkpoints, resume, per-epoch and best generators, generation.
+
+Layout of a run directory::
+
+    config.json                 resolved preset, data paths, seed (written once, atomically)
+    checkpoints/step-NNNNNNNNN/ full training state (state.npz + meta.json); the last KEEP kept
+    generators/epoch-NNNN.weights.h5   generator weights after each epoch
+    generator.keras             latest generator, Keras native format
+    best/generator.keras        generator with the best selection score, and best/score.json
+    candidates/step-NNNNNNNNN.weights.h5   the selection_candidates lowest-scoring snapshots of
+                                the selection epochs (when the preset keeps more than one), for
+                                ``paper-repro select`` to confirm on fresh latents
+    log.csv                     metrics every log_every steps (+ selection scores)
+
+A checkpoint directory is written under a temporary name and renamed into place when complete, so
+a run killed during a save resumes from the previous checkpoint.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+
+from ..config import Preset
+from ..maps.datasets import NpyWriter, atomic_path
+from ..errors import PaperReproError
+
+#: full-state checkpoints kept on disk (older ones are deleted after a newer one is complete)
+KEEP = 2
+
+
+@dataclass
+class RunInfo:
+    """What config.json of a run holds."""
+
+    preset: Preset
+    data: str | None
+    development: str | None
+    seed: int
+
+    def to_json(self) -> str:
+        return json.dumps({"preset": self.preset.to_dict(), "data": self.data,
+                           "development": self.development, "seed": self.seed}, indent=2)
+
+
+def write_json(path: Path, obj: Any) -> None:
+    """Write JSON atomically."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(obj, indent=2, sort_keys=True, default=_json_default))
+
+
+def _json_default(o):
+    if isinstance(o, (np.floating, np.integer)):
+        return o.item()
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    raise TypeError(type(o).__name__)
+
+
+def write_run_info(run: Path, info: RunInfo) -> None:
+    run.mkdir(parents=True, exist_ok=True)
+    with atomic_path(run / "config.json") as tmp:
+        tmp.write_text(info.to_json())
+
+
+def read_run_info(run: str | os.PathLike) -> RunInfo:
+    run = Path(run)
+    path = run / "config.json"
+    if not run.is_dir():
+        raise PaperReproError(f"{run}: no such run directory")
+    if not path.exists():
+        raise PaperReproError(f"{path}: missing; {run} is not a paper_repro run directory")
+    try:
+        d = json.loads(path.read_text())
+        return RunInfo(Preset.from_dict(d["preset"]), d.get("data"), d.get("development"), int(d["seed"]))
+    except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+        raise PaperReproError(f"{path}: unreadable run configuration ({exc})") from None
+
+
+# ------------------------------------------------------------------------------- checkpoints
+def _ckpt_name(step: int) -> str:
+    return f"step-{step:09d}"
+
+
+def save_checkpoint(run: Path, state: list[np.ndarray], meta: dict) -> Path:
+    """Write a full-state checkpoint atomically (temporary directory, then rename) and prune old ones."""
+    ckdir = run / "checkpoints"
+    ckdir.mkdir(parents=True, exist_ok=True)
+    final = ckdir / _ckpt_name(int(meta["global_step"]))
+    tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=ckdir))
+    try:
+        with open(tmp / "state.npz", "wb") as fh:
+            np.savez(fh, *state)
+            fh.flush()
+            os.fsync(fh.fileno())
+        (tmp / "meta.json").write_text(json.dumps(meta, indent=2, default=_json_default))
+        if final.exists():
+            shutil.rmtree(final)
+        os.replace(tmp, final)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    for old in list_checkpoints(run)[:-KEEP]:
+        shutil.rmtree(old, ignore_errors=True)
+    return final
+
+
+def list_checkpoints(run: Path) -> list[Path]:
+    """Complete checkpoints, oldest first (temporary directories are ignored)."""
+    ckdir = Path(run) / "checkpoints"
+    if not ckdir.is_dir():
+        return []
+    return sorted(p for p in ckdir.iterdir()
+                  if p.is_dir() and p.name.startswith("step-") and (p / "meta.json").exists())
+
+
+def load_checkpoint(path: Path) -> tuple[list[np.ndarray], dict]:
+    try:
+        meta = json.loads((path / "meta.json").read_text())
+        with np.load(path / "state.npz", allow_pickle=False) as f:
+            state = [f[f"arr_{i}"] for i in range(len(f.files))]
+    except (OSError, ValueError, KeyError, json.JSONDecodeError) as exc:
+        raise PaperReproError(f"{path}: unreadable checkpoint ({exc})") from None
+    return state, meta
+
+
+def latest_checkpoint(run: Path) -> Path | None:
+    cks = list_checkpoints(run)
+    return cks[-1] if cks else None
+
+
+def clean_partial(run: Path) -> None:
+    """Remove temporary files and directories a killed run left behind."""
+    for d in [run, run / "checkpoints", run / "generators", run / "best"]:
+        if d.is_dir():
+            for p in d.iterdir():
+                if p.name.startswith(".tmp-") or p.name.endswith(".partial"):
+                    shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)
+
+
+# -------------------------------------------------------------------------------- generators
+def save_generator(generator, path: Path) -> None:
+    """Save a Keras model (``.keras``) or its weights (``.weights.h5``) atomically."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    suffix = ".weights.h5" if path.name.endswith(".weights.h5") else ".keras"
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=suffix, dir=path.parent)
+    os.close(fd)
+    os.unlink(tmp)
+    try:
+        if suffix == ".keras":
+            generator.save(tmp)
+        else:
+            generator.save_weights(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def list_epoch_generators(run: str | os.PathLike, first_epoch: int = 1,
+                          last_epoch: int | None = None) -> dict[int, Path]:
+    """{epoch: path} of the epoch-end generators in a run's ``generators/``, ``first_epoch..last_epoch``."""
+    import re
+
+    found = {}
+    for f in sorted((Path(run) / "generators").glob("epoch-*.weights.h5")):
+        if m := re.fullmatch(r"epoch-(\d+)\.weights\.h5", f.name):
+            e = int(m.group(1))
+            if e >= first_epoch and (last_epoch is None or e <= last_epoch):
+                found[e] = f
+    return dict(sorted(found.items()))
+
+
+def averaged_path(run: str | os.PathLike) -> Path:
+    """Where a run keeps the weight average written by ``paper-repro average``."""
+    return Path(run) / "averaged" / "generator.keras"
+
+
+def candidate_path(run: str | os.PathLike, global_step: int) -> Path:
+    """Where a run keeps the selection snapshot taken after ``global_step`` steps."""
+    return Path(run) / "candidates" / f"step-{global_step:09d}.weights.h5"
+
+
+def list_candidates(run: str | os.PathLike) -> dict[int, Path]:
+    """{global step: path} of the selection snapshots kept in a run's ``candidates/``."""
+    import re
+
+    found = {}
+    for f in sorted((Path(run) / "candidates").glob("step-*.weights.h5")):
+        if m := re.fullmatch(r"step-(\d+)\.weights\.h5", f.name):
+            found[int(m.group(1))] = f
+    return found
+
+
+def selection_scores(run: str | os.PathLike) -> dict[int, tuple[int, float]]:
+    """{global step: (epoch, score)} of the training-time selection scores in ``selection.csv``."""
+    import csv
+
+    path = Path(run) / "selection.csv"
+    out = {}
+    if path.exists():
+        with open(path, newline="") as fh:
+            for line, row in enumerate(list(csv.reader(fh))[1:], start=2):
+                if not row:
+                    continue
+                try:
+                    out[int(row[0])] = (int(row[1]), float(row[2]))
+                except (IndexError, ValueError):
+                    raise PaperReproError(f"{path}, line {line}: expected global_step,epoch,score, "
+                                          f"got {','.join(row)!r}") from None
+    return out
+
+
+def generator_path(run: str | os.PathLike, checkpoint: str | int | None = None) -> Path:
+    """The generator file of a run: ``best`` (default when present), ``last``, ``averaged`` (written by
+    ``paper-repro average``), an epoch number, or ``step-N``, the selection snapshot kept in
+    ``candidates/`` after N steps."""
+    run = Path(run)
+    if checkpoint is None:
+        checkpoint = "best" if (run / "best" / "generator.keras").exists() else "last"
+    checkpoint = str(checkpoint)
+    if checkpoint == "best":
+        path = run / "best" / "generator.keras"
+    elif checkpoint == "last":
+        path = run / "generator.keras"
+    elif checkpoint == "averaged":
+        path = averaged_path(run)
+        if not path.exists():
+            raise PaperReproError(f"{path}: run {run} has no averaged generator; "
+                                  "make one with paper-repro average")
+    elif checkpoint.startswith("step-"):
+        try:
+            step = int(checkpoint[5:])
+        except ValueError:
+            raise PaperReproError(f"--checkpoint step-N needs an integer step N, got {checkpoint!r}") from None
+        path = candidate_path(run, step)
+        if not path.exists():
+            raise PaperReproError(f"{path}: no such candidate in run {run} (kept steps: "
+                                  f"{', '.join(map(str, list_candidates(run))) or 'none'})")
+    else:
+        try:
+            epoch = int(checkpoint)
+        except ValueError:
+            raise PaperReproError(
+                f"--checkpoint must be an epoch number, 'step-N', 'last', 'best' or 'averaged', "
+                f"got {checkpoint!r}") from None
+        path = run / "generators" / f"epoch-{epoch:04d}.weights.h5"
+    if not path.exists():
+        have = sorted(p.name for p in (run / "generators").glob("epoch-*.weights.h5"))
+        raise PaperReproError(f"{path}: no such generator in run {run} (available epochs: "
+                              f"{', '.join(h[6:10] for h in have) or 'none'})")
+    return path
+
+
+def load_generator(run: str | os.PathLike, checkpoint: str | int | None = None):
+    """(generator model, preset) of a run; see :func:`generator_path` for ``checkpoint``."""
+    import keras
+
+    from . import calibration  # noqa: F401  (registers the calibration layer for loading)
+    from .models import build_generator
+
+    info = read_run_info(run)
+    path = generator_path(run, checkpoint)
+    try:
+        if path.name.endswith(".keras"):
+            model = keras.saving.load_model(path, compile=False)
+        else:
+            model = build_generator(info.preset)
+            model.load_weights(path)
+    except (OSError, ValueError) as exc:
+        raise PaperReproError(f"{path}: cannot load generator ({exc})") from None
+    return model, info.preset
+
+
+# -------------------------------------------------------------------------------- generation
+def latents(n: int, latent_dim: int, seed: int) -> Iterator[np.ndarray]:
+    """z ~ N(0, 1), (n, latent_dim) float32, drawn from one seeded stream in blocks of 1024."""
+    rng = np.random.default_rng(seed)
+    for start in range(0, n, 1024):
+        yield rng.standard_normal((min(1024, n - start), latent_dim), dtype=np.float32)
+
+
+def generate(generator, n: int, seed: int, *, batch_size: int = 256, data_scale: float = 1.0,
+             progress: bool = False) -> Iterator[np.ndarray]:
+    """Yield generated maps (b, H, W) float32 in convergence units (tanh output / data_scale).
+
+    The maps depend only on ``seed`` and ``n``'s prefix: map i is the same whatever the batch size.
+    """
+    if n <= 0:
+        raise PaperReproError(f"number of maps must be positive, got {n}")
+    if batch_size <= 0:
+        raise PaperReproError(f"batch size must be positive, got {batch_size}")
+    latent_dim = int(generator.inputs[0].shape[-1])
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+        bar = tqdm(total=n, unit="map", desc="generate")
+    for z in latents(n, latent_dim, seed):
+        for s in range(0, len(z), batch_size):
+            out = generator(z[s:s + batch_size], training=False)
+            maps = np.asarray(out, dtype=np.float32)[..., 0] / np.float32(data_scale)
+            if bar is not None:
+                bar.update(len(maps))
+            yield maps
+    if bar is not None:
+        bar.close()
+
+
+def generate_maps(run: str | os.PathLike, n: int, seed: int, checkpoint=None, batch_size: int = 256) -> np.ndarray:
+    """Generate n maps from a run into memory (N, H, W)."""
+    model, preset = load_generator(run, checkpoint)
+    return np.concatenate(list(generate(model, n, seed, batch_size=batch_size,
+                                        data_scale=preset.training.data_scale)))
+
+
+def generate_to_file(run: str | os.PathLike, out: str | os.PathLike, *, n: int, seed: int,
+                     checkpoint=None, batch_size: int = 256) -> Path:
+    """Stream n generated maps into ``out`` (.npy, N x H x W float32); memory does not grow with n."""
+    out = Path(out)
+    if n <= 0:
+        raise PaperReproError(f"--n must be positive, got {n}")
+    if out.suffix != ".npy":
+        raise PaperReproError(f"{out}: output must be a .npy file")
+    model, preset = load_generator(run, checkpoint)
+    size = preset.model.image_size
+    with NpyWriter(out, n, size) as writer:
+        for maps in generate(model, n, seed, batch_size=batch_size,
+                             data_scale=preset.training.data_scale, progress=True):
+            writer.write(maps)
+    return out

@@ -1,0 +1,721 @@
+"""Two-sample comparison of map statistics: per-component KS and AD tests, bootstrap, baseline calibration.
+
+The paper (Sect. 3.1) compares generated and validation maps with bootstrapped two-sample
+Kolmogorov-Smirnov (KS) and Anderson-Darling (AD) tests, one per component of a statistic (each
+of the 248 power-spectrum modes, each of the 57 Minkowski-functional values, ...), and reports
+tallies such as "p > 0.99 in 236 of 248 modes". Under the null hypothesis a valid p-value is
+uniform, so such tallies cannot be pass thresholds (``../shared/reference/paper-facts.md``).
+This module therefore
+
+* computes KS and AD tests for many components at once (vectorised ranks), with full-range
+  p-values (:func:`ks_test`, :func:`ad_test`);
+* bootstraps them (R subsamples of n maps from each set; the median p per component, as the
+  paper) and turns the medians into valid p-values, min(1, 2 x median) (a median of p-values,
+  doubled, is a valid p-value under any dependence: Meng 1994; Vovk & Wang 2020), Holm-corrected
+  across components (:func:`bootstrap_tests`, :func:`holm`);
+* calibrates: generated-vs-validation must be no more distinguishable than the baseline
+  validation-vs-auxiliary (two independent simulation sets), within the tolerances of
+  :class:`~paper_repro.config.CertificationConfig` (:func:`calibrate`, :class:`Verdict`);
+* reports the paper-style tallies, labelled as such (:func:`paper_tallies`), and offers the
+  chi-square histogram distance of the paper's checkpoint selection (:func:`histogram_chi2`).
+
+Statistics are (N, K) arrays: N maps, K components. Components constant over both sets (empty
+ell bins) cannot be tested: they are reported, with NaN p-values, and left out of every criterion.
+
+AD p-values. SciPy's ``anderson_ksamp`` interpolates Scholz & Stephens' (1987) table and clips p
+to [0.001, 0.25]. For two samples the standardised statistic T = (A2 - 1) / sigma_N has, as
+N grows, the distribution of (A2_inf - 1) / sqrt(var A2_inf), with A2_inf the one-sample
+Anderson-Darling limit (Pettitt 1976; Scholz & Stephens 1987, whose k = 2 table it reproduces).
+We return P(A2_inf > 1 + T sqrt(2 (pi^2 - 9) / 3)): Marsaglia & Marsaglia's (2004) ADinf for
+the bulk, and beyond A2_inf = 4 the exact tail asymptotics sqrt(3) erfc(sqrt(z)) (1 + 11 / (36 z))
+(the largest weight 1/2 of A2_inf = sum Y_j / (j (j + 1)), times prod_{j>=2} (1 - 2/(j(j+1)))^(-1/2)
+= sqrt(3), with the first-order correction), blended over [4, 5]. Both agree with a numerical
+inversion of the characteristic function (Imhof) to < 0.3 % relative (tests/test_comparison.py).
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+import numpy as np
+import scipy.special
+import scipy.stats
+
+from ..config import CertificationConfig
+from ..errors import PaperReproError
+
+__all__ = [
+    "ks_test", "ad_test", "ad_pvalue", "constant_components", "holm", "bootstrap_tests",
+    "BootstrapResult", "paper_tallies", "mean_z", "correlation_distance", "histogram_chi2",
+    "split_reference", "Criterion", "Verdict", "calibrate", "correlation_criterion",
+]
+
+
+# --- input checks -------------------------------------------------------------------------------
+
+def _as_stat(x, name: str) -> np.ndarray:
+    a = np.asarray(x, dtype=np.float64)
+    if a.ndim == 1:
+        a = a[:, None]
+    if a.ndim != 2 or a.shape[0] < 2:
+        raise PaperReproError(f"{name}: expected an (N, K) statistic with N >= 2 maps, found shape {np.shape(x)}")
+    if not np.isfinite(a).all():
+        raise PaperReproError(f"{name}: contains NaN or inf")
+    return a
+
+
+def _pair(a, b, names=("a", "b")) -> tuple[np.ndarray, np.ndarray]:
+    a = _as_stat(a, names[0])
+    b = _as_stat(b, names[1])
+    if a.shape[1] != b.shape[1]:
+        raise PaperReproError(
+            f"{names[0]}, {names[1]}: expected the same number of components, found {a.shape[1]} and {b.shape[1]}")
+    return a, b
+
+
+def constant_components(*stats) -> np.ndarray:
+    """Components (K,) whose value is the same in every map of every set given: not testable."""
+    first = np.asarray(stats[0])[0]
+    return np.logical_and.reduce([np.all(np.asarray(s) == first, axis=0) for s in stats])
+
+
+# --- vectorised two-sample tests ---------------------------------------------------------------------
+
+class _Pooled:
+    """Both samples pooled and sorted per component, one row per component (K, n + m), shared by KS and AD."""
+
+    def __init__(self, a: np.ndarray, b: np.ndarray):
+        self.n, self.m = a.shape[0], b.shape[0]
+        z = np.concatenate([a.T, b.T], axis=1)                 # (K, N), contiguous rows
+        order = np.argsort(z, axis=1)                          # order within ties is irrelevant below
+        self.zs = np.take_along_axis(z, order, axis=1)
+        self.ca = np.cumsum(order < self.n, axis=1)            # a values at or before each position
+        self.end = np.ones(self.zs.shape, dtype=bool)
+        self.end[:, :-1] = self.zs[:, 1:] != self.zs[:, :-1]   # last element of a group of ties
+        self.const = self.zs[:, 0] == self.zs[:, -1]
+
+    def ks(self, a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        n, m = self.n, self.m
+        pos = np.arange(1, n + m + 1)[None, :]
+        num = np.abs(self.ca * m - (pos - self.ca) * n)         # n m |F_a - F_b|, exact integers
+        num = np.where(self.end, num, 0).max(axis=1)
+        p = np.empty(num.size)
+        for key in np.unique(num):
+            k = (n, m, int(key))
+            cols = np.flatnonzero(num == key)
+            if k not in _KS_P:
+                if len(_KS_P) > 200_000:
+                    _KS_P.clear()
+                j = cols[0]
+                _KS_P[k] = float(scipy.stats.ks_2samp(a[:, j], b[:, j]).pvalue)
+            p[cols] = _KS_P[k]
+        return num / (n * m), p
+
+    def ad(self) -> tuple[np.ndarray, np.ndarray]:
+        n, m = self.n, self.m
+        N = n + m
+        zs, ca = self.zs, self.ca
+        idx = np.arange(N)[None, :]
+        start_flag = np.ones(zs.shape, dtype=bool)
+        start_flag[:, 1:] = self.end[:, :-1]                  # a group starts after a group end
+        start = np.maximum.accumulate(np.where(start_flag, idx, 0), axis=1)  # first index of own group
+        lj = (idx + 1 - start).astype(np.float64)                            # group size (at its end)
+        bj = start + lj / 2.0                                                # mid-rank position
+        ca_before = np.where(start > 0, np.take_along_axis(ca, np.maximum(start - 1, 0), axis=1), 0)
+        fa = ca - ca_before
+        ma = ca - fa / 2.0
+        mb = (idx + 1 - ca) - (lj - fa) / 2.0
+        with np.errstate(divide="ignore", invalid="ignore"):
+            den = bj * (N - bj) - N * lj / 4.0
+            term = lj / N * ((N * ma - bj * n) ** 2 / n + (N * mb - bj * m) ** 2 / m) / den
+        a2 = np.where(self.end, term, 0.0).sum(axis=1) * (N - 1.0) / N
+        t = (a2 - 1.0) / _ad_sigma(n, m)
+        t[self.const] = np.nan
+        p = ad_pvalue(t)
+        p[self.const] = np.nan
+        return t, p
+
+
+_KS_P: dict[tuple[int, int, int], float] = {}
+
+
+def ks_test(a, b) -> tuple[np.ndarray, np.ndarray]:
+    """Two-sided two-sample KS test of every component: (D (K,), p (K,)), as ``scipy.stats.ks_2samp``.
+
+    D = max |F_a - F_b| over the pooled values (ties handled as SciPy). The p-value is SciPy's own
+    (method 'auto': exact up to 10,000 maps per set), computed once per distinct (n, m, D) and
+    cached. Constant components get D = 0, p = 1 (callers leave them out).
+    """
+    a, b = _pair(a, b)
+    return _Pooled(a, b).ks(a, b)
+
+
+# Anderson-Darling ------------------------------------------------------------------------------------
+
+_AD_VAR_INF = 2.0 * (math.pi ** 2 - 9.0) / 3.0                 # variance of the A2_inf limit law
+
+
+def _ad_sigma(n: int, m: int) -> float:
+    """Standard deviation of A2 under the null for two samples (Scholz & Stephens 1987, as SciPy)."""
+    k = 2
+    N = n + m
+    H = 1.0 / n + 1.0 / m
+    hs_cs = (1.0 / np.arange(N - 1, 1, -1)).cumsum()
+    h = hs_cs[-1] + 1
+    g = (hs_cs / np.arange(2, N)).sum()
+    a = (4 * g - 6) * (k - 1) + (10 - 6 * g) * H
+    b = (2 * g - 4) * k ** 2 + 8 * h * k + (2 * g - 14 * h - 4) * H - 8 * h + 4 * g - 6
+    c = (6 * h + 2 * g - 2) * k ** 2 + (4 * h - 4 * g + 6) * k + (2 * h - 6) * H + 4 * h
+    d = (2 * h + 6) * k ** 2 - 4 * h * k
+    return math.sqrt((a * N ** 3 + b * N ** 2 + c * N + d) / ((N - 1.0) * (N - 2.0) * (N - 3.0)))
+
+
+def _adinf_sf(z: np.ndarray) -> np.ndarray:
+    """P(A2_inf > z), full range (Marsaglia & Marsaglia 2004 bulk; sqrt(3) erfc tail beyond 4)."""
+    z = np.asarray(z, dtype=np.float64)
+    out = np.ones(z.shape)
+    pos = z > 0
+    zz = np.where(pos, z, 1.0)
+    with np.errstate(over="ignore", under="ignore", divide="ignore", invalid="ignore"):
+        low = 1.0 - np.exp(-1.2337141 / zz) / np.sqrt(zz) * (
+            2.00012 + (.247105 - (.0649821 - (.0347962 - (.0116720 - .00168691 * zz) * zz) * zz) * zz) * zz)
+        mid = -np.expm1(-np.exp(1.0776 - (2.30695 - (.43424 - (.082433 - (.008056 - .0003146 * zz) * zz)
+                                                      * zz) * zz) * zz))
+        bulk = np.where(zz < 2.0, low, mid)
+        tail = math.sqrt(3.0) * scipy.special.erfc(np.sqrt(zz)) * (1.0 + 11.0 / (36.0 * zz))
+        w = np.clip(zz - 4.0, 0.0, 1.0)                        # blend over [4, 5]
+        blend = np.exp((1 - w) * np.log(np.maximum(bulk, 1e-300)) + w * np.log(np.maximum(tail, 1e-300)))
+        res = np.where(zz < 4.0, bulk, np.where(zz < 5.0, blend, tail))
+    out[pos] = np.clip(res[pos], 0.0, 1.0)
+    return out
+
+
+def ad_pvalue(statistic) -> np.ndarray:
+    """Full-range p-value of SciPy's standardised two-sample AD statistic (the sizes are in it already)."""
+    t = np.asarray(statistic, dtype=np.float64)
+    return _adinf_sf(1.0 + t * math.sqrt(_AD_VAR_INF))
+
+
+def ad_test(a, b) -> tuple[np.ndarray, np.ndarray]:
+    """Two-sample Anderson-Darling test of every component: (T (K,), p (K,)).
+
+    T equals ``scipy.stats.anderson_ksamp([a[:, k], b[:, k]], variant='midrank').statistic``
+    (Scholz & Stephens' A2akN with mid-ranks for ties, standardised); p is full range (module
+    docstring), not clipped to [0.001, 0.25]. Constant components get T = NaN, p = NaN.
+    """
+    a, b = _pair(a, b)
+    return _Pooled(a, b).ad()
+
+
+# --- multiple testing ----------------------------------------------------------------------------------
+
+def holm(p) -> np.ndarray:
+    """Holm (1979) step-down adjusted p-values; NaN entries (untested components) stay NaN.
+
+    Component i is rejected at family-wise level alpha when adjusted p_i <= alpha.
+    """
+    p = np.asarray(p, dtype=np.float64)
+    out = np.full(p.shape, np.nan)
+    ok = np.flatnonzero(np.isfinite(p))
+    if ok.size == 0:
+        return out
+    q = p[ok]
+    order = np.argsort(q, kind="stable")
+    k = q.size
+    adj = np.maximum.accumulate((k - np.arange(k)) * q[order])
+    res = np.empty(k)
+    res[order] = np.minimum(adj, 1.0)
+    out[ok] = res
+    return out
+
+
+# --- bootstrap -------------------------------------------------------------------------------------------
+
+@dataclass
+class BootstrapResult:
+    """Bootstrapped per-component KS and AD tests of one pair of sets (a: first, b: second).
+
+    Arrays have one entry per component; untested (constant) components hold NaN.
+    ``*_median_p``: the paper's bootstrap p (median over replicates); ``*_valid_p``:
+    min(1, 2 median), a valid p-value; ``*_holm``: Holm-adjusted ``*_valid_p``;
+    ``*_reject_fraction``: fraction of tested components with p < alpha, averaged over replicates.
+    """
+
+    n_a: int
+    n_b: int
+    n_sub: int
+    replicates: int
+    alpha: float
+    constant: np.ndarray
+    ks_stat_median: np.ndarray
+    ks_median_p: np.ndarray
+    ad_stat_median: np.ndarray
+    ad_median_p: np.ndarray
+    ks_reject_fraction: float
+    ad_reject_fraction: float
+    ks_p: np.ndarray = field(repr=False)                  # (R, K) replicate p-values
+    ad_p: np.ndarray = field(repr=False)
+
+    @property
+    def ks_valid_p(self) -> np.ndarray:
+        return np.minimum(1.0, 2.0 * self.ks_median_p)
+
+    @property
+    def ad_valid_p(self) -> np.ndarray:
+        return np.minimum(1.0, 2.0 * self.ad_median_p)
+
+    @property
+    def ks_holm(self) -> np.ndarray:
+        return holm(self.ks_valid_p)
+
+    @property
+    def ad_holm(self) -> np.ndarray:
+        return holm(self.ad_valid_p)
+
+    @property
+    def tested(self) -> int:
+        return int((~self.constant).sum())
+
+    def to_dict(self, labels: Sequence | None = None, replicates: bool = False) -> dict[str, Any]:
+        d = {
+            "n_a": self.n_a, "n_b": self.n_b, "n_sub": self.n_sub, "replicates": self.replicates,
+            "alpha": self.alpha, "tested_components": self.tested,
+            "constant_components": int(self.constant.sum()),
+            "ks_reject_fraction": self.ks_reject_fraction, "ad_reject_fraction": self.ad_reject_fraction,
+            "ks_min_holm_p": _nanmin(self.ks_holm), "ad_min_holm_p": _nanmin(self.ad_holm),
+            "components": {
+                "label": _jsonable(labels if labels is not None else np.arange(self.constant.size)),
+                "constant": self.constant.tolist(),
+                "ks_statistic_median": _jsonable(self.ks_stat_median),
+                "ks_median_p": _jsonable(self.ks_median_p),
+                "ks_valid_p": _jsonable(self.ks_valid_p),
+                "ks_holm_p": _jsonable(self.ks_holm),
+                "ad_statistic_median": _jsonable(self.ad_stat_median),
+                "ad_median_p": _jsonable(self.ad_median_p),
+                "ad_valid_p": _jsonable(self.ad_valid_p),
+                "ad_holm_p": _jsonable(self.ad_holm),
+            },
+        }
+        if replicates:
+            d["ks_p_replicates"] = _jsonable(self.ks_p)
+            d["ad_p_replicates"] = _jsonable(self.ad_p)
+        return d
+
+
+def bootstrap_tests(a, b, *, n_sub: int | None = None, replicates: int = 100, alpha: float = 0.05,
+                    seed: int | np.random.Generator = 0) -> BootstrapResult:
+    """KS and AD tests of every component on ``replicates`` subsamples of ``n_sub`` maps of each set.
+
+    Each replicate draws ``n_sub`` maps without replacement from a and, independently, from b
+    (default and maximum: the smaller set's size). The same seed gives the same result.
+    """
+    a, b = _pair(a, b)
+    na, nb_ = a.shape[0], b.shape[0]
+    n = min(na, nb_) if n_sub is None else int(n_sub)
+    if not 2 <= n <= min(na, nb_):
+        raise PaperReproError(
+            f"n_sub: expected 2 <= n_sub <= {min(na, nb_)} (the smaller set), found {n_sub}")
+    if replicates < 1:
+        raise PaperReproError(f"replicates: expected >= 1, found {replicates}")
+    rng = np.random.default_rng(seed)
+    const = constant_components(a, b)
+    tested = np.flatnonzero(~const)
+    k = a.shape[1]
+    ks_p = np.full((replicates, k), np.nan)
+    ad_p = np.full((replicates, k), np.nan)
+    ks_s = np.full((replicates, k), np.nan)
+    ad_s = np.full((replicates, k), np.nan)
+    if tested.size:
+        at, bt = a[:, tested], b[:, tested]
+        for r in range(replicates):
+            ia = rng.permutation(na)[:n] if n < na else np.arange(na)
+            ib = rng.permutation(nb_)[:n] if n < nb_ else np.arange(nb_)
+            sa, sb = at[ia], bt[ib]
+            pooled = _Pooled(sa, sb)
+            ks_s[r, tested], ks_p[r, tested] = pooled.ks(sa, sb)
+            ad_s[r, tested], ad_p[r, tested] = pooled.ad()
+    with np.errstate(invalid="ignore"):
+        # a subsample can be constant in a component that is not constant overall: AD is then
+        # undefined there (NaN): count it as not rejected, take medians over the defined ones
+        ks_rej = _mean_or_nan(np.nanmean(ks_p[:, tested] < alpha, axis=1)) if tested.size else math.nan
+        ad_rej = _mean_or_nan(np.nanmean(np.where(np.isnan(ad_p[:, tested]), 1.0, ad_p[:, tested]) < alpha,
+                                         axis=1)) if tested.size else math.nan
+    return BootstrapResult(
+        n_a=na, n_b=nb_, n_sub=n, replicates=replicates, alpha=alpha, constant=const,
+        ks_stat_median=_nanmedian(ks_s), ks_median_p=_nanmedian(ks_p),
+        ad_stat_median=_nanmedian(ad_s), ad_median_p=_nanmedian(ad_p),
+        ks_reject_fraction=ks_rej, ad_reject_fraction=ad_rej, ks_p=ks_p, ad_p=ad_p)
+
+
+def _nanmedian(x: np.ndarray) -> np.ndarray:
+    out = np.full(x.shape[1], np.nan)
+    ok = ~np.all(np.isnan(x), axis=0)
+    if ok.any():
+        out[ok] = np.nanmedian(x[:, ok], axis=0)
+    return out
+
+
+def _mean_or_nan(x: np.ndarray) -> float:
+    return float(np.mean(x)) if x.size else math.nan
+
+
+def _nanmin(x: np.ndarray) -> float | None:
+    x = np.asarray(x)
+    return float(np.nanmin(x)) if np.isfinite(x).any() else None
+
+
+# --- reported summaries -------------------------------------------------------------------------------
+
+def paper_tallies(p, levels: Sequence[float] = (0.99, 0.95, 0.9, 0.8), label: str = "components"
+                  ) -> dict[str, Any]:
+    """The paper-style tallies "bootstrap p > level in k of K components" (reported, never a criterion).
+
+    Under the null a valid p exceeds 0.99 in only ~1 % of components, even between two independent
+    simulation sets: these counts describe, they do not certify (paper-facts.md).
+    """
+    p = np.asarray(p, dtype=np.float64)
+    tested = p[np.isfinite(p)]
+    counts = {f"p>{lv:g}": int((tested > lv).sum()) for lv in levels}
+    text = "; ".join(f"p > {lv:g} in {c} of {tested.size} {label}" for lv, c in zip(levels, counts.values()))
+    return {"label": "paper-style tally (descriptive only, not a pass criterion)", "tested": int(tested.size),
+            "counts": counts, "min_p": float(tested.min()) if tested.size else None, "text": text}
+
+
+def mean_z(gen, ref) -> np.ndarray:
+    """(mean_gen - mean_ref) / standard error, per component; NaN where both sets are constant."""
+    g, r = _pair(gen, ref, ("gen", "ref"))
+    se = np.sqrt(g.var(axis=0, ddof=1) / g.shape[0] + r.var(axis=0, ddof=1) / r.shape[0])
+    diff = g.mean(axis=0) - r.mean(axis=0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        z = np.where(se > 0, diff / np.where(se > 0, se, 1.0), np.where(diff == 0, np.nan, np.inf))
+    return z
+
+
+def compare_fourier_modes(generated, reference, *, top: int = 8, grid_period: int = 8,
+                          ring_width: int = 8) -> dict:
+    """Which 2-D Fourier modes of the generated maps carry the wrong power (descriptive).
+
+    Power per mode from :func:`~paper_repro.statistics.fourier_mode_power`; z = (mean_gen -
+    mean_ref) / combined standard error. Each mode is counted once (k and -k carry the same power
+    for real maps); k = 0 is left out. Returns {"worst": the ``top`` modes by |z|, each {"k": [kx,
+    ky], "ratio": power gen / ref, "z", "grid": whether both components are multiples of H /
+    ``grid_period`` (wavevectors whose period divides ``grid_period`` pixels: the grid that stride-2
+    upsampling layers imprint)}; "grid": {"modes", "ratio" (summed power gen / ref), "max_abs_z"}
+    over those grid modes; "rings": [{"k_min", "k_max", "ratio"}] summed power in rings of |k|
+    ``ring_width`` wide; "fixed_pattern_rms": {"generated", "reference", "noise_generated"}: the rms
+    of each set's pixel-wise mean map and what independent maps would give (pixel std / sqrt N)}.
+    """
+    from .summaries import fourier_mode_power
+
+    g = fourier_mode_power(generated)
+    r = fourier_mode_power(reference)
+    if g["mean"].shape != r["mean"].shape:
+        raise PaperReproError(f"generated maps are {g['mean'].shape}, reference maps {r['mean'].shape}: "
+                              "modes can only be compared at one size")
+    size = g["mean"].shape[0]
+    if grid_period < 1 or size % grid_period:
+        raise PaperReproError(f"grid_period must divide the map size {size}, got {grid_period}")
+    kx, ky = g["kx"], g["ky"]
+    # one of each pair {k, -k} (FFT indices (i, j) and (-i, -j) mod H), without k = 0
+    i, j = np.meshgrid(np.arange(size), np.arange(size), indexing="ij")
+    ci, cj = (-i) % size, (-j) % size
+    half = ((i < ci) | ((i == ci) & (j <= cj))) & ~((i == 0) & (j == 0))
+    se = np.hypot(g["sem"], r["sem"])
+    z = np.where(se > 0, (g["mean"] - r["mean"]) / np.where(se > 0, se, 1.0), 0.0)
+    ratio = g["mean"] / np.where(r["mean"] > 0, r["mean"], np.nan)
+    step = size // grid_period
+    on_grid = (kx % step == 0) & (ky % step == 0)
+    idx = np.flatnonzero(half.ravel())
+    order = idx[np.argsort(-np.abs(z.ravel()[idx]), kind="stable")][:top]
+    worst = [{"k": [int(kx.flat[q]), int(ky.flat[q])], "ratio": float(ratio.flat[q]), "z": float(z.flat[q]),
+              "grid": bool(on_grid.flat[q])} for q in order]
+    gm = half & on_grid
+    kk = np.hypot(kx, ky)
+    rings = []
+    for lo in range(0, int(np.ceil(kk.max())) + 1, ring_width):
+        m = half & (kk >= max(lo, 1e-9)) & (kk < lo + ring_width)
+        if m.any():
+            rings.append({"k_min": lo, "k_max": lo + ring_width,
+                          "ratio": float(g["mean"][m].sum() / r["mean"][m].sum())})
+    n = g["n"]
+    pixel_std = float(np.sqrt(max(g["mean"].sum() / size ** 2 - float(np.mean(g["mean_map"])) ** 2, 0.0)))
+    return {"worst": worst,
+            "grid": {"period_pixels": grid_period, "modes": int(gm.sum()),
+                     "ratio": float(g["mean"][gm].sum() / r["mean"][gm].sum()) if gm.any() else math.nan,
+                     "max_abs_z": float(np.abs(z[gm]).max()) if gm.any() else math.nan},
+            "rings": rings,
+            "fixed_pattern_rms": {"generated": float(g["mean_map"].std()), "reference": float(r["mean_map"].std()),
+                                  "noise_generated": pixel_std / math.sqrt(n)},
+            "n_generated": int(n), "n_reference": int(r["n"])}
+
+
+def correlation_distance(stat_a, stat_b, quantile: float = 0.99) -> dict[str, float]:
+    """Summary of |C_a - C_b| (correlation matrices across maps) over off-diagonal component pairs.
+
+    Returns {"quantile": q, "value": the q-quantile, "max": the largest}; constant components are
+    left out (their correlations are undefined).
+    """
+    from .summaries import correlation_difference, offdiagonal
+
+    a, b = _pair(stat_a, stat_b)
+    d = np.abs(offdiagonal(correlation_difference(a, b)))
+    if d.size == 0:
+        return {"quantile": quantile, "value": math.nan, "max": math.nan}
+    return {"quantile": quantile, "value": float(np.quantile(d, quantile)), "max": float(d.max())}
+
+
+def histogram_chi2(gen, ref, bins: int = 20, *, log: bool = False) -> tuple[np.ndarray, float]:
+    """Chi-square distance between per-component histograms of two sets (paper Sect. 2.3 selection).
+
+    For each component, both sets are histogrammed on ``bins`` equal bins spanning the reference
+    set's range (values outside go to the end bins), normalised to unit sum, and compared with
+    chi2 = 1/2 sum_i (g_i - r_i)^2 / (g_i + r_i) (0: identical, 1: disjoint). ``log``: bin
+    log10 of the values (for positive, skewed statistics such as the power spectrum). Returns
+    (per-component distances (K,), their sum over non-constant components).
+    """
+    g, r = _pair(gen, ref, ("gen", "ref"))
+    if bins < 2:
+        raise PaperReproError(f"bins: expected >= 2, found {bins}")
+    if log:
+        if (g <= 0).any() or (r <= 0).any():
+            const = constant_components(g, r)
+            bad = ((g <= 0) | (r <= 0)).any(axis=0) & ~const
+            if bad.any():
+                raise PaperReproError("histogram_chi2: log=True needs positive values in every tested component")
+        with np.errstate(divide="ignore"):
+            g, r = np.log10(np.where(g > 0, g, 1.0)), np.log10(np.where(r > 0, r, 1.0))
+    lo, hi = r.min(axis=0), r.max(axis=0)
+    width = np.where(hi > lo, hi - lo, 1.0)
+
+    def hist(x: np.ndarray) -> np.ndarray:
+        k = np.clip(np.floor((x - lo) / width * bins), 0, bins - 1).astype(np.intp)
+        k += (np.arange(x.shape[1]) * bins)[None, :]
+        h = np.bincount(k.ravel(), minlength=bins * x.shape[1]).reshape(x.shape[1], bins).astype(np.float64)
+        return h / x.shape[0]
+
+    hg, hr = hist(g), hist(r)
+    s = hg + hr
+    with np.errstate(divide="ignore", invalid="ignore"):
+        d = 0.5 * np.where(s > 0, (hg - hr) ** 2 / np.where(s > 0, s, 1.0), 0.0).sum(axis=1)
+    const = constant_components(gen if not log else g, ref if not log else r)
+    d[const] = 0.0
+    return d, float(d.sum())
+
+
+def split_reference(n: int, seed: int | np.random.Generator = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Random disjoint halves (indices) of a reference set of n maps, for when no auxiliary set is given.
+
+    Use the first half as the validation set and the second as the auxiliary set, so that the
+    generated-vs-validation and the baseline comparisons have the same validation-set size.
+    """
+    if n < 4:
+        raise PaperReproError(f"split_reference: expected at least 4 maps, found {n}")
+    perm = np.random.default_rng(seed).permutation(n)
+    h = n // 2
+    return np.sort(perm[:h]), np.sort(perm[h:2 * h])
+
+
+# --- calibration ----------------------------------------------------------------------------------------
+
+@dataclass
+class Criterion:
+    """One pass/fail criterion: ``value`` compared with ``limit`` (derived from the baseline and config)."""
+
+    name: str
+    passed: bool
+    value: float | None
+    limit: float | None
+    baseline: float | None
+    rule: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: _jsonable(v) for k, v in dataclasses.asdict(self).items()}
+
+
+@dataclass
+class Verdict:
+    """Certification of one statistic: generated-vs-validation against validation-vs-auxiliary.
+
+    JSON-serialisable with :meth:`to_dict` / :meth:`to_json` (NaN becomes null).
+    """
+
+    statistic: str
+    passed: bool
+    criteria: list[Criterion]
+    baseline_source: str
+    n_generated: int
+    n_validation: int
+    n_auxiliary: int
+    labels: list
+    generated: BootstrapResult = field(repr=False)
+    baseline: BootstrapResult = field(repr=False)
+    tallies: dict[str, Any] = field(default_factory=dict)
+    mean_z: list = field(default_factory=list, repr=False)
+    config: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    @property
+    def failed(self) -> list[str]:
+        return [c.name for c in self.criteria if not c.passed]
+
+    def summary(self) -> str:
+        head = f"{self.statistic}: {'PASS' if self.passed else 'FAIL'}"
+        parts = [f"{c.name} {'ok' if c.passed else 'FAILED'} ({_fmt(c.value)} vs limit {_fmt(c.limit)})"
+                 for c in self.criteria]
+        return head + " - " + "; ".join(parts)
+
+    def to_dict(self, replicates: bool = False) -> dict[str, Any]:
+        return {
+            "statistic": self.statistic,
+            "passed": bool(self.passed),
+            "failed_criteria": self.failed,
+            "criteria": [c.to_dict() for c in self.criteria],
+            "baseline_source": self.baseline_source,
+            "n_generated": self.n_generated, "n_validation": self.n_validation,
+            "n_auxiliary": self.n_auxiliary,
+            "generated_vs_validation": self.generated.to_dict(self.labels, replicates),
+            "auxiliary_vs_validation": self.baseline.to_dict(self.labels, replicates),
+            "mean_z": _jsonable(self.mean_z),
+            "paper_style_tallies": self.tallies,
+            "config": _jsonable(self.config),
+            "summary": self.summary(),
+        }
+
+    def to_json(self, **kw) -> str:
+        return json.dumps(self.to_dict(**kw), indent=2, allow_nan=False)
+
+
+def correlation_criterion(generated, validation, auxiliary,
+                          config: CertificationConfig | None = None) -> Criterion:
+    """The correlation-matrix criterion alone (paper Fig. 4): generated vs validation against the baseline.
+
+    The ``corr_quantile`` of |C_gen - C_val| over component pairs must be at most ``corr_factor``
+    times that of |C_aux - C_val|, the latter scaled by sqrt((1/n_gen + 1/n_val) / (1/n_aux +
+    1/n_val)): the sampling noise of a correlation difference for the sets' sizes.
+    """
+    cfg = config or CertificationConfig()
+    g = _as_stat(generated, "generated")
+    v = _as_stat(validation, "validation")
+    x = _as_stat(auxiliary, "auxiliary")
+    cg = correlation_distance(g, v, cfg.corr_quantile)
+    cb = correlation_distance(x, v, cfg.corr_quantile)
+    scale = math.sqrt((1 / g.shape[0] + 1 / v.shape[0]) / (1 / x.shape[0] + 1 / v.shape[0]))
+    limit = cfg.corr_factor * cb["value"] * scale
+    return Criterion(
+        "correlation", bool(cg["value"] <= limit), cg["value"], limit, cb["value"],
+        f"{cfg.corr_quantile:g} quantile of |C_generated - C_validation| over component pairs <= "
+        f"{cfg.corr_factor:g} x the baseline's (x {scale:.3f} for set sizes); largest: "
+        f"{cg['max']:.3f} (baseline {cb['max']:.3f})")
+
+
+def calibrate(generated, validation, auxiliary, *, statistic: str, labels: Sequence | None = None,
+              config: CertificationConfig | None = None, correlation: bool = False,
+              baseline_source: str = "auxiliary set",
+              seed: int | np.random.Generator | None = None) -> Verdict:
+    """Certify one statistic: is ``generated`` no more distinguishable from ``validation`` than ``auxiliary``?
+
+    Each argument is that set's statistic, (N, K). The criteria (tolerances from ``config``):
+
+    * ``ks_reject_fraction``, ``ad_reject_fraction``: fraction of tested components with
+      bootstrap p < alpha, generated <= baseline + reject_margin;
+    * ``ks_holm_min_p``, ``ad_holm_min_p``: Holm-adjusted valid bootstrap p, min >= holm_level;
+    * ``mean_within_k_se``: max |mean difference| / standard error <= mean_k_sigma;
+    * ``correlation`` (if ``correlation``): quantile of |C_gen - C_val| <= corr_factor x the
+      baseline's quantile of |C_aux - C_val| (size-corrected).
+
+    Both comparisons use the same subsample size n = min(bootstrap_maps, smallest set // 2) and
+    independent streams of the same seed. Sets with fewer than ``min_maps`` maps raise PaperReproError.
+    """
+    cfg = config or CertificationConfig()
+    g = _as_stat(generated, "generated")
+    v = _as_stat(validation, "validation")
+    x = _as_stat(auxiliary, "auxiliary")
+    if not (g.shape[1] == v.shape[1] == x.shape[1]):
+        raise PaperReproError(
+            f"{statistic}: expected the same number of components in every set, found "
+            f"{g.shape[1]} (generated), {v.shape[1]} (validation), {x.shape[1]} (auxiliary)")
+    for name, s in (("generated", g), ("validation", v), ("auxiliary", x)):
+        if s.shape[0] < cfg.min_maps:
+            raise PaperReproError(
+                f"{statistic}: {name} set has {s.shape[0]} maps, expected at least {cfg.min_maps} for the bootstrap")
+    k = g.shape[1]
+    labels = list(np.arange(k) if labels is None else np.asarray(labels).tolist())
+    if len(labels) != k:
+        raise PaperReproError(f"{statistic}: expected {k} labels, found {len(labels)}")
+    # at most half of the smallest set, so that replicates differ and their mean settles
+    n_sub = max(2, min(cfg.bootstrap_maps, min(g.shape[0], v.shape[0], x.shape[0]) // 2))
+    seed = cfg.seed if seed is None else seed
+    ss = np.random.SeedSequence(seed) if not isinstance(seed, np.random.Generator) else None
+    seeds = ss.spawn(2) if ss is not None else [seed, seed]
+    gen_res = bootstrap_tests(g, v, n_sub=n_sub, replicates=cfg.bootstrap_replicates, alpha=cfg.alpha,
+                              seed=np.random.default_rng(seeds[0]))
+    base_res = bootstrap_tests(x, v, n_sub=n_sub, replicates=cfg.bootstrap_replicates, alpha=cfg.alpha,
+                               seed=np.random.default_rng(seeds[1]))
+    # a component constant in one comparison but not the other is tested in both or neither
+    const = gen_res.constant & base_res.constant
+
+    criteria: list[Criterion] = []
+    for test in ("ks", "ad"):
+        gv = getattr(gen_res, f"{test}_reject_fraction")
+        bv = getattr(base_res, f"{test}_reject_fraction")
+        limit = bv + cfg.reject_margin
+        criteria.append(Criterion(
+            f"{test}_reject_fraction", bool(gv <= limit), gv, limit, bv,
+            f"fraction of tested components with bootstrap {test.upper()} p < {cfg.alpha:g} (mean over "
+            f"{cfg.bootstrap_replicates} replicates of {n_sub} maps) <= baseline + {cfg.reject_margin:g}"))
+    for test in ("ks", "ad"):
+        gv = _nanmin(getattr(gen_res, f"{test}_holm"))
+        bv = _nanmin(getattr(base_res, f"{test}_holm"))
+        criteria.append(Criterion(
+            f"{test}_holm_min_p", bool(gv is None or gv >= cfg.holm_level), gv, cfg.holm_level, bv,
+            f"smallest Holm-adjusted valid bootstrap {test.upper()} p, min(1, 2 x median), "
+            f">= {cfg.holm_level:g}"))
+    z = mean_z(g, v)
+    zb = mean_z(x, v)
+    zt = np.abs(z[~const])
+    zmax = float(zt.max()) if zt.size else 0.0
+    zbt = np.abs(zb[~const])
+    criteria.append(Criterion(
+        "mean_within_k_se", bool(zmax <= cfg.mean_k_sigma), zmax, cfg.mean_k_sigma,
+        float(zbt.max()) if zbt.size else 0.0,
+        f"every component: |mean(generated) - mean(validation)| <= {cfg.mean_k_sigma:g} standard errors"))
+    if correlation:
+        criteria.append(correlation_criterion(g, v, x, cfg))
+    tallies = {
+        "generated_vs_validation": {
+            "ks": paper_tallies(gen_res.ks_median_p, cfg.tally_levels, statistic),
+            "ad": paper_tallies(gen_res.ad_median_p, cfg.tally_levels, statistic)},
+        "auxiliary_vs_validation": {
+            "ks": paper_tallies(base_res.ks_median_p, cfg.tally_levels, statistic),
+            "ad": paper_tallies(base_res.ad_median_p, cfg.tally_levels, statistic)},
+    }
+    return Verdict(
+        statistic=statistic, passed=all(c.passed for c in criteria), criteria=criteria,
+        baseline_source=baseline_source, n_generated=g.shape[0], n_validation=v.shape[0],
+        n_auxiliary=x.shape[0], labels=labels, generated=gen_res, baseline=base_res,
+        tallies=tallies, mean_z=list(z), config=cfg.to_dict())
+
+
+# --- helpers ---------------------------------------------------------------------------------------------
+
+def _jsonable(x):
+    """Plain Python (lists, floats, None for NaN/inf) for json.dumps(allow_nan=False)."""
+    if isinstance(x, dict):
+        return {str(k): _jsonable(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_jsonable(v) for v in x]
+    if isinstance(x, np.ndarray):
+        return _jsonable(x.tolist())
+    if isinstance(x, (np.bool_, bool)):
+        return bool(x)
+    if isinstance(x, (np.integer, int)):
+        return int(x)
+    if isinstance(x, (np.floating, float)):
+        return float(x) if math.isfinite(x) else None
+    return x
+
+
+def _fmt(v) -> str:
+    return "n/a" if v is None or (isinstance(v, float) and not math.isfinite(v)) else f"{v:.4g}"

@@ -1,0 +1,271 @@
+"""make-figures and the figure_N functions: every file from a tiny run, captions, bad input."""
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from paper_repro.evaluation import figures
+
+from paper_repro.stats import summaries as statistics
+from paper_repro.cli import make_figures_main
+from paper_repro.maps.datasets import build_dataset, load_dataset
+from paper_repro.errors import PaperReproError
+
+from tests.helpers import smooth_maps
+
+N = 24
+FILES = [f"fig{f}.{ext}" for f in figures.FIGURES for ext in ("png", "pdf", "txt")] + ["captions.json"]
+
+
+@pytest.fixture(scope="module")
+def tiny_dataset(tmp_path_factory):
+    out = tmp_path_factory.mktemp("figdata") / "ds"
+    build_dataset(out, "tiny")
+    return out
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory, tiny_dataset):
+    from paper_repro.gan.training import train
+
+    run = tmp_path_factory.mktemp("figrun") / "run"
+    train(run, "tiny", tiny_dataset / "train.npy", epochs=1, seed=0, progress=False)
+    return run
+
+
+@pytest.fixture(scope="module")
+def made(tmp_path_factory, tiny_run, tiny_dataset):
+    out = tmp_path_factory.mktemp("figs") / "figures"
+    rc = figures.main(["--run", str(tiny_run), "--data", str(tiny_dataset), "--out", str(out),
+                       "--n", str(N), "--seed", "3", "--quiet"])
+    assert rc == 0
+    return out
+
+
+def _one_line_error(capsys) -> str:
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1, err
+    assert err[0].startswith("make-figures: error: ")
+    return err[0]
+
+
+# ------------------------------------------------------------------------------- the whole run
+def test_every_figure_file_is_written_and_nonempty(made):
+    names = sorted(p.name for p in made.iterdir())
+    assert names == sorted(FILES)                       # nothing else: no temporary files left
+    for f in figures.FIGURES:
+        png, pdf = made / f"fig{f}.png", made / f"fig{f}.pdf"
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 5000
+        assert pdf.read_bytes()[:5] == b"%PDF-" and pdf.stat().st_size > 5000
+
+
+def test_pngs_are_not_blank(made):
+    import matplotlib.image
+
+    for f in figures.FIGURES:
+        img = matplotlib.image.imread(made / f"fig{f}.png")
+        assert img.ndim == 3 and min(img.shape[:2]) > 200
+        # a figure with content has many distinct colours, not a uniform canvas
+        rgb = (img[..., :3] * 255).round().astype(np.int64)
+        packed = (rgb[..., 0] << 16) | (rgb[..., 1] << 8) | rgb[..., 2]
+        assert np.unique(packed).size > 50, f
+
+
+def test_captions_state_the_numbers(made, tiny_dataset):
+    caps = json.loads((made / "captions.json").read_text())
+    angle = load_dataset(tiny_dataset).angle_deg
+    assert caps["inputs"]["n_generated"] == N and caps["inputs"]["n_validation"] == N
+    assert caps["inputs"]["angle_deg"] == pytest.approx(angle)
+    for f in ("1", "2", "3a", "3b", "4", "5", "6"):
+        entry = caps[f"fig{f}"]
+        assert entry["numbers"]["n_generated"] == N, f
+        assert f"N = {N}" in entry["caption"], f
+        text = (made / f"fig{f}.txt").read_text()
+        assert f"N = {N}" in text and entry["caption"] in text
+    assert caps["fig7"]["numbers"]["n_examples"] == 4
+    assert caps["fig7"]["numbers"]["n_training"] == 64           # the tiny preset's train split
+    assert caps["fig8"]["numbers"]["n_paths"] == 3 and caps["fig8"]["numbers"]["n_steps"] == 8
+    # p-values behind Figures 2, 3b and 6 are probabilities
+    ps = [caps["fig2"]["numbers"]["pvalue"]]
+    ps += [m["pvalue"] for m in caps["fig3b"]["numbers"]["modes_shown"]]
+    ps += [r["pvalue"] for rows in caps["fig6"]["numbers"]["pvalues"].values() for r in rows]
+    assert all(0.0 <= p <= 1.0 for p in ps), ps
+    assert f"{angle:.4g}" in caps["fig1"]["caption"]
+
+
+def test_figure_7_distances_are_the_nearest_training_maps(made, tiny_run):
+    from paper_repro.gan import runs
+
+    caps = json.loads((made / "captions.json").read_text())
+    num = caps["fig7"]["numbers"]
+    gen = runs.generate_maps(tiny_run, 4, seed=3)
+    train = np.load(Path(caps["inputs"]["training_maps"]))
+    d = np.sqrt(((gen[:, None].astype(np.float64) - train[None]) ** 2).sum(axis=(2, 3)))
+    np.testing.assert_array_equal(num["index_pixel"], d.argmin(axis=1))
+    np.testing.assert_allclose(num["distance_pixel"], d.min(axis=1), rtol=1e-5)
+
+
+# ---------------------------------------------------------------------------------- bad input
+def test_missing_run_exits_2_with_one_line_and_no_files(tmp_path, capsys, tiny_dataset):
+    out = tmp_path / "figs"
+    rc = make_figures_main(["--run", str(tmp_path / "nope"), "--data", str(tiny_dataset),
+                            "--out", str(out), "--quiet"])
+    assert rc == 2
+    assert "nope" in _one_line_error(capsys)
+    assert not out.exists()
+
+
+def test_missing_data_exits_2_with_one_line_and_no_files(tmp_path, capsys, tiny_run):
+    out = tmp_path / "figs"
+    rc = figures.main(["--run", str(tiny_run), "--data", str(tmp_path / "nodata"), "--out", str(out),
+                       "--quiet"])
+    assert rc == 2
+    assert "nodata" in _one_line_error(capsys)
+    assert not out.exists()
+
+
+def test_dataset_of_another_geometry_is_refused(tmp_path, capsys, tiny_run, tiny_dataset):
+    other = tmp_path / "other"
+    shutil.copytree(tiny_dataset, other)
+    manifest = json.loads((other / "manifest.json").read_text())
+    manifest["angle_deg"] = 0.5
+    (other / "manifest.json").write_text(json.dumps(manifest))
+    out = tmp_path / "figs"
+    assert figures.main(["--run", str(tiny_run), "--data", str(other), "--out", str(out), "--quiet"]) == 2
+    assert "deg" in _one_line_error(capsys)
+    assert not out.exists()
+
+
+def test_no_reference_model_exits_2(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(figures, "default_run", lambda: tmp_path / "reference_model")
+    monkeypatch.chdir(tmp_path)
+    assert figures.main(["--quiet"]) == 2
+    assert "reference model" in _one_line_error(capsys)
+    assert not (tmp_path / "figures").exists() and not (tmp_path / "data").exists()
+
+
+def test_failure_midway_leaves_no_partial_files(tmp_path, monkeypatch, tiny_run, tiny_dataset):
+    out = tmp_path / "figs"
+    out.mkdir()
+    (out / "fig1.png").write_bytes(b"previous")          # an older figure stays as it was
+
+    def boom(*a, **k):
+        raise PaperReproError("injected failure")
+
+    monkeypatch.setattr(figures, "figure_6", boom)
+    with pytest.raises(PaperReproError, match="injected"):
+        figures.make_figures(tiny_run, tiny_dataset, out, n=8, n_paths=1, n_steps=2)
+    assert sorted(p.name for p in out.iterdir()) == ["fig1.png"]
+    assert (out / "fig1.png").read_bytes() == b"previous"
+
+
+def test_default_data_is_simulated_with_the_runs_geometry(tmp_path, monkeypatch, tiny_run):
+    monkeypatch.chdir(tmp_path)
+    info, _ = figures._check_run(tiny_run, None, default=False)
+    ds = figures._check_data(figures.DEFAULT_DATA, info.preset, default=True, progress=False)
+    assert (tmp_path / "data" / "reference" / "manifest.json").exists()
+    assert ds.manifest["crop_size"] == info.preset.model.image_size
+    assert ds.angle_deg == pytest.approx(info.preset.angle_deg)
+
+
+# ------------------------------------------------------------------------------ array interface
+@pytest.fixture(scope="module")
+def two_sets():
+    a, b = smooth_maps(40, 32, seed=1), smooth_maps(40, 32, seed=2)
+    a[:, 3, 3] += 0.5                                       # a heavy positive tail (a "halo")
+    return a, b
+
+
+def test_figure_functions_take_arrays(two_sets):
+    from matplotlib.figure import Figure
+
+    gen, val = two_sets
+    angle = 32 * 3.464 / 1024
+    ell, Pg = statistics.power_spectrum(gen, angle)
+    _, Pv = statistics.power_spectrum(val, angle)
+    modes = statistics.count_modes(32, angle)
+    nu, *mg = statistics.minkowski_functionals(gen)
+    _, *mv = statistics.minkowski_functionals(val)
+    made = [figures.figure_1(gen, val, angle_deg=angle), figures.figure_2(gen, val),
+            figures.figure_3a(ell, Pg, Pv, modes=modes), figures.figure_3b(ell, Pg, Pv, modes=modes),
+            figures.figure_4(Pv, Pg, None, ell=ell, modes=modes), figures.figure_5(nu, mg, mv),
+            figures.figure_6(nu, mg, mv), figures.figure_7(gen[:2], val[:2], val[2:4]),
+            figures.figure_8(np.stack([gen[:5], val[:5]]))]
+    for fig in made:
+        assert isinstance(fig, Figure) and fig.caption.startswith("Figure ")
+        assert isinstance(fig.numbers, dict)
+    assert made[0].numbers["vmax"] > 0.1                   # the tail is inside the colour range
+    assert made[3].numbers["n_generated"] == 40
+    # Fig. 4 without an auxiliary set still compares validation and generated
+    assert list(made[4].numbers["differences"]) == ["validation - generated"]
+
+
+def test_identical_sets_give_p_value_one_and_zero_differences(two_sets):
+    gen, _ = two_sets
+    ell, P = statistics.power_spectrum(gen, 0.2)
+    fig = figures.figure_3b(ell, P, P.copy(), modes=statistics.count_modes(32, 0.2))
+    assert all(m["pvalue"] == pytest.approx(1.0) for m in fig.numbers["modes_shown"])
+    fig4 = figures.figure_4(P, P.copy(), P.copy(), modes=statistics.count_modes(32, 0.2))
+    assert all(v["max_abs"] == 0.0 for v in fig4.numbers["differences"].values())
+
+
+def test_shifted_power_spectrum_gives_small_p_values(two_sets):
+    gen, val = two_sets
+    modes = statistics.count_modes(32, 0.2)
+    ell, Pv = statistics.power_spectrum(val, 0.2)
+    shown = figures.figure_3b(ell, Pv * 3.0, Pv, modes=modes).numbers["modes_shown"]   # 3x the power
+    # a bin with one mode has an exponential distribution: 3x the power still overlaps much there
+    assert sum(m["n_modes"] >= 3 for m in shown) >= 2
+    assert all(m["pvalues"]["KS"] < 1e-4 and m["pvalues"]["AD"] < 1e-4 for m in shown if m["n_modes"] >= 3)
+    shown = figures.figure_3b(ell, Pv * 10.0, Pv, modes=modes).numbers["modes_shown"]
+    assert all(m["pvalues"]["KS"] < 1e-3 and m["pvalues"]["AD"] < 1e-3 for m in shown)
+    assert shown[0]["ell"] < shown[-1]["ell"]
+
+
+def test_select_modes_clips_to_existing_bins():
+    edges = statistics.DEFAULT_L_EDGES
+    ell = 0.5 * (edges[:-1] + edges[1:])
+    modes = statistics.count_modes(256, 0.866)
+    idx = figures.select_modes(ell, figures.DEFAULT_MODES, modes=modes)
+    np.testing.assert_allclose(ell[idx], [3300, 23300, 43300])          # the authors' slides
+    small = statistics.count_modes(32, 0.108)
+    idx = figures.select_modes(ell, (100.0, 1e6), modes=small)
+    nonempty = np.flatnonzero(small > 0)
+    assert idx == [nonempty[0], nonempty[-1]]
+    assert len(figures.select_modes(ell, (3300.0, 3301.0), modes=modes)) == 1      # no duplicates
+
+
+def test_asinh_ticks_cover_the_tails(two_sets):
+    gen, val = two_sets
+    norm = figures.map_norm([gen, val])
+    ticks = figures.asinh_ticks(norm)
+    assert 0.0 in ticks and ticks == sorted(ticks)
+    assert all(norm.vmin <= t <= norm.vmax for t in ticks)
+    pos = np.array([float(norm(t)) for t in ticks])
+    assert np.all(np.diff(pos) >= 0.07 - 1e-12)
+    assert max(ticks) >= 0.1                                            # a tick in the tail
+
+
+def test_bad_arrays_raise_paper_repro_error():
+    with pytest.raises(PaperReproError, match="expected float maps"):
+        figures.figure_1(np.zeros((2, 8, 9), np.float32), np.zeros((2, 8, 8), np.float32))
+    with pytest.raises(PaperReproError, match="P_generated"):
+        figures.figure_3a(np.arange(5.0), np.ones((3, 4)), np.ones((3, 5)))
+    with pytest.raises(PaperReproError, match="expected \\(V0, V1, V2\\)"):
+        figures.figure_5(np.arange(3.0), [np.ones((3, 3))], [np.ones((3, 3))] * 3)
+    with pytest.raises(PaperReproError, match="strips"):
+        figures.figure_8(np.zeros((2, 1, 8, 8), np.float32))
+
+
+def test_pixel_pvalue_is_calibrated_and_has_power():
+    # independent sets from one distribution: p-values spread over [0, 1] (valid under the null)
+    ps = np.array([figures.pixel_values_pvalue(smooth_maps(30, 32, seed=100 + 2 * i),
+                                               smooth_maps(30, 32, seed=101 + 2 * i),
+                                               n_permutations=300, seed=i)[0] for i in range(20)])
+    assert np.mean(ps < 0.1) <= 0.3 and np.mean(ps > 0.5) >= 0.25, ps
+    # a 30% larger amplitude is detected
+    p, test, d = figures.pixel_values_pvalue(smooth_maps(30, 32, seed=1), 1.3 * smooth_maps(30, 32, seed=2),
+                                             n_permutations=300)
+    assert p < 0.01 and d > 0 and "permutations" in test

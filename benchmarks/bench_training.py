@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from paper_repro.config import get_preset
-from paper_repro.gan.training import read_batch, symmetry_augment
+from paper_repro.gan.batches import read_batch, symmetry_augment
 
 
 @pytest.fixture(scope="module")

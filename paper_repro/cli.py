@@ -297,7 +297,7 @@ def _calibrate_args(p: argparse.ArgumentParser) -> None:
 def _calibrate(args: argparse.Namespace) -> int:
     """Append a fitted output calibration (fixed pattern removed, 2D power matched) to a run's generator (best, or --checkpoint)."""
     _quiet_tensorflow()
-    from .gan import calibration
+    from .gan import calibration, runs
     from .maps.datasets import open_maps
     from .gan.runs import read_run_info
     if args.maps < 2:
@@ -308,7 +308,7 @@ def _calibrate(args: argparse.Namespace) -> int:
         raise PaperReproError(f"{args.run}: the run names no training data; pass --data")
     real = open_maps(data, size=info.preset.model.image_size)
     seed = calibration.CALIBRATION_SEED if args.latent_seed is None else args.latent_seed
-    fit = calibration.calibrate_run(args.run, args.out, real, n_maps=args.maps, seed=seed,
+    fit = runs.calibrate_run(args.run, args.out, real, n_maps=args.maps, seed=seed,
                                     checkpoint=args.checkpoint, progress=not args.quiet)
     which = "best" if args.checkpoint is None else args.checkpoint
     print(f"wrote {args.out}: {args.run}'s {which} generator calibrated on {fit.n_generated} of its maps "

@@ -932,7 +932,7 @@ def make_figures(run: str | os.PathLike | None = None, data: str | os.PathLike |
     after every figure was made, so a failure leaves no partial output.
     """
     from ..stats import novelty
-    from ..gan import runs
+    from ..gan import latents, runs
     from ..stats import summaries as statistics
 
     for name, value in (("n", n), ("n_examples", n_examples), ("n_paths", n_paths)):
@@ -967,7 +967,7 @@ def make_figures(run: str | os.PathLike | None = None, data: str | os.PathLike |
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     generator, _ = runs.load_generator(run, checkpoint)
     scale = preset.training.data_scale
-    gen = np.concatenate(list(runs.generate(generator, n, seed, data_scale=scale)))
+    gen = np.concatenate(list(latents.generate(generator, n, seed, data_scale=scale)))
 
     say("statistics")
     ell, P_gen = statistics.power_spectrum(gen, angle, l_edges)

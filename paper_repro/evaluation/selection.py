@@ -61,7 +61,7 @@ class PowerSpectrumScorer:
 
     def generated(self, generator) -> np.ndarray:
         """The ``n_maps`` maps (kappa) this score draws from ``generator`` with latent seed ``seed``."""
-        from ..gan.runs import generate
+        from ..gan.latents import generate
         return np.concatenate(list(generate(generator, self.n_maps, self.seed,
                                             batch_size=self.batch_size, data_scale=self.data_scale)))
 
@@ -128,7 +128,7 @@ class StatisticsScorer:
 
     def generated(self, generator) -> np.ndarray:
         """The ``n_maps`` maps (kappa) this score draws from ``generator`` with latent seed ``seed``."""
-        from ..gan.runs import generate
+        from ..gan.latents import generate
         return np.concatenate(list(generate(generator, self.n_maps, self.seed,
                                             batch_size=self.batch_size, data_scale=self.data_scale)))
 
@@ -412,7 +412,7 @@ class WorstMeanScorer:
 
     def evaluate(self, generator) -> dict:
         """{seed: :meth:`worst_means` of ``n_maps`` maps from ``generator`` with that latent seed}."""
-        from ..gan.runs import generate
+        from ..gan.latents import generate
 
         return {seed: self.worst_means(np.concatenate(list(generate(
                     generator, self.n_maps, seed, batch_size=self.batch_size, data_scale=self.data_scale))))
@@ -431,7 +431,7 @@ def pick_calibrated(run: str | os.PathLike, out: str | os.PathLike, reference: S
     (:func:`paper_repro.calibration.fit` on the training maps, its own latent seed) and is scored by
     :class:`WorstMeanScorer` on the maps of ``reference`` pooled (development-type sets, never the
     validation set); ``calibration_maps`` generated maps per fit. The pick is written, with the
-    calibration it was scored with, as :func:`paper_repro.calibration.calibrate_run` writes a
+    calibration it was scored with, as :func:`paper_repro.gan.runs.calibrate_run` writes a
     calibrated run, plus ``best/pick.json`` with every candidate's W. Returns that record.
     """
     from pathlib import Path
@@ -442,7 +442,7 @@ def pick_calibrated(run: str | os.PathLike, out: str | os.PathLike, reference: S
     from ..maps.datasets import open_maps
 
     run, out = Path(run), Path(out)
-    calibration.check_output_run(run, out)
+    runs.check_output_run(run, out)
     info = runs.read_run_info(run)
     p = info.preset
     kept = runs.list_candidates(run)
@@ -481,6 +481,6 @@ def pick_calibrated(run: str | os.PathLike, out: str | os.PathLike, reference: S
               "reference_maps": int(len(pooled)), "maps": scorer.n_maps, "seeds": list(scorer.seeds),
               "global_step": pick, "W": results[pick]["W"],
               "candidates": {str(s): r for s, r in results.items()}}
-    calibration.write_calibrated_run(run, out, model, runs.generator_path(run, f"step-{pick}"), fitted,
+    runs.write_calibrated_run(run, out, model, runs.generator_path(run, f"step-{pick}"), fitted,
                                      extra={"pick.json": record})
     return record

@@ -16,15 +16,14 @@ command that loads a generator uses it. It is not in the paper.
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import asdict, dataclass
-from pathlib import Path
 
 import keras
 import numpy as np
 from keras import ops
 
 from ..errors import PaperReproError
+from .latents import generate
 
 #: latent seed of the generated maps a calibration is fitted on (used nowhere else)
 CALIBRATION_SEED = 31415
@@ -72,8 +71,6 @@ def fit(generator, real_maps: np.ndarray, *, data_scale: float, n_maps: int = 16
         seed: int = CALIBRATION_SEED, batch_size: int = 256, progress: bool = False):
     """(pattern (H, W), gain (H, W), CalibrationFit) for ``generator``'s output (tanh units, i.e.
     ``data_scale`` x kappa) from ``n_maps`` of its maps (latent seed ``seed``) and the real maps."""
-    from .runs import generate
-
     if n_maps < 2:
         raise PaperReproError(f"calibration needs at least 2 generated maps, got {n_maps}")
     size = int(generator.outputs[0].shape[1])
@@ -168,64 +165,6 @@ def calibrated(generator, pattern: np.ndarray, gain: np.ndarray):
     layer.pattern.assign(pattern.astype(np.float32))
     layer.gain.assign(gain.astype(np.float32))
     return keras.Model(generator.inputs[0], out, name=generator.name)
-
-
-def check_output_run(run: str | os.PathLike, out: str | os.PathLike) -> None:
-    """Refuse an output run inside ``run`` or an existing non-empty directory (before any work)."""
-    run, out = Path(run), Path(out)
-    if out.resolve() == run.resolve() or run.resolve() in out.resolve().parents:
-        raise PaperReproError(f"{out}: write the calibrated run to a new directory outside {run}")
-    if out.exists() and any(out.iterdir()):
-        raise PaperReproError(f"{out}: output directory exists and is not empty")
-
-
-def write_calibrated_run(run: str | os.PathLike, out: str | os.PathLike, model, source: Path,
-                         info: CalibrationFit, extra: dict | None = None) -> None:
-    """Write run ``out`` atomically: ``run``'s record, ``model`` (calibrated generator of ``source``)
-    as ``best/generator.keras``, the fit in ``best/calibration.json`` and ``extra`` ({name: JSON
-    record}) in ``best/``; a killed write leaves no ``out``."""
-    import shutil
-
-    from .runs import save_generator, write_json
-
-    run, out = Path(run), Path(out)
-    check_output_run(run, out)
-    tmp = out.with_name(f".tmp-{out.name}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    # the source's best/ (its score.json) describes another generator unless best is what was calibrated
-    skip = ["checkpoints", "candidates", "generators", "averaged", "generator.keras"]
-    if source != run / "best" / "generator.keras":
-        skip.append("best")
-    try:
-        shutil.copytree(run, tmp, ignore=shutil.ignore_patterns(*skip))
-        save_generator(model, tmp / "best" / "generator.keras")
-        write_json(tmp / "best" / "calibration.json",
-                   {"source": str(run), "checkpoint": str(source.relative_to(run)), **info.to_dict()})
-        for name, record in (extra or {}).items():
-            write_json(tmp / "best" / name, record)
-        if out.exists():
-            out.rmdir()
-        os.replace(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-
-
-def calibrate_run(run: str | os.PathLike, out: str | os.PathLike, real_maps: np.ndarray, *,
-                  n_maps: int = 16384, seed: int = CALIBRATION_SEED, checkpoint: str | int | None = None,
-                  progress: bool = True) -> CalibrationFit:
-    """Write run ``out``: a copy of run ``run``'s record with its generator (``checkpoint`` as in
-    :func:`paper_repro.runs.generator_path`; default ``best`` if present, else ``last``) calibrated,
-    as ``best/generator.keras``, and the fit in ``best/calibration.json``. Calibrating each kept
-    candidate (``step-N``) lets candidates be compared as they would ship."""
-    from .runs import generator_path, load_generator
-
-    check_output_run(run, out)
-    generator, preset = load_generator(run, checkpoint)
-    pattern, gain, info = fit(generator, real_maps, data_scale=preset.training.data_scale,
-                              n_maps=n_maps, seed=seed, progress=progress)
-    write_calibrated_run(run, out, calibrated(generator, pattern, gain), generator_path(run, checkpoint), info)
-    return info
 
 
 def describe(info: CalibrationFit) -> str:

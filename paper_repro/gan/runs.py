@@ -24,13 +24,15 @@ import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 
 from ..config import Preset
 from ..maps.datasets import NpyWriter, atomic_path
 from ..errors import PaperReproError
+from . import calibration  # also registers the calibration layer, so .keras files load
+from .latents import generate
 
 #: full-state checkpoints kept on disk (older ones are deleted after a newer one is complete)
 KEEP = 2
@@ -264,7 +266,6 @@ def load_generator(run: str | os.PathLike, checkpoint: str | int | None = None):
     """(generator model, preset) of a run; see :func:`generator_path` for ``checkpoint``."""
     import keras
 
-    from . import calibration  # noqa: F401  (registers the calibration layer for loading)
     from .models import build_generator
 
     info = read_run_info(run)
@@ -280,40 +281,61 @@ def load_generator(run: str | os.PathLike, checkpoint: str | int | None = None):
     return model, info.preset
 
 
+# ------------------------------------------------------------------------- calibrated runs
+def check_output_run(run: str | os.PathLike, out: str | os.PathLike) -> None:
+    """Refuse an output run inside ``run`` or an existing non-empty directory (before any work)."""
+    run, out = Path(run), Path(out)
+    if out.resolve() == run.resolve() or run.resolve() in out.resolve().parents:
+        raise PaperReproError(f"{out}: write the calibrated run to a new directory outside {run}")
+    if out.exists() and any(out.iterdir()):
+        raise PaperReproError(f"{out}: output directory exists and is not empty")
+
+
+def write_calibrated_run(run: str | os.PathLike, out: str | os.PathLike, model, source: Path,
+                         info: calibration.CalibrationFit, extra: dict | None = None) -> None:
+    """Write run ``out`` atomically: ``run``'s record, ``model`` (calibrated generator of ``source``)
+    as ``best/generator.keras``, the fit in ``best/calibration.json`` and ``extra`` ({name: JSON
+    record}) in ``best/``; a killed write leaves no ``out``."""
+    run, out = Path(run), Path(out)
+    check_output_run(run, out)
+    tmp = out.with_name(f".tmp-{out.name}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    # the source's best/ (its score.json) describes another generator unless best is what was calibrated
+    skip = ["checkpoints", "candidates", "generators", "averaged", "generator.keras"]
+    if source != run / "best" / "generator.keras":
+        skip.append("best")
+    try:
+        shutil.copytree(run, tmp, ignore=shutil.ignore_patterns(*skip))
+        save_generator(model, tmp / "best" / "generator.keras")
+        write_json(tmp / "best" / "calibration.json",
+                   {"source": str(run), "checkpoint": str(source.relative_to(run)), **info.to_dict()})
+        for name, record in (extra or {}).items():
+            write_json(tmp / "best" / name, record)
+        if out.exists():
+            out.rmdir()
+        os.replace(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def calibrate_run(run: str | os.PathLike, out: str | os.PathLike, real_maps: np.ndarray, *,
+                  n_maps: int = 16384, seed: int = calibration.CALIBRATION_SEED, checkpoint: str | int | None = None,
+                  progress: bool = True) -> calibration.CalibrationFit:
+    """Write run ``out``: a copy of run ``run``'s record with its generator (``checkpoint`` as in
+    :func:`generator_path`; default ``best`` if present, else ``last``) calibrated,
+    as ``best/generator.keras``, and the fit in ``best/calibration.json``. Calibrating each kept
+    candidate (``step-N``) lets candidates be compared as they would ship."""
+    check_output_run(run, out)
+    generator, preset = load_generator(run, checkpoint)
+    pattern, gain, info = calibration.fit(generator, real_maps, data_scale=preset.training.data_scale,
+                              n_maps=n_maps, seed=seed, progress=progress)
+    write_calibrated_run(run, out, calibration.calibrated(generator, pattern, gain), generator_path(run, checkpoint), info)
+    return info
+
+
+
 # -------------------------------------------------------------------------------- generation
-def latents(n: int, latent_dim: int, seed: int) -> Iterator[np.ndarray]:
-    """z ~ N(0, 1), (n, latent_dim) float32, drawn from one seeded stream in blocks of 1024."""
-    rng = np.random.default_rng(seed)
-    for start in range(0, n, 1024):
-        yield rng.standard_normal((min(1024, n - start), latent_dim), dtype=np.float32)
-
-
-def generate(generator, n: int, seed: int, *, batch_size: int = 256, data_scale: float = 1.0,
-             progress: bool = False) -> Iterator[np.ndarray]:
-    """Yield generated maps (b, H, W) float32 in convergence units (tanh output / data_scale).
-
-    The maps depend only on ``seed`` and ``n``'s prefix: map i is the same whatever the batch size.
-    """
-    if n <= 0:
-        raise PaperReproError(f"number of maps must be positive, got {n}")
-    if batch_size <= 0:
-        raise PaperReproError(f"batch size must be positive, got {batch_size}")
-    latent_dim = int(generator.inputs[0].shape[-1])
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
-        bar = tqdm(total=n, unit="map", desc="generate")
-    for z in latents(n, latent_dim, seed):
-        for s in range(0, len(z), batch_size):
-            out = generator(z[s:s + batch_size], training=False)
-            maps = np.asarray(out, dtype=np.float32)[..., 0] / np.float32(data_scale)
-            if bar is not None:
-                bar.update(len(maps))
-            yield maps
-    if bar is not None:
-        bar.close()
-
-
 def generate_maps(run: str | os.PathLike, n: int, seed: int, checkpoint=None, batch_size: int = 256) -> np.ndarray:
     """Generate n maps from a run into memory (N, H, W)."""
     model, preset = load_generator(run, checkpoint)

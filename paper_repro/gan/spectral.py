@@ -26,6 +26,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import PaperReproError
+from .batches import read_batch, symmetry_augment
 
 _EPS = 1e-12
 
@@ -48,8 +49,6 @@ def target_log_power(maps: np.ndarray, batch_size: int, *, scale: float = 1.0, s
     the discriminator), averaged over ``n_batches`` batches drawn from ``maps`` (N, H, W) with the
     seed (with ``augment``, each map turned by a random symmetry of the square, as in training);
     with ``mean``, log of the mean power over the same batches instead (the averaged term's target)."""
-    from .training import read_batch, symmetry_augment
-
     n = len(maps)
     if n < batch_size:
         raise PaperReproError(f"the spectral target needs at least one batch of {batch_size} maps, got {n}")

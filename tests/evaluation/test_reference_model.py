@@ -6,7 +6,7 @@ import sys
 import numpy as np
 import pytest
 
-from paper_repro.gan import runs
+from paper_repro.gan import latents, runs
 from paper_repro.gan.models import build_generator, count_params, layer_table
 from paper_repro.evaluation.reproduction import REFERENCE_MODEL
 from paper_repro.evaluation.selection import WorstMeanScorer
@@ -131,9 +131,9 @@ def test_shipped_calibration_refits_from_the_training_set(shipped):
 
 def test_generation_is_deterministic_for_a_seed(shipped):
     model, preset = shipped
-    a = np.concatenate(list(runs.generate(model, 64, seed=5, batch_size=32, data_scale=preset.training.data_scale)))
-    b = np.concatenate(list(runs.generate(model, 64, seed=5, batch_size=64, data_scale=preset.training.data_scale)))
-    c = np.concatenate(list(runs.generate(model, 64, seed=6, data_scale=preset.training.data_scale)))
+    a = np.concatenate(list(latents.generate(model, 64, seed=5, batch_size=32, data_scale=preset.training.data_scale)))
+    b = np.concatenate(list(latents.generate(model, 64, seed=5, batch_size=64, data_scale=preset.training.data_scale)))
+    c = np.concatenate(list(latents.generate(model, 64, seed=6, data_scale=preset.training.data_scale)))
     assert a.shape == (64, 64, 64) and np.all(np.isfinite(a))
     np.testing.assert_allclose(a, b, rtol=0, atol=1e-6)
     assert not np.allclose(a, c)

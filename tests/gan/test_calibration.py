@@ -9,7 +9,7 @@ from tests.helpers import weights_scorer
 
 from paper_repro.gan import calibration
 
-from paper_repro.gan import runs
+from paper_repro.gan import latents, runs
 from paper_repro.errors import PaperReproError
 
 SIZE = 16
@@ -41,7 +41,7 @@ def linear_generator(filt=None, pattern=None):
 
 
 def _maps(model, n, seed):
-    return np.concatenate(list(runs.generate(model, n, seed)))
+    return np.concatenate(list(latents.generate(model, n, seed)))
 
 
 def test_identity_layer_changes_nothing():

@@ -8,7 +8,8 @@ import pytest
 from tests.helpers import smooth_maps
 from paper_repro.gan import runs
 from paper_repro.errors import PaperReproError, TrainingDiverged
-from paper_repro.gan.training import _StopForTest, epoch_permutation, read_batch, train
+from paper_repro.gan.batches import epoch_permutation, read_batch
+from paper_repro.gan.training import _StopForTest, train
 
 
 def _final_state(run):
@@ -231,7 +232,7 @@ def test_saved_generator_has_recalibrated_batch_norm_and_training_state_does_not
 
 
 def test_symmetry_augment_applies_one_of_the_eight_square_symmetries_per_map():
-    from paper_repro.gan.training import symmetry_augment
+    from paper_repro.gan.batches import symmetry_augment
     rng = np.random.default_rng(0)
     batch = rng.standard_normal((64, 8, 8, 1)).astype(np.float32)
     out = symmetry_augment(batch, seed=3, epoch=2, step=5)

@@ -16,7 +16,7 @@ import pytest
 from scipy.ndimage import gaussian_filter
 
 from paper_repro.stats import novelty as nv
-from paper_repro.maps.datasets import open_maps
+from paper_repro.maps.io import open_maps
 
 PAPER_TRAIN, PAPER_BATCH, PAPER_SIZE = 200_000, 32_768, 256
 BLOCK = 256 * 2**20

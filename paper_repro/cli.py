@@ -298,7 +298,7 @@ def _calibrate(args: argparse.Namespace) -> int:
     """Append a fitted output calibration (fixed pattern removed, 2D power matched) to a run's generator (best, or --checkpoint)."""
     _quiet_tensorflow()
     from .gan import calibration, runs
-    from .maps.datasets import open_maps
+    from .maps.io import open_maps
     from .gan.runs import read_run_info
     if args.maps < 2:
         raise PaperReproError(f"--maps must be at least 2, got {args.maps}")
@@ -416,7 +416,7 @@ def _validate(args: argparse.Namespace) -> int:
     generated = args.generated
     tmp = None
     if generated is None:
-        from .maps.datasets import open_maps
+        from .maps.io import open_maps
         import tempfile
         n = args.n or len(open_maps(args.reference, check_finite=False))
         tmp = tempfile.TemporaryDirectory(prefix="paper-repro-validate-")

@@ -43,7 +43,7 @@ def certification_inputs(request):
     if ref is None or (gen is None and run is None):
         raise pytest.UsageError("give --reference and one of --generated / --run (or no options)")
     if gen is None:
-        from paper_repro.maps.datasets import open_maps
+        from paper_repro.maps.io import open_maps
         n = opt("--n-generate") or len(open_maps(ref, check_finite=False))
         tmp = tempfile.TemporaryDirectory(prefix="paper-repro-validation-")
         request.addfinalizer(tmp.cleanup)

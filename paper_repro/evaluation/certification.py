@@ -75,7 +75,7 @@ def prepare(generated, reference, auxiliary=None, training=None, *, angle_deg: f
     angle in a dataset manifest next to the reference file.
     """
     from ..stats.twosample import split_reference
-    from ..maps.datasets import check_maps, open_maps
+    from ..maps.io import check_maps, open_maps
 
     cfg = config or CertificationConfig()
     sources = dict(sources or {})
@@ -216,7 +216,7 @@ class Report:
         return markdown_table(self.to_dict())
 
     def write(self, path: str | os.PathLike) -> None:
-        from ..maps.datasets import atomic_path
+        from ..maps.io import atomic_path
         with atomic_path(path) as tmp:
             tmp.write_text(json.dumps(self.to_dict(), indent=2, allow_nan=False))
 

@@ -885,7 +885,7 @@ def _check_data(data: Path, preset, *, default: bool, progress: bool):
 
 def _training_maps(info, ds, size: int):
     """The run's own training maps (config.json ``data``) when readable, else the dataset's train split."""
-    from ..maps import datasets as _data
+    from ..maps import io as _data
 
     if info.data and Path(info.data).exists():
         try:

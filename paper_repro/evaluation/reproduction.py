@@ -40,7 +40,7 @@ def generated_maps(run: str | os.PathLike, n: int, seed: int, out: Path, checkpo
     """Generate n maps of ``run`` into ``out`` (.npy), unless that exact file exists already."""
     from ..gan.runs import generate_to_file
 
-    from ..maps.datasets import sha256_file
+    from ..maps.io import sha256_file
     from ..gan.runs import generator_path
 
     stamp = out.with_suffix(".json")

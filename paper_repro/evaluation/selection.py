@@ -20,7 +20,7 @@ import numpy as np
 
 from ..stats.twosample import histogram_chi2
 from ..config import SELECTION_SCORES, Preset
-from ..maps.datasets import open_maps
+from ..maps.io import open_maps
 from ..errors import PaperReproError
 from ..stats.summaries import power_spectrum
 
@@ -209,7 +209,7 @@ def rescore_epochs(run: str | os.PathLike, *, first_epoch: int = 1, development:
     import keras
 
     from ..gan import runs
-    from ..maps.datasets import atomic_path
+    from ..maps.io import atomic_path
     from ..gan.models import build_generator, inference_copy
 
     run = Path(run)
@@ -439,7 +439,7 @@ def pick_calibrated(run: str | os.PathLike, out: str | os.PathLike, reference: S
     from ..gan import calibration
 
     from ..gan import runs
-    from ..maps.datasets import open_maps
+    from ..maps.io import open_maps
 
     run, out = Path(run), Path(out)
     runs.check_output_run(run, out)

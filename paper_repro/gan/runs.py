@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from ..config import Preset
-from ..maps.datasets import NpyWriter, atomic_path
+from ..maps.io import NpyWriter, atomic_path
 from ..errors import PaperReproError
 from . import calibration  # also registers the calibration layer, so .keras files load
 from .latents import generate

@@ -23,7 +23,7 @@ import numpy as np
 from . import runs
 from .batches import epoch_permutation, read_batch, symmetry_augment
 from ..config import Preset, get_preset
-from ..maps.datasets import open_maps
+from ..maps.io import open_maps
 from ..errors import PaperReproError, TrainingDiverged
 
 METRICS = ("d_loss", "g_loss", "d_real", "d_fake", "flipped")
@@ -56,7 +56,7 @@ def _truncate_log(path: Path, upto_step: int) -> None:
     if not rows:
         return
     keep = [rows[0]] + [r for r in rows[1:] if r and int(r[0]) <= upto_step]
-    from ..maps.datasets import atomic_path
+    from ..maps.io import atomic_path
     with atomic_path(path) as tmp:
         with open(tmp, "w", newline="") as fh:
             csv.writer(fh, lineterminator="\n").writerows(keep)   # as the loop writes them

@@ -1,312 +1,32 @@
-"""Reading and writing convergence maps and datasets.
+"""Simulated datasets of convergence maps: crops, seeds, manifests, fingerprints, build and load.
 
-Checked memory-mapped ``.npy`` sets and atomic writers; single maps as FITS (``ANGLE`` header in
-degrees, LensTools' convention) and ``.npz``; simulated datasets (random crops of large maps in
-train/validation/development/auxiliary splits, with a ``manifest.json`` written last).
-Maps are float32 arrays (N, H, W) in convergence units. Every loader checks rank, dtype, shape
-and finiteness and raises :class:`~paper_repro.errors.PaperReproError` naming the file.
+A dataset is random crops of large simulated maps in train/validation/development/auxiliary
+splits, one memory-mapped ``{split}.npy`` (N, H, W) float32 per split, with a ``manifest.json``
+(settings, seeds, versions, checksums) written last. Loaders check every split against the
+manifest and raise :class:`~paper_repro.errors.PaperReproError` naming the file.
 """
 from __future__ import annotations
 
 import contextlib
 import dataclasses
+import datetime
 import json
 import math
 import os
-import tempfile
+import platform
+import shutil
+from importlib import metadata
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 
+from ..config import SPLITS, DatasetConfig, get_dataset_preset
 from ..errors import PaperReproError
+from .io import NpyWriter, atomic_path, check_npy, open_maps, sha256_file
+from .simulation import get_simulator
 
-#: maps checked for finiteness per chunk (bounded memory on memory-mapped sets)
-CHECK_CHUNK = 1024
-
-
-def require_file(path: str | os.PathLike, what: str = "file") -> Path:
-    """``path`` as a Path if it is a non-empty regular file; PaperReproError naming it otherwise."""
-    path = Path(path)
-    if not path.exists():
-        raise PaperReproError(f"{path}: no such file")
-    if path.is_dir():
-        raise PaperReproError(f"{path}: is a directory, expected a {what}")
-    if path.stat().st_size == 0:
-        raise PaperReproError(f"{path}: file is empty")
-    return path
-
-
-def open_maps(path: str | os.PathLike, *, size: int | None = None, check_finite: bool = True,
-              min_maps: int = 1) -> np.ndarray:
-    """Open a ``.npy`` set of maps (N, H, W) or (N, H, W, 1) read-only through a memory map.
-
-    Returns an (N, H, W) view (never loaded whole). ``size`` asks for H == W == size.
-    """
-    path = require_file(path, ".npy file of maps")
-    try:
-        arr = np.load(path, mmap_mode="r", allow_pickle=False)
-    except (ValueError, OSError, EOFError) as exc:
-        raise PaperReproError(f"{path}: not a readable .npy file ({exc})") from None
-    if not isinstance(arr, np.ndarray):
-        raise PaperReproError(f"{path}: expected a .npy array, found {type(arr).__name__}")
-    return check_maps(arr, name=str(path), size=size, check_finite=check_finite, min_maps=min_maps)
-
-
-def check_maps(arr: np.ndarray, *, name: str = "maps", size: int | None = None,
-               check_finite: bool = True, min_maps: int = 1) -> np.ndarray:
-    """Validate an array of maps and return it as (N, H, W); raise PaperReproError otherwise."""
-    arr = np.asarray(arr) if not isinstance(arr, np.ndarray) else arr
-    if arr.ndim == 4 and arr.shape[-1] == 1:
-        arr = arr[..., 0]
-    if arr.ndim != 3:
-        raise PaperReproError(
-            f"{name}: expected maps of shape (N, H, W) or (N, H, W, 1), found shape {arr.shape}")
-    if arr.dtype.kind != "f":
-        raise PaperReproError(f"{name}: expected float32 or float64 maps, found dtype {arr.dtype}")
-    n, h, w = arr.shape
-    if n < min_maps:
-        raise PaperReproError(f"{name}: expected at least {min_maps} maps, found {n}")
-    if h != w:
-        raise PaperReproError(f"{name}: expected square maps, found {h}x{w}")
-    if size is not None and h != size:
-        raise PaperReproError(f"{name}: expected {size}x{size} maps, found {h}x{w}")
-    if check_finite:
-        for start in range(0, n, CHECK_CHUNK):
-            chunk = np.asarray(arr[start:start + CHECK_CHUNK])
-            if not np.isfinite(chunk).all():
-                bad = start + int(np.flatnonzero(~np.isfinite(chunk).reshape(len(chunk), -1).all(1))[0])
-                raise PaperReproError(f"{name}: map {bad} contains NaN or inf")
-    return arr
-
-
-@contextlib.contextmanager
-def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; on success rename it over ``path``, else delete it.
-
-    Readers never see a half-written file: either the old file or the complete new one.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
-    os.close(fd)
-    tmp = Path(tmp)
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)   # the permissions of an ordinary new file, not mkstemp's 0600
-    try:
-        yield tmp
-        with open(tmp, "rb+") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
-        raise
-
-
-class NpyWriter:
-    """Stream maps into a ``.npy`` file of known shape (N, H, W) chunk by chunk, atomically.
-
-    Memory does not grow with N (each chunk goes straight to the file: no memory map whose
-    pages would stay resident). The file appears at ``path`` only after all N maps were
-    written and :meth:`close` succeeded; on an exception the partial file is removed.
-    """
-
-    def __init__(self, path: str | os.PathLike, n: int, size: int, dtype=np.float32):
-        if n <= 0:
-            raise PaperReproError(f"number of maps must be positive, got {n}")
-        if size <= 0:
-            raise PaperReproError(f"map size must be positive, got {size}")
-        self.path = Path(path)
-        self.n = n
-        self.size = size
-        self.dtype = np.dtype(dtype)
-        self.filled = 0
-        self._fh = None
-        self._ctx = atomic_path(self.path)
-        self._tmp = self._ctx.__enter__()
-        try:
-            self._fh = open(self._tmp, "wb")
-            np.lib.format.write_array_header_1_0(self._fh, {
-                "descr": np.lib.format.dtype_to_descr(self.dtype), "fortran_order": False,
-                "shape": (n, size, size)})
-        except BaseException:
-            self.abort()
-            raise
-
-    def write(self, maps: np.ndarray) -> None:
-        maps = np.asarray(maps)
-        if maps.ndim == 4 and maps.shape[-1] == 1:
-            maps = maps[..., 0]
-        if maps.ndim == 2:
-            maps = maps[None]
-        if maps.ndim != 3 or maps.shape[1:] != (self.size, self.size):
-            raise PaperReproError(f"{self.path}: expected maps of shape (k, {self.size}, {self.size}), "
-                                  f"found {maps.shape}")
-        k = len(maps)
-        if self.filled + k > self.n:
-            raise PaperReproError(f"{self.path}: more than the declared {self.n} maps written")
-        self._fh.write(np.ascontiguousarray(maps, dtype=self.dtype).data)
-        self.filled += k
-
-    def close(self) -> None:
-        if self.filled != self.n:
-            self.abort()
-            raise PaperReproError(f"{self.path}: {self.filled} of {self.n} maps written")
-        self._fh.close()
-        self._fh = None
-        self._ctx.__exit__(None, None, None)
-
-    def abort(self) -> None:
-        if self._fh is not None:
-            with contextlib.suppress(Exception):
-                self._fh.close()
-            self._fh = None
-        with contextlib.suppress(Exception):
-            self._ctx.__exit__(RuntimeError, RuntimeError("aborted"), None)
-
-    def __enter__(self) -> "NpyWriter":
-        return self
-
-    def __exit__(self, exc_type, exc, tb) -> None:
-        if exc_type is None:
-            self.close()
-        else:
-            self.abort()
-
-
-# ============================================================================ single maps: FITS, npz
-FITS_SUFFIXES = (".fits", ".fit", ".fts", ".fits.gz")
-
-
-def write_fits(path: str | os.PathLike, kappa: np.ndarray, angle_deg: float, *,
-               z_source: float | None = None, cosmology=None, overwrite: bool = True) -> Path:
-    """Write one map (H, W) as a FITS primary image with ``ANGLE`` (side, degrees) in its header.
-
-    The header follows LensTools' ``ConvergenceMap.save``/``load`` (``ANGLE`` in degrees, ``Z`` the
-    source redshift, OMEGA_M, OMEGA_L, W0, WA, h, ITYPE), so LensTools reads the map as it is.
-    """
-    from astropy.io import fits
-
-    path = Path(path)
-    kappa = np.asarray(kappa)
-    if kappa.ndim == 3 and kappa.shape[0] == 1:
-        kappa = kappa[0]
-    if kappa.ndim != 2 or kappa.dtype.kind != "f":
-        raise PaperReproError(f"{path}: expected one float map (H, W), found {kappa.dtype} {kappa.shape}")
-    if not (isinstance(angle_deg, (int, float, np.floating)) and 0 < float(angle_deg) < 360
-            and np.isfinite(angle_deg)):
-        raise PaperReproError(f"{path}: angle_deg must be in (0, 360) degrees, got {angle_deg!r}")
-    if path.exists() and not overwrite:
-        raise PaperReproError(f"{path}: exists (pass overwrite=True to replace it)")
-    hdu = fits.PrimaryHDU(np.ascontiguousarray(kappa))
-    hdu.header["ANGLE"] = (float(angle_deg), "Side angle in degrees")
-    if z_source is not None:
-        hdu.header["Z"] = (float(z_source), "Redshift of the background sources")
-    if cosmology is not None:
-        hdu.header["H0"] = (100.0 * cosmology.h, "Hubble constant in km/s*Mpc")
-        hdu.header["h"] = cosmology.h
-        hdu.header["OMEGA_M"] = (cosmology.Omega_m, "Dark Matter density")
-        hdu.header["OMEGA_L"] = (cosmology.Omega_L, "Dark Energy density")
-        hdu.header["W0"] = (cosmology.w, "Dark Energy equation of state")
-        hdu.header["WA"] = (0.0, "Dark Energy running equation of state")
-        hdu.header["SIGMA8"] = (cosmology.sigma_8, "sigma_8")
-        hdu.header["N_S"] = (cosmology.n_s, "spectral index")
-        hdu.header["OMEGA_B"] = (cosmology.Omega_b, "baryon density")
-    hdu.header["ITYPE"] = ("ConvergenceMap", "Image type")
-    with atomic_path(path) as tmp:
-        hdu.writeto(tmp, overwrite=True, output_verify="exception")
-    return path
-
-
-def read_fits(path: str | os.PathLike, *, check_finite: bool = True) -> tuple[np.ndarray, float]:
-    """Read one map from a FITS file: (kappa (H, W) float32, side angle in degrees from ``ANGLE``).
-
-    As LensTools' default loader: data and ``ANGLE`` (degrees) from the primary HDU.
-    """
-    from astropy.io import fits
-
-    path = require_file(path, "FITS map")
-    try:
-        with fits.open(path, memmap=False) as hdul:
-            data = hdul[0].data
-            header = hdul[0].header
-            angle = header.get("ANGLE")
-            data = None if data is None else np.array(data, dtype=np.float32)
-    except (OSError, ValueError, TypeError, IndexError) as exc:
-        raise PaperReproError(f"{path}: not a readable FITS file ({exc})") from None
-    if data is None:
-        raise PaperReproError(f"{path}: the primary HDU holds no image")
-    if data.ndim != 2:
-        raise PaperReproError(f"{path}: expected a 2-D map in the primary HDU, found shape {data.shape}")
-    if angle is None:
-        raise PaperReproError(f"{path}: no ANGLE keyword (side angle in degrees) in the primary header")
-    try:
-        angle = float(angle)
-    except (TypeError, ValueError):
-        raise PaperReproError(f"{path}: ANGLE must be a number of degrees, found {angle!r}") from None
-    if not (np.isfinite(angle) and angle > 0):
-        raise PaperReproError(f"{path}: ANGLE must be a positive number of degrees, found {angle}")
-    check_maps(data[None], name=str(path), check_finite=check_finite)
-    return data, angle
-
-
-def read_maps(path: str | os.PathLike, *, key: str | None = None, size: int | None = None,
-              check_finite: bool = True) -> tuple[np.ndarray, float | None]:
-    """Maps (N, H, W) and their side angle in degrees (None where the file does not say).
-
-    ``.npy`` (memory-mapped, no angle), ``.npz`` (array ``key``, else ``maps``, else the only
-    array; angle from an ``angle_deg`` entry if present), FITS (one map, angle from ``ANGLE``).
-    """
-    path = Path(path)
-    name = path.name.lower()
-    if name.endswith(FITS_SUFFIXES):
-        kappa, angle = read_fits(path, check_finite=check_finite)
-        return check_maps(kappa[None], name=str(path), size=size, check_finite=False), angle
-    if name.endswith(".npy"):
-        return open_maps(path, size=size, check_finite=check_finite), None
-    if name.endswith(".npz"):
-        require_file(path, ".npz file of maps")
-        try:
-            with np.load(path, allow_pickle=False) as z:
-                names = list(z.files)
-                if key is None:
-                    arrays = [n for n in names if n not in ("angle_deg", "angle")]
-                    key = "maps" if "maps" in names else (arrays[0] if len(arrays) == 1 else None)
-                    if key is None:
-                        raise PaperReproError(
-                            f"{path}: holds arrays {names}; say which with key= (no 'maps' entry)")
-                if key not in names:
-                    raise PaperReproError(f"{path}: no array {key!r}; found {names}")
-                arr = z[key]
-                angle = next((float(z[a]) for a in ("angle_deg", "angle") if a in names), None)
-        except PaperReproError:
-            raise
-        except Exception as exc:  # zipfile.BadZipFile, ValueError, OSError, EOFError
-            raise PaperReproError(f"{path}: not a readable .npz file ({exc})") from None
-        if arr.ndim == 2:
-            arr = arr[None]
-        return check_maps(arr, name=f"{path}[{key}]", size=size, check_finite=check_finite), angle
-    raise PaperReproError(f"{path}: unknown map format; expected .npy, .npz or .fits")
-
-
-# ============================================================================ datasets
 MANIFEST = "manifest.json"
 MANIFEST_FORMAT = 1
-_HASH_CHUNK = 1 << 24
-
-
-def sha256_file(path: str | os.PathLike) -> str:
-    """Hex SHA-256 of a file, read in 16 MiB chunks."""
-    import hashlib
-
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(_HASH_CHUNK), b""):
-            h.update(block)
-    return h.hexdigest()
-
 
 #: contiguous blocks of maps summarised by :func:`fingerprint`
 FINGERPRINT_BLOCKS = 64
@@ -347,9 +67,6 @@ def fingerprint_difference(a: dict, b: dict) -> float:
 
 def package_versions() -> dict[str, str]:
     """Versions of the packages that make a dataset (for its manifest)."""
-    import platform
-    from importlib import metadata
-
     out = {"python": platform.python_version()}
     for pkg in ("paper_repro", "numpy", "scipy", "pyccl", "astropy"):
         try:
@@ -391,29 +108,26 @@ def parent_seed(config, split: str, index: int) -> np.random.SeedSequence:
 
     Parent maps of different splits (and indices) are distinct streams, so no parent is shared.
     """
-    from ..config import SPLITS
-
     if split not in SPLITS:
         raise PaperReproError(f"unknown split {split!r}; expected one of {', '.join(SPLITS)}")
     return np.random.SeedSequence(split_entropy(config, split),
                                   spawn_key=(SPLITS.index(split), int(index)))
 
 
-def _child(ss: np.random.SeedSequence, k: int) -> np.random.SeedSequence:
+def child_seed(ss: np.random.SeedSequence, k: int) -> np.random.SeedSequence:
+    """Child ``k`` of a parent-map seed: 0 seeds the field, 1 the crop corners."""
     return np.random.SeedSequence(ss.entropy, spawn_key=tuple(ss.spawn_key) + (k,))
 
 
 def parent_map(config, split: str, index: int) -> np.ndarray:
     """Regenerate parent (large) map ``index`` of ``split`` of a dataset config, bit for bit."""
-    from .simulation import get_simulator
-
-    return get_simulator(config.simulation).map(_child(parent_seed(config, split, index), 0))
+    return get_simulator(config.simulation).map(child_seed(parent_seed(config, split, index), 0))
 
 
 def parent_crops(config, split: str, index: int) -> tuple[np.ndarray, np.ndarray]:
     """The crops (crops_per_map, c, c) and corners the dataset builder cuts from one parent map."""
     kappa = parent_map(config, split, index)
-    rng = np.random.default_rng(_child(parent_seed(config, split, index), 1))
+    rng = np.random.default_rng(child_seed(parent_seed(config, split, index), 1))
     return random_crops(kappa, config.crop_size, config.crops_per_map, rng)
 
 
@@ -460,12 +174,6 @@ def build_dataset(out: str | os.PathLike, config="cpu", *, overwrite: bool = Fal
     an interrupted build never looks complete; on any error the files of this build are removed.
     Returns the manifest path.
     """
-    import datetime
-    import shutil
-
-    from ..config import get_dataset_preset
-    from .simulation import get_simulator
-
     cfg = get_dataset_preset(config)
     out = Path(out)
     if out.exists() and not out.is_dir():
@@ -490,7 +198,6 @@ def build_dataset(out: str | os.PathLike, config="cpu", *, overwrite: bool = Fal
         out.mkdir(parents=True, exist_ok=True)
         if manifest_path.exists():
             manifest_path.unlink()            # an overwrite in progress never looks complete
-            from ..config import SPLITS
             for old in SPLITS:                # no stale split of the replaced dataset stays
                 for stale in (out / f"{old}.npy", out / f"{old}_index.npy"):
                     with contextlib.suppress(FileNotFoundError):
@@ -506,9 +213,9 @@ def build_dataset(out: str | os.PathLike, config="cpu", *, overwrite: bool = Fal
             with NpyWriter(path, n_crops, c) as writer:
                 for i in range(n_parent):
                     ss = parent_seed(cfg, split, i)
-                    kappa = sim.map(_child(ss, 0))
+                    kappa = sim.map(child_seed(ss, 0))
                     crops, corners = random_crops(kappa, c, cfg.crops_per_map,
-                                                  np.random.default_rng(_child(ss, 1)))
+                                                  np.random.default_rng(child_seed(ss, 1)))
                     if not np.isfinite(crops).all():
                         raise PaperReproError(f"{split} parent map {i}: simulation gave NaN/inf")
                     writer.write(crops)
@@ -559,7 +266,6 @@ def build_dataset(out: str | os.PathLike, config="cpu", *, overwrite: bool = Fal
             "versions": package_versions(),
             "splits": {},
         }
-        from ..config import SPLITS
         for split, n_parent in splits:
             path, ipath = out / f"{split}.npy", out / f"{split}_index.npy"
             manifest["splits"][split] = {
@@ -675,8 +381,6 @@ class Dataset:
     @property
     def config(self):
         """The :class:`~paper_repro.config.DatasetConfig` the dataset was built from."""
-        from ..config import DatasetConfig
-
         try:
             return DatasetConfig(**self.manifest["config"])
         except TypeError as exc:
@@ -693,6 +397,7 @@ class Dataset:
         path = self.path / entry["index_file"]
         if not path.exists():
             raise PaperReproError(f"{path}: missing (listed in {MANIFEST})")
+        check_npy(path)
         try:
             return np.load(path, allow_pickle=False)
         except (ValueError, OSError, EOFError) as exc:

@@ -56,7 +56,7 @@ CHUNK_PIXELS = 2**18
 
 def _as_batch(maps, name: str = "maps") -> tuple[np.ndarray, bool]:
     """Return an (N, H, W) view of ``maps`` and whether the input was a single map. No copy."""
-    from ..maps.datasets import check_maps
+    from ..maps.io import check_maps
 
     arr = maps if isinstance(maps, np.ndarray) else np.asarray(maps)
     single = arr.ndim == 2

@@ -7,7 +7,7 @@ import pytest
 from tests.helpers import smooth_maps
 
 from paper_repro.stats import novelty as nv
-from paper_repro.maps.datasets import open_maps
+from paper_repro.maps.io import open_maps
 from paper_repro.errors import PaperReproError
 
 ANGLE = 32 * 3.464 / 1024          # the tiny preset's 32^2 maps at the paper's pixel scale

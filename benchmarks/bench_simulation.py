@@ -22,7 +22,7 @@ def test_setup_time(benchmark, model):
     cfg = SimulationConfig(model=model)
 
     def cold():
-        simulation._cl_spline.cache_clear()
+        simulation.cl_spline.cache_clear()
         simulation.ccl_cosmology.cache_clear()
         simulation.empty_beam_convergence.cache_clear()
         return simulation.ConvergenceSimulator(cfg)

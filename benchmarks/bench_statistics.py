@@ -1,4 +1,4 @@
-"""Throughput of paper_repro.stats.summaries (maps/s) and of the bootstrapped comparison (replicates/s).
+"""Throughput of paper_repro.stats (power, morphology) (maps/s) and of the bootstrapped comparison (replicates/s).
 
 Run: ``pytest benchmarks/bench_statistics.py --benchmark-only``. maps/s is in each benchmark's
 extra_info (``--benchmark-json`` keeps it). The side-by-side comparison with LensTools 1.2 (which
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from paper_repro.stats import twosample as C
-from paper_repro.stats import summaries as S
+from paper_repro.stats import morphology, power
 
 N_MAPS = 32
 
@@ -22,11 +22,11 @@ def maps_of(size: int) -> np.ndarray:
 
 
 STATISTICS = {
-    "power_spectrum": lambda m, w: S.power_spectrum(m, 0.866 * m.shape[1] / 256, workers=w),
-    "minkowski_functionals": lambda m, w: S.minkowski_functionals(m, workers=w),
-    "peak_counts": lambda m, w: S.peak_counts(m, workers=w),
-    "moments": lambda m, w: S.moments(m, workers=w),
-    "pixel_histogram": lambda m, w: S.pixel_histogram(m, np.linspace(-0.1, 0.3, 51), workers=w),
+    "power_spectrum": lambda m, w: power.power_spectrum(m, 0.866 * m.shape[1] / 256, workers=w),
+    "minkowski_functionals": lambda m, w: morphology.minkowski_functionals(m, workers=w),
+    "peak_counts": lambda m, w: morphology.peak_counts(m, workers=w),
+    "moments": lambda m, w: morphology.moments(m, workers=w),
+    "pixel_histogram": lambda m, w: morphology.pixel_histogram(m, np.linspace(-0.1, 0.3, 51), workers=w),
 }
 
 

@@ -32,7 +32,7 @@ def pytest_sessionfinish(session, exitstatus):
 
     sim = sys.modules.get("paper_repro.maps.simulation")
     if sim is not None:
-        for name in ("ccl_cosmology", "_cl_spline", "get_simulator", "lensing_tracer"):
+        for name in ("ccl_cosmology", "cl_spline", "get_simulator", "lensing_tracer"):
             fn = getattr(sim, name, None)
             if hasattr(fn, "cache_clear"):
                 fn.cache_clear()

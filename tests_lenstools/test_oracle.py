@@ -1,11 +1,11 @@
-"""paper_repro.stats.summaries against the real LensTools 1.2 on fresh random maps of several sizes and angles."""
+"""paper_repro.stats (power, morphology) against the real LensTools 1.2 on fresh random maps of several sizes and angles."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
 from oracle import lt_map, random_maps
-from paper_repro.stats import summaries as S
+from paper_repro.stats import morphology, power
 
 CASES = [  # (size, angle_deg, dtype)
     (256, 0.866, np.float32),     # the paper's maps
@@ -37,13 +37,13 @@ def case(request):
 def edges_for(size, angle):
     """The paper's edges where they fit, and a log-spaced set up to the Nyquist ell."""
     lmax = 360.0 / angle * size / 2 * np.sqrt(2)
-    return [S.DEFAULT_L_EDGES, np.geomspace(360.0 / angle, lmax * 1.01, 30)]
+    return [power.DEFAULT_L_EDGES, np.geomspace(360.0 / angle, lmax * 1.01, 30)]
 
 
 def test_power_spectrum(case):
     maps, angle, lts = case
     for edges in edges_for(maps.shape[1], angle):
-        ell, p = S.power_spectrum(maps, angle, edges)
+        ell, p = power.power_spectrum(maps, angle, edges)
         for m, row in zip(lts, p):
             l_lt, p_lt = m.powerSpectrum(edges)
             np.testing.assert_array_equal(ell, l_lt)
@@ -54,8 +54,8 @@ def test_power_spectrum(case):
 @pytest.mark.parametrize("norm", [True, False])
 def test_minkowski_functionals(case, norm):
     maps, angle, lts = case
-    thresholds = S.DEFAULT_MF_THRESHOLDS if norm else np.linspace(-0.05, 0.08, 27)
-    nu, v0, v1, v2 = S.minkowski_functionals(maps, thresholds, norm=norm)
+    thresholds = morphology.DEFAULT_MF_THRESHOLDS if norm else np.linspace(-0.05, 0.08, 27)
+    nu, v0, v1, v2 = morphology.minkowski_functionals(maps, thresholds, norm=norm)
     for j, m in enumerate(lts):
         nu_lt, v0_lt, v1_lt, v2_lt = m.minkowskiFunctionals(thresholds, norm=norm)
         np.testing.assert_array_equal(nu, nu_lt)
@@ -66,8 +66,8 @@ def test_minkowski_functionals(case, norm):
 
 def test_peak_counts(case):
     maps, angle, lts = case
-    for thresholds, norm in [(S.DEFAULT_PEAK_THRESHOLDS, True), (np.linspace(-0.04, 0.1, 15), False)]:
-        nu, pk = S.peak_counts(maps, thresholds, norm=norm)
+    for thresholds, norm in [(morphology.DEFAULT_PEAK_THRESHOLDS, True), (np.linspace(-0.04, 0.1, 15), False)]:
+        nu, pk = morphology.peak_counts(maps, thresholds, norm=norm)
         for j, m in enumerate(lts):
             nu_lt, pk_lt = m.peakCount(thresholds, norm=norm)
             np.testing.assert_array_equal(nu, nu_lt)
@@ -78,7 +78,7 @@ def test_peak_counts(case):
 @pytest.mark.parametrize("dimensionless", [True, False])
 def test_moments(case, connected, dimensionless):
     maps, angle, lts = case
-    ours = S.moments(maps, connected=connected, dimensionless=dimensionless)
+    ours = morphology.moments(maps, connected=connected, dimensionless=dimensionless)
     for j, m in enumerate(lts):
         theirs = m.moments(connected=connected, dimensionless=dimensionless)
         np.testing.assert_allclose(ours[j], theirs, rtol=1e-9, atol=1e-12 * np.abs(theirs).max())
@@ -86,7 +86,7 @@ def test_moments(case, connected, dimensionless):
 
 def test_gradient_hessian(case):
     maps, angle, lts = case
-    ours = S.gradient_hessian(maps)
+    ours = morphology.gradient_hessian(maps)
     for j, m in enumerate(lts):
         theirs = m.gradient() + m.hessian()
         for o, t in zip(ours, theirs):
@@ -99,7 +99,7 @@ def test_pixel_pdf(case):
     thresholds = np.linspace(-3.0, 5.0, 41)
     for j, m in enumerate(lts):
         sigma = np.asarray(maps[j], dtype=np.float64).std()
-        centres, counts = S.pixel_histogram(maps[j], thresholds * sigma)
+        centres, counts = morphology.pixel_histogram(maps[j], thresholds * sigma)
         nu_lt, pdf_lt = m.pdf(thresholds, norm=True)
         ours = counts / (counts.sum() * np.diff(thresholds * sigma)) * sigma
         close(ours, pdf_lt)

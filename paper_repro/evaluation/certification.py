@@ -164,10 +164,11 @@ def statistics_of(maps: np.ndarray, angle_deg: float, edges: np.ndarray) -> dict
     Power spectrum and Minkowski functionals as :func:`paper_repro.statistics.paper_statistics`;
     pixel intensity as the fraction of each map's pixels in each bin of ``edges``.
     """
-    from ..stats import summaries as st
+    from ..stats.morphology import pixel_histogram
+    from ..stats.paper import paper_statistics
 
-    out = st.paper_statistics(maps, angle_deg)
-    centres, hist = st.pixel_histogram(maps, edges)
+    out = paper_statistics(maps, angle_deg)
+    centres, hist = pixel_histogram(maps, edges)
     hist = np.atleast_2d(hist) / float(maps.shape[1] * maps.shape[2])
     labels = [f"[{a:.4g},{b:.4g})" for a, b in zip(edges[:-1], edges[1:])]
     out["pixel_intensity"] = (labels, hist)

@@ -376,7 +376,7 @@ def figure_2(generated, validation, *, bins: int | np.ndarray = 60, pvalue: floa
     Lines: pooled histogram (density) of each set; bands: +/- one standard deviation of the
     per-map histograms (map-to-map scatter).
     """
-    from ..stats import summaries as statistics
+    from ..stats import morphology
 
     gen = _as_maps(generated, "generated")
     val = _as_maps(validation, "validation")
@@ -393,7 +393,7 @@ def figure_2(generated, validation, *, bins: int | np.ndarray = 60, pvalue: floa
     fig = Figure(figsize=(6.4, 4.6), layout="constrained")
     ax = fig.subplots()
     for lab, arr in (("validation", val), ("generated", gen)):
-        centres, h = statistics.pixel_histogram(arr, edges, density=True)
+        centres, h = morphology.pixel_histogram(arr, edges, density=True)
         mean = h.mean(axis=0)
         sem = h.std(axis=0, ddof=1) / math.sqrt(len(h)) if len(h) > 1 else np.zeros(len(centres))
         pos = mean > 0
@@ -565,7 +565,7 @@ def figure_4(P_validation, P_generated, P_auxiliary=None, *, ell=None,
     symmetric around 0, and the distributions of their off-diagonal entries. Empty bins are left
     out; bins constant within a set show grey.
     """
-    from ..stats import summaries as statistics
+    from ..stats import power
 
     Pv = _as_stat(P_validation, "P_validation")
     Pg = _as_stat(P_generated, "P_generated", Pv.shape[1])
@@ -573,7 +573,7 @@ def figure_4(P_validation, P_generated, P_auxiliary=None, *, ell=None,
     sets = [Pv, Pg] + ([Pa] if Pa is not None else [])
     keep = _nonempty(sets, modes)
     names = ["validation", "generated"] + (["auxiliary"] if Pa is not None else [])
-    C = {n: statistics.correlation_matrix(P[:, keep]) for n, P in zip(names, sets)}
+    C = {n: power.correlation_matrix(P[:, keep]) for n, P in zip(names, sets)}
     diffs = {"validation - generated": C["validation"] - C["generated"]}
     if Pa is not None:
         diffs["validation - auxiliary"] = C["validation"] - C["auxiliary"]
@@ -602,7 +602,7 @@ def figure_4(P_validation, P_generated, P_auxiliary=None, *, ell=None,
         ax.set_title(f"{name} (N = {len(P)})", fontsize=9)
         ell_axes(ax)
     top.colorbar(im, ax=taxes.tolist(), shrink=0.85, label="correlation coefficient")
-    vals = {k: statistics.offdiagonal(d) for k, d in diffs.items()}
+    vals = {k: power.offdiagonal(d) for k, d in diffs.items()}
     vmax = max((float(np.max(np.abs(v))) for v in vals.values() if v.size), default=0.0) or 1.0
     daxes = np.atleast_1d(bl.subplots(1, len(diffs)))
     for ax, (k, d) in zip(daxes, diffs.items()):
@@ -933,7 +933,7 @@ def make_figures(run: str | os.PathLike | None = None, data: str | os.PathLike |
     """
     from ..stats import novelty
     from ..gan import latents, runs
-    from ..stats import summaries as statistics
+    from ..stats import morphology, power
 
     for name, value in (("n", n), ("n_examples", n_examples), ("n_paths", n_paths)):
         if value is not None and (not isinstance(value, (int, np.integer)) or value < 1):
@@ -970,13 +970,13 @@ def make_figures(run: str | os.PathLike | None = None, data: str | os.PathLike |
     gen = np.concatenate(list(latents.generate(generator, n, seed, data_scale=scale)))
 
     say("statistics")
-    ell, P_gen = statistics.power_spectrum(gen, angle, l_edges)
-    _, P_val = statistics.power_spectrum(val, angle, l_edges)
-    P_aux = statistics.power_spectrum(aux, angle, l_edges)[1] if aux is not None else None
-    edges = statistics.DEFAULT_L_EDGES if l_edges is None else np.asarray(l_edges, dtype=np.float64)
-    modes = statistics.count_modes(size, angle, edges)
-    nu, *mf_gen = statistics.minkowski_functionals(gen, thresholds)
-    _, *mf_val = statistics.minkowski_functionals(val, thresholds)
+    ell, P_gen = power.power_spectrum(gen, angle, l_edges)
+    _, P_val = power.power_spectrum(val, angle, l_edges)
+    P_aux = power.power_spectrum(aux, angle, l_edges)[1] if aux is not None else None
+    edges = power.DEFAULT_L_EDGES if l_edges is None else np.asarray(l_edges, dtype=np.float64)
+    modes = power.count_modes(size, angle, edges)
+    nu, *mf_gen = morphology.minkowski_functionals(gen, thresholds)
+    _, *mf_val = morphology.minkowski_functionals(val, thresholds)
     say("bootstrap KS/AD tests")
     ps_tests = component_tests(P_gen, P_val, seed=seed)          # constant (empty) bins: NaN
     mf_tests = component_tests(np.hstack(mf_gen), np.hstack(mf_val), seed=seed)

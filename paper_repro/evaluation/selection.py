@@ -22,7 +22,7 @@ from ..stats.twosample import histogram_chi2
 from ..config import SELECTION_SCORES, Preset
 from ..maps.io import open_maps
 from ..errors import PaperReproError
-from ..stats.summaries import power_spectrum
+from ..stats.power import power_spectrum
 
 
 @dataclass

@@ -76,7 +76,9 @@ def lensing_tracer(cosmology: CosmologyConfig, z_source: float):
 
 
 @functools.lru_cache(maxsize=32)
-def _cl_spline(cosmology: CosmologyConfig, z_source: float) -> CubicSpline:
+def cl_spline(cosmology: CosmologyConfig, z_source: float) -> CubicSpline:
+    """log C_ell against log ell from pyccl on ``N_ELL`` multipoles in [``ELL_MIN``, ``ELL_MAX``],
+    cached per (cosmology, z_source): :func:`theory_cl` interpolates it."""
     import pyccl
 
     ell = np.geomspace(ELL_MIN, ELL_MAX, N_ELL)
@@ -106,7 +108,7 @@ def theory_cl(ell, cosmology: CosmologyConfig | None = None, z_source: float = 1
     if np.any(ell > ELL_MAX):
         raise PaperReproError(f"theory_cl: ell up to {ELL_MAX:g} supported, found {ell.max():g} "
                               f"(pixels too small for the cached C_ell table)")
-    spline = _cl_spline(cosmology, float(z_source))
+    spline = cl_spline(cosmology, float(z_source))
     out = np.zeros_like(ell)
     pos = ell > 0
     out[pos] = np.exp(spline(np.log(np.maximum(ell[pos], ELL_MIN))))

@@ -68,7 +68,7 @@ import numpy as np
 import scipy.fft
 import scipy.stats
 
-from . import summaries as _stats
+from . import power as _stats
 from ..config import NoveltyConfig
 from ..errors import PaperReproError
 

@@ -408,7 +408,7 @@ def compare_fourier_modes(generated, reference, *, top: int = 8, grid_period: in
     ``ring_width`` wide; "fixed_pattern_rms": {"generated", "reference", "noise_generated"}: the rms
     of each set's pixel-wise mean map and what independent maps would give (pixel std / sqrt N)}.
     """
-    from .summaries import fourier_mode_power
+    from .power import fourier_mode_power
 
     g = fourier_mode_power(generated)
     r = fourier_mode_power(reference)
@@ -458,7 +458,7 @@ def correlation_distance(stat_a, stat_b, quantile: float = 0.99) -> dict[str, fl
     Returns {"quantile": q, "value": the q-quantile, "max": the largest}; constant components are
     left out (their correlations are undefined).
     """
-    from .summaries import correlation_difference, offdiagonal
+    from .power import correlation_difference, offdiagonal
 
     a, b = _pair(stat_a, stat_b)
     d = np.abs(offdiagonal(correlation_difference(a, b)))

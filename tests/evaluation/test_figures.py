@@ -8,7 +8,7 @@ import pytest
 
 from paper_repro.evaluation import figures
 
-from paper_repro.stats import summaries as statistics
+from paper_repro.stats import morphology, power
 from paper_repro.cli import make_figures_main
 from paper_repro.maps.datasets import build_dataset, load_dataset
 from paper_repro.errors import PaperReproError
@@ -183,11 +183,11 @@ def test_figure_functions_take_arrays(two_sets):
 
     gen, val = two_sets
     angle = 32 * 3.464 / 1024
-    ell, Pg = statistics.power_spectrum(gen, angle)
-    _, Pv = statistics.power_spectrum(val, angle)
-    modes = statistics.count_modes(32, angle)
-    nu, *mg = statistics.minkowski_functionals(gen)
-    _, *mv = statistics.minkowski_functionals(val)
+    ell, Pg = power.power_spectrum(gen, angle)
+    _, Pv = power.power_spectrum(val, angle)
+    modes = power.count_modes(32, angle)
+    nu, *mg = morphology.minkowski_functionals(gen)
+    _, *mv = morphology.minkowski_functionals(val)
     made = [figures.figure_1(gen, val, angle_deg=angle), figures.figure_2(gen, val),
             figures.figure_3a(ell, Pg, Pv, modes=modes), figures.figure_3b(ell, Pg, Pv, modes=modes),
             figures.figure_4(Pv, Pg, None, ell=ell, modes=modes), figures.figure_5(nu, mg, mv),
@@ -204,17 +204,17 @@ def test_figure_functions_take_arrays(two_sets):
 
 def test_identical_sets_give_p_value_one_and_zero_differences(two_sets):
     gen, _ = two_sets
-    ell, P = statistics.power_spectrum(gen, 0.2)
-    fig = figures.figure_3b(ell, P, P.copy(), modes=statistics.count_modes(32, 0.2))
+    ell, P = power.power_spectrum(gen, 0.2)
+    fig = figures.figure_3b(ell, P, P.copy(), modes=power.count_modes(32, 0.2))
     assert all(m["pvalue"] == pytest.approx(1.0) for m in fig.numbers["modes_shown"])
-    fig4 = figures.figure_4(P, P.copy(), P.copy(), modes=statistics.count_modes(32, 0.2))
+    fig4 = figures.figure_4(P, P.copy(), P.copy(), modes=power.count_modes(32, 0.2))
     assert all(v["max_abs"] == 0.0 for v in fig4.numbers["differences"].values())
 
 
 def test_shifted_power_spectrum_gives_small_p_values(two_sets):
     gen, val = two_sets
-    modes = statistics.count_modes(32, 0.2)
-    ell, Pv = statistics.power_spectrum(val, 0.2)
+    modes = power.count_modes(32, 0.2)
+    ell, Pv = power.power_spectrum(val, 0.2)
     shown = figures.figure_3b(ell, Pv * 3.0, Pv, modes=modes).numbers["modes_shown"]   # 3x the power
     # a bin with one mode has an exponential distribution: 3x the power still overlaps much there
     assert sum(m["n_modes"] >= 3 for m in shown) >= 2
@@ -225,12 +225,12 @@ def test_shifted_power_spectrum_gives_small_p_values(two_sets):
 
 
 def test_select_modes_clips_to_existing_bins():
-    edges = statistics.DEFAULT_L_EDGES
+    edges = power.DEFAULT_L_EDGES
     ell = 0.5 * (edges[:-1] + edges[1:])
-    modes = statistics.count_modes(256, 0.866)
+    modes = power.count_modes(256, 0.866)
     idx = figures.select_modes(ell, figures.DEFAULT_MODES, modes=modes)
     np.testing.assert_allclose(ell[idx], [3300, 23300, 43300])          # the authors' slides
-    small = statistics.count_modes(32, 0.108)
+    small = power.count_modes(32, 0.108)
     idx = figures.select_modes(ell, (100.0, 1e6), modes=small)
     nonempty = np.flatnonzero(small > 0)
     assert idx == [nonempty[0], nonempty[-1]]

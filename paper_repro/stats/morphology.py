@@ -1,176 +1,41 @@
-"""Summary statistics of convergence maps, exactly as LensTools 1.2 computes them, batched and fast.
+"""Morphology of convergence maps, exactly as LensTools 1.2: gradients, Minkowski functionals, peaks.
 
-The paper (Sect. 3.1) measured every statistic with LensTools 1.2 (``ConvergenceMap``). The
-functions here reproduce LensTools' C code (same finite differences, same bin conventions, the
-same floating-point operations where it matters), so results agree with LensTools to ~1e-14
-relative (tests/test_statistics.py against the oracle fixture; tests_lenstools/ against the real
-LensTools 1.2 on fresh maps), but run on a batch of maps with vectorised NumPy:
-
-* :func:`power_spectrum` -- ``ConvergenceMap.powerSpectrum(l_edges)``;
+* :func:`gradient_hessian` -- ``ConvergenceMap.gradient()`` and ``hessian()``;
 * :func:`minkowski_functionals` -- ``ConvergenceMap.minkowskiFunctionals(thresholds, norm)``;
 * :func:`peak_counts` -- ``ConvergenceMap.peakCount(thresholds, norm)``;
 * :func:`moments` -- ``ConvergenceMap.moments(connected, dimensionless)``;
-* :func:`gradient_hessian` -- ``ConvergenceMap.gradient()`` and ``hessian()``;
-* :func:`pixel_histogram` -- per-map histograms of pixel values (the paper's Fig. 2 statistic);
-* :func:`correlation_matrix`, :func:`correlation_difference` -- the paper's Fig. 4;
-* :func:`fourier_mode_power` -- not LensTools: the power of every 2-D Fourier mode, for the
-  orientation-dependent errors (checkerboards) that ring averages hide.
+* :func:`pixel_histogram` -- per-map histograms of pixel values (the paper's Fig. 2 statistic).
 
-Every function takes one map (H, W) or a batch (N, H, W) (float32 or float64; square maps) and
-returns 1-D results for one map, (N, K) results for a batch. Maps are promoted to float64 before
-anything (float32 input gives exactly LensTools' result on ``map.astype(float64)``), chunk by
-chunk: memory stays bounded by ``chunk_maps`` maps (default about ``CHUNK_PIXELS`` pixels) plus
-one set of per-map buffers, whatever N is, and memory-mapped inputs are never loaded whole. Per
-map, every step writes into those reused buffers (no allocation, no page faults), which is what
-makes these memory-bound loops fast. ``workers`` > 1 splits the batch over threads (NumPy releases
-the GIL); the default is one thread, and results do not depend on ``workers``.
+They reproduce LensTools' C code (differentials.c: same finite differences, same bin conventions,
+the same floating-point operations where it matters), so results agree with LensTools to ~1e-14
+relative (tests/stats/test_morphology.py against the oracle fixture; tests_lenstools/ against
+LensTools 1.2), on a batch with vectorised NumPy. Per map, every step writes into one reused
+per-thread workspace (no allocation, no page faults), which makes these memory-bound loops fast.
 """
 from __future__ import annotations
 
-import functools
 import math
-import threading
-from concurrent.futures import ThreadPoolExecutor
-from typing import Callable, Iterator
 
 import numpy as np
-import scipy.fft
 
 from ..errors import PaperReproError
+from .batching import (
+    as_batch, check_edges, iter_chunks, run_parallel, thread_buffer, unbatch,
+)
 
-#: the paper's power-spectrum binning: 249 edges, 248 modes (paper-facts; authors' slides)
-DEFAULT_L_EDGES = np.arange(200.0, 50000.0, 200.0)
-#: the paper's side angle of a 256^2 crop in degrees (sqrt(12)/4)
-DEFAULT_ANGLE_DEG = 0.866
 #: the paper's Minkowski thresholds in units of the map's std: 20 edges, 19 values per functional
 DEFAULT_MF_THRESHOLDS = np.arange(-2.0, 2.0, 0.2)
 #: peak-count thresholds (units of sigma) of the LensTools oracle fixture: 15 edges, 14 bins
 DEFAULT_PEAK_THRESHOLDS = np.arange(-2.0, 5.25, 0.5)
 #: names of the nine LensTools moments, in order
 MOMENT_NAMES = ("sigma0", "sigma1", "S0", "S1", "S2", "K0", "K1", "K2", "K3")
-#: default number of pixels promoted to float64 at once (4 maps of 256^2)
-CHUNK_PIXELS = 2**18
-
-
-# --- input handling -------------------------------------------------------------------------------
-
-def _as_batch(maps, name: str = "maps") -> tuple[np.ndarray, bool]:
-    """Return an (N, H, W) view of ``maps`` and whether the input was a single map. No copy."""
-    from ..maps.io import check_maps
-
-    arr = maps if isinstance(maps, np.ndarray) else np.asarray(maps)
-    single = arr.ndim == 2
-    arr = check_maps(arr[None] if single else arr, name=name, check_finite=False, min_maps=0)
-    n, h, w = arr.shape
-    if n == 0 or h < 5:
-        raise PaperReproError(
-            f"{name}: expected at least one map of at least 5x5 pixels, found shape {arr.shape}")
-    return arr, single
-
-
-def _chunks(arr: np.ndarray, chunk_maps: int | None, name: str = "maps",
-            offset: int = 0) -> Iterator[tuple[int, np.ndarray]]:
-    """Yield (start, maps[start:start + step] as C-contiguous float64), checking finiteness.
-
-    Float32 (or strided, or memory-mapped) input is converted into one buffer reused for every
-    chunk: a caller must not keep a chunk past the next iteration. ``offset`` only shifts the
-    map numbers in error messages.
-    """
-    n, h, w = arr.shape
-    step = max(1, CHUNK_PIXELS // (h * w)) if chunk_maps is None else int(chunk_maps)
-    if step < 1:
-        raise PaperReproError(f"chunk_maps: expected a positive number of maps, found {chunk_maps!r}")
-    direct = arr.dtype == np.float64 and arr.flags.c_contiguous and not isinstance(arr, np.memmap)
-    buf = None if direct else _scratch((min(step, n), h, w))
-    for start in range(0, n, step):
-        src = arr[start:start + step]
-        if direct:
-            chunk = src
-        else:
-            chunk = buf[:len(src)]
-            np.copyto(chunk, src, casting="same_kind")
-        # a NaN or inf makes its map's sum non-finite (so may an overflow: then look closer)
-        sums = np.add.reduce(chunk.reshape(len(chunk), -1), axis=1)
-        if not np.isfinite(sums).all():
-            for j in np.flatnonzero(~np.isfinite(sums)):
-                if not np.isfinite(chunk[j]).all():
-                    raise PaperReproError(f"{name}: map {offset + start + j} contains NaN or inf")
-        yield start, chunk
-
-
-_EXECUTORS: dict[int, ThreadPoolExecutor] = {}
-
-
-def _parallel(n: int, workers: int | None, fn: Callable[[int, int], None]) -> None:
-    """Run fn(lo, hi) over contiguous ranges of the n maps, on ``workers`` threads (default 1)."""
-    w = 1 if workers is None else int(workers)
-    if w < 1:
-        raise PaperReproError(f"workers: expected a positive number of threads, found {workers!r}")
-    w = min(w, n)
-    if w == 1:
-        fn(0, n)
-        return
-    bounds = np.linspace(0, n, w + 1).astype(int)
-    ex = _EXECUTORS.get(w)
-    if ex is None:                                            # kept: its threads keep their buffers
-        ex = _EXECUTORS[w] = ThreadPoolExecutor(w, thread_name_prefix="paper_repro.statistics")
-    for f in [ex.submit(fn, lo, hi) for lo, hi in zip(bounds[:-1], bounds[1:])]:
-        f.result()
-
-
-def _check_edges(edges, name: str, min_len: int = 2) -> np.ndarray:
-    e = np.asarray(edges, dtype=np.float64)
-    if e.ndim != 1 or e.size < min_len:
-        raise PaperReproError(
-            f"{name}: expected a 1-D array of at least {min_len} edges, found shape {e.shape}")
-    if not np.isfinite(e).all() or np.any(np.diff(e) <= 0):
-        raise PaperReproError(f"{name}: expected finite, strictly increasing edges, found {e[:6]}...")
-    return e
-
-
-def _check_angle(angle_deg) -> float:
-    try:
-        a = float(angle_deg)
-    except (TypeError, ValueError):
-        raise PaperReproError(
-            f"angle_deg: expected a positive number of degrees, found {angle_deg!r}") from None
-    if not (math.isfinite(a) and a > 0):
-        raise PaperReproError(f"angle_deg: expected a positive number of degrees, found {angle_deg!r}")
-    return a
-
-
-def _finish(out: np.ndarray, single: bool) -> np.ndarray:
-    return out[0] if single else out
 
 
 # --- per-map buffers and LensTools' finite differences (differentials.c) -------------------------------
 
-_LOCAL = threading.local()
-#: buffers at most this large (bytes) are kept between calls, per thread (fresh memory costs page
-#: faults on first touch: ~10 ms for the ~8 MB a 256^2 workspace needs, more than computing 8 maps)
-KEEP_BYTES = 64 * 2**20
-
-
 def _workspace(size: int) -> "_Workspace":
     """This thread's workspace for size x size maps (kept between calls when small enough)."""
-    ws = getattr(_LOCAL, "ws", None)
-    if ws is not None and ws.size == size:
-        return ws
-    ws = _Workspace(size)
-    if ws.nbytes <= KEEP_BYTES:
-        _LOCAL.ws = ws
-    return ws
-
-
-def _scratch(shape: tuple[int, ...]) -> np.ndarray:
-    """This thread's float64 chunk buffer of ``shape`` (kept between calls when small enough)."""
-    buf = getattr(_LOCAL, "chunk", None)
-    if buf is not None and buf.shape == shape:
-        return buf
-    buf = np.empty(shape)
-    if buf.nbytes <= KEEP_BYTES:
-        _LOCAL.chunk = buf
-    return buf
+    return thread_buffer("workspace", (size, size), lambda: _Workspace(size))
 
 
 class _Workspace:
@@ -179,6 +44,7 @@ class _Workspace:
     def __init__(self, size: int):
         n = size
         self.size = n
+        self.shape = (n, n)
         self.flat = np.empty(n * n + 4 * n + 4)              # map, 2 wrapped rows each side, 2 spare
         self.rows = self.flat[2:2 + n * n + 4 * n].reshape(n + 4, n)
         # columns 0, 1, N-2, N-1 (where a shift of the flat array wraps into the next row) are
@@ -311,108 +177,6 @@ def _fold(counts: np.ndarray, shift: int, nl: int) -> np.ndarray:
     return out
 
 
-# --- power spectrum ---------------------------------------------------------------------------------
-
-@functools.lru_cache(maxsize=32)
-def _ps_binning(size: int, angle_deg: float, edges_bytes: bytes) -> tuple[np.ndarray, np.ndarray, float]:
-    """Bin of every rfft2 half-plane mode of a ``size``^2 map (nb: none), hits per bin, normalisation.
-
-    Mirrors LensTools ``azimuthal_rfft2``: ell of mode (i, j) is sqrt(lx^2 + ly^2) with
-    lx = min(i, N - i) * 360/angle, ly = j * 360/angle; bin k holds e_k < ell <= e_{k+1}.
-    """
-    edges = np.frombuffer(edges_bytes, dtype=np.float64)
-    nb = edges.size - 1
-    lpix = 360.0 / angle_deg
-    i = np.arange(size)
-    lx = np.minimum(i, size - i) * lpix
-    ly = np.arange(size // 2 + 1) * lpix
-    ell = np.sqrt(lx[:, None] * lx[:, None] + ly[None, :] * ly[None, :]).ravel()
-    k = np.searchsorted(edges, ell, side="left") - 1      # e_k < ell <= e_{k+1}
-    k[(k < 0) | (k >= nb)] = nb                             # outside every bin: a dump bin
-    hits = np.bincount(k, minlength=nb + 1)[:nb]
-    norm = ((angle_deg * math.pi / 180.0) / (size * size)) ** 2
-    k.setflags(write=False)
-    hits.setflags(write=False)
-    return k, hits, norm
-
-
-def power_spectrum(maps, angle_deg: float = DEFAULT_ANGLE_DEG, l_edges=None, *,
-                   workers: int | None = None,
-                   chunk_maps: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Binned convergence power spectrum, LensTools' ``powerSpectrum`` (dimensionless C_ell, sr).
-
-    ``maps``: one map (H, W) or a batch (N, H, W) covering ``angle_deg`` degrees on a side.
-    ``l_edges``: multipole bin edges (default: the paper's ``arange(200, 50000, 200)``).
-    Returns (ell bin centres (K,), P of shape (K,) or (N, K)). P_k = (theta_rad / N^2)^2 times
-    the mean of |rfft2(map)|^2 over the half-plane modes with e_k < ell <= e_{k+1}; bins holding
-    no mode are 0 (at the paper's settings, (200, 400] and (600, 800]).
-    """
-    arr, single = _as_batch(maps)
-    angle = _check_angle(angle_deg)
-    edges = _check_edges(DEFAULT_L_EDGES if l_edges is None else l_edges, "l_edges")
-    size = arr.shape[1]
-    bins, hits, norm = _ps_binning(size, angle, edges.tobytes())
-    nb = edges.size - 1
-    ell = 0.5 * (edges[:-1] + edges[1:])
-    out = np.zeros((arr.shape[0], nb))
-    nonempty = hits > 0
-
-    def run(lo: int, hi: int) -> None:
-        index = sq = power = None
-        for start, chunk in _chunks(arr[lo:hi], chunk_maps, offset=lo):
-            n = chunk.shape[0]
-            ft = scipy.fft.rfft2(chunk).reshape(n, -1)
-            if index is None or index.size != n * bins.size:
-                index = (np.arange(n)[:, None] * (nb + 1) + bins[None, :]).ravel()
-                sq = np.empty((n, bins.size, 2))
-                power = np.empty((n, bins.size))
-            np.multiply(ft.view(np.float64).reshape(sq.shape), ft.view(np.float64).reshape(sq.shape), out=sq)
-            np.add(sq[..., 0], sq[..., 1], out=power)             # creal^2 + cimag^2, as LensTools
-            # sums in LensTools' loop order (i-major, then j): bit-identical sums
-            sums = np.bincount(index, weights=power.ravel(), minlength=n * (nb + 1)).reshape(n, nb + 1)
-            out[lo + start:lo + start + n, nonempty] = norm * (sums[:, :nb][:, nonempty] / hits[nonempty])
-
-    _parallel(arr.shape[0], workers, run)
-    return ell, _finish(out, single)
-
-
-def count_modes(size: int, angle_deg: float = DEFAULT_ANGLE_DEG, l_edges=None) -> np.ndarray:
-    """Number of rfft2 half-plane Fourier modes in each ell bin for a ``size``^2 map (0: empty bin)."""
-    edges = _check_edges(DEFAULT_L_EDGES if l_edges is None else l_edges, "l_edges")
-    return np.array(_ps_binning(int(size), _check_angle(angle_deg), edges.tobytes())[1])
-
-
-def fourier_mode_power(maps, *, chunk_maps: int | None = None) -> dict[str, np.ndarray]:
-    """Mean and standard error over maps of the power |FFT|^2 of every 2-D Fourier mode (not a
-    LensTools statistic: ring averages such as :func:`power_spectrum` hide errors that depend on
-    orientation, like a generator's checkerboard at the grid of its strided layers).
-
-    ``maps``: (N, H, W), N >= 2, square. Orthonormal FFT, so the mean over modes of one map's power
-    is the mean of its squared pixels (kappa^2). Returns {"kx", "ky" (H, W) integer wavevectors in
-    fundamental modes, in (-H/2, H/2]; "mean", "sem" (H, W); "mean_map" (H, W), the pixel-wise
-    mean of the maps (a fixed pattern shared by all of them); "n"}.
-    """
-    arr, single = _as_batch(maps)
-    n, h, w = arr.shape
-    if single or n < 2:
-        raise PaperReproError(f"maps: a standard error needs at least 2 maps, found {n}")
-    if h != w:
-        raise PaperReproError(f"maps: expected square maps, found {h}x{w}")
-    s1 = np.zeros((h, w))
-    s2 = np.zeros((h, w))
-    pix = np.zeros((h, w))
-    for _, chunk in _chunks(arr, chunk_maps):
-        p = np.abs(scipy.fft.fft2(chunk, norm="ortho")) ** 2
-        s1 += p.sum(axis=0)
-        s2 += np.square(p).sum(axis=0)
-        pix += chunk.sum(axis=0)
-    mean = s1 / n
-    var = np.maximum(s2 / n - mean ** 2, 0.0) * n / (n - 1)
-    k = (np.arange(h) + h // 2 - 1) % h - h // 2 + 1          # 0, 1, ..., h/2, -h/2 + 1, ..., -1
-    kx, ky = np.meshgrid(k, k, indexing="ij")
-    return {"kx": kx, "ky": ky, "mean": mean, "sem": np.sqrt(var / n), "mean_map": pix / n, "n": n}
-
-
 # --- gradient and Hessian ----------------------------------------------------------------------------
 
 def _fast_differences(m: np.ndarray, ws: _Workspace) -> tuple[np.ndarray, ...]:
@@ -449,18 +213,18 @@ def gradient_hessian(maps, *, workers: int | None = None) -> tuple[np.ndarray, .
 
     Each of shape (H, W) or (N, H, W); x is the column index; periodic boundaries.
     """
-    arr, single = _as_batch(maps)
+    arr, single = as_batch(maps)
     out = tuple(np.empty(arr.shape) for _ in range(5))
 
     def run(lo: int, hi: int) -> None:
         ws = _workspace(arr.shape[1])
-        for start, chunk in _chunks(arr[lo:hi], None, offset=lo):
+        for start, chunk in iter_chunks(arr[lo:hi], None, offset=lo):
             for j, m in enumerate(chunk):
                 for o, v, scale in zip(out, _differences(m, ws), (0.5, 0.5, 0.25, 0.25, 0.25)):
                     np.multiply(v, scale, out=o[lo + start + j])
 
-    _parallel(arr.shape[0], workers, run)
-    return tuple(_finish(o, single) for o in out)
+    run_parallel(arr.shape[0], workers, run)
+    return tuple(unbatch(o, single) for o in out)
 
 
 # --- Minkowski functionals --------------------------------------------------------------------------
@@ -477,8 +241,8 @@ def minkowski_functionals(maps, thresholds=None, norm: bool = True, *,
     |grad kappa| / 4 and (2 g_x g_y h_xy - g_x^2 h_yy - g_y^2 h_xx) / (2 pi |grad kappa|^2) over
     pixels with t_i <= kappa < t_{i+1}, divided by N^2 (t_{i+1} - t_i). No smoothing (as the paper).
     """
-    arr, single = _as_batch(maps)
-    t = _check_edges(DEFAULT_MF_THRESHOLDS if thresholds is None else thresholds, "thresholds")
+    arr, single = as_batch(maps)
+    t = check_edges(DEFAULT_MF_THRESHOLDS if thresholds is None else thresholds, "thresholds")
     nb = t.size - 1
     nu = 0.5 * (t[:-1] + t[1:])
     dt = t[1:] - t[:-1]
@@ -492,7 +256,7 @@ def minkowski_functionals(maps, thresholds=None, norm: bool = True, *,
     def run(lo: int, hi: int) -> None:
         ws = _workspace(size)
         levels = np.empty(nl)
-        for start, chunk in _chunks(arr[lo:hi], chunk_maps, offset=lo):
+        for start, chunk in iter_chunks(arr[lo:hi], chunk_maps, offset=lo):
             for j, m in enumerate(chunk):
                 row = lo + start + j
                 dx, dy, dxx, dyy, dxy = _fast_differences(m, ws)
@@ -526,11 +290,11 @@ def minkowski_functionals(maps, thresholds=None, norm: bool = True, *,
                     s2[row] = _fold(np.bincount(c, weights=i2.ravel()), k, nl)
                 v0[row] = _fold(np.bincount(c), k, nl)[::-1].cumsum()[::-1][2::2]
 
-    _parallel(arr.shape[0], workers, run)
+    run_parallel(arr.shape[0], workers, run)
     v0 /= npix
     v1 = (s1[:, 1:-1:2] + s1[:, 2::2]) * 0.125 / (npix * dt)
     v2 = (s2[:, 1:-1:2] + s2[:, 2::2]) * 0.25 / (2.0 * math.pi) / (npix * dt)
-    return nu, _finish(v0, single), _finish(v1, single), _finish(v2, single)
+    return nu, unbatch(v0, single), unbatch(v1, single), unbatch(v2, single)
 
 
 # --- peaks --------------------------------------------------------------------------------------------
@@ -545,8 +309,8 @@ def peak_counts(maps, thresholds=None, norm: bool = True, *,
     (nu midpoints (K,), counts (K,) or (N, K)) where counts_i = (number of peaks with
     t_i <= kappa < t_{i+1}) / (t_{i+1} - t_i), i.e. per unit threshold, as LensTools.
     """
-    arr, single = _as_batch(maps)
-    t = _check_edges(DEFAULT_PEAK_THRESHOLDS if thresholds is None else thresholds, "thresholds")
+    arr, single = as_batch(maps)
+    t = check_edges(DEFAULT_PEAK_THRESHOLDS if thresholds is None else thresholds, "thresholds")
     nb = t.size - 1
     nu = 0.5 * (t[:-1] + t[1:])
     out = np.empty((arr.shape[0], nb))
@@ -559,7 +323,7 @@ def peak_counts(maps, thresholds=None, norm: bool = True, *,
         peak, tmp = ws.mask, ws.mask2
         c32 = np.empty((size, size), dtype=np.float32)
         cols = np.array([0, size - 1])
-        for start, chunk in _chunks(arr[lo:hi], chunk_maps, offset=lo):
+        for start, chunk in iter_chunks(arr[lo:hi], chunk_maps, offset=lo):
             for j, m in enumerate(chunk):
                 ws.load(m)
                 np.copyto(c32, m, casting="same_kind")             # C: float pixel_value = map[...]
@@ -580,8 +344,8 @@ def peak_counts(maps, thresholds=None, norm: bool = True, *,
                 b = b[(b >= 0) & (b < nb)]
                 out[lo + start + j] = np.bincount(b, minlength=nb) / (t[1:] - t[:-1])
 
-    _parallel(arr.shape[0], workers, run)
-    return nu, _finish(out, single)
+    run_parallel(arr.shape[0], workers, run)
+    return nu, unbatch(out, single)
 
 
 # --- moments ------------------------------------------------------------------------------------------
@@ -596,12 +360,12 @@ def moments(maps, connected: bool = True, dimensionless: bool = False, *,
     sigma0 and sigma1. As in LensTools, the map mean is not subtracted (only sigma0 is central).
     Returns (9,) or (N, 9).
     """
-    arr, single = _as_batch(maps)
+    arr, single = as_batch(maps)
     out = np.empty((arr.shape[0], 9))
 
     def run(lo: int, hi: int) -> None:
         ws = _workspace(arr.shape[1])
-        for start, chunk in _chunks(arr[lo:hi], chunk_maps, offset=lo):
+        for start, chunk in iter_chunks(arr[lo:hi], chunk_maps, offset=lo):
             for j, d in enumerate(chunk):
                 dx, dy, dxx, dyy, dxy = _differences(d, ws)
                 gx, gy = dx * 0.5, dy * 0.5
@@ -634,8 +398,8 @@ def moments(maps, connected: bool = True, dimensionless: bool = False, *,
                     sigma0, sigma1 = 1.0, 1.0
                 out[lo + start + j] = (sigma0, sigma1, s0, s1, s2, k0, k1, k2, k3)
 
-    _parallel(arr.shape[0], workers, run)
-    return _finish(out, single)
+    run_parallel(arr.shape[0], workers, run)
+    return unbatch(out, single)
 
 
 # --- pixel intensities ----------------------------------------------------------------------------------
@@ -652,14 +416,14 @@ def pixel_histogram(maps, bins, *, range: tuple[float, float] | None = None, den
     (pixels per map x bin width), so that a map's histogram integrates to the fraction of its
     pixels inside the edges. Sum over axis 0 for the histogram of a whole set.
     """
-    arr, single = _as_batch(maps)
+    arr, single = as_batch(maps)
     if np.ndim(bins) == 0:
         nbins = int(bins)
         if nbins < 1:
             raise PaperReproError(f"bins: expected a positive number of bins or an array of edges, found {bins!r}")
         if range is None:
             lo_v, hi_v = math.inf, -math.inf
-            for _, chunk in _chunks(arr, chunk_maps):
+            for _, chunk in iter_chunks(arr, chunk_maps):
                 lo_v, hi_v = min(lo_v, float(chunk.min())), max(hi_v, float(chunk.max()))
         else:
             lo_v, hi_v = float(range[0]), float(range[1])
@@ -667,13 +431,13 @@ def pixel_histogram(maps, bins, *, range: tuple[float, float] | None = None, den
             lo_v, hi_v = lo_v - 0.5, hi_v + 0.5                    # as numpy.histogram for constant data
         edges = np.linspace(lo_v, hi_v, nbins + 1)
     else:
-        edges = _check_edges(bins, "bins")
+        edges = check_edges(bins, "bins")
     nb = edges.size - 1
     out = np.empty((arr.shape[0], nb))
 
     def run(lo: int, hi: int) -> None:
         ws = _workspace(arr.shape[1])
-        for start, chunk in _chunks(arr[lo:hi], chunk_maps, offset=lo):
+        for start, chunk in iter_chunks(arr[lo:hi], chunk_maps, offset=lo):
             for j, m in enumerate(chunk):
                 c, k = _level_index(m, edges, ws)                   # k + 1 + i for e_i <= x < e_{i+1}
                 counts = _fold(np.bincount(c), k, nb + 1)
@@ -682,76 +446,7 @@ def pixel_histogram(maps, bins, *, range: tuple[float, float] | None = None, den
                     row[-1] += np.count_nonzero(m == edges[-1])
                 out[lo + start + j] = row
 
-    _parallel(arr.shape[0], workers, run)
+    run_parallel(arr.shape[0], workers, run)
     if density:
         out /= arr.shape[1] * arr.shape[2] * np.diff(edges)
-    return 0.5 * (edges[:-1] + edges[1:]), _finish(out, single)
-
-
-# --- correlation matrices ---------------------------------------------------------------------------------
-
-def correlation_matrix(stat) -> np.ndarray:
-    """Pearson correlation matrix (K, K) of a statistic's K components across N maps (stat: (N, K)).
-
-    Components constant across the maps (e.g. empty ell bins) get NaN rows and columns (their
-    correlation is undefined), never a spurious 0 or 1.
-    """
-    x = np.asarray(stat, dtype=np.float64)
-    if x.ndim != 2 or x.shape[0] < 2:
-        raise PaperReproError(f"stat: expected an (N, K) array with N >= 2 maps, found shape {x.shape}")
-    if not np.isfinite(x).all():
-        raise PaperReproError("stat: contains NaN or inf")
-    xc = x - x.mean(axis=0)
-    sd = np.sqrt((xc * xc).sum(axis=0))
-    const = np.all(x == x[:1], axis=0) | ~(sd > 0)
-    z = xc / np.where(const, 1.0, sd)
-    c = np.clip(z.T @ z, -1.0, 1.0)
-    c[const, :] = np.nan
-    c[:, const] = np.nan
-    keep = np.flatnonzero(~const)
-    c[keep, keep] = 1.0
-    return c
-
-
-def correlation_difference(stat_a, stat_b) -> np.ndarray:
-    """Difference C_a - C_b of the correlation matrices of one statistic over two sets of maps."""
-    a = np.asarray(stat_a)
-    b = np.asarray(stat_b)
-    if a.ndim != 2 or b.ndim != 2 or a.shape[1] != b.shape[1]:
-        raise PaperReproError(
-            f"stat_a, stat_b: expected (N, K) arrays with the same K, found {a.shape} and {b.shape}")
-    return correlation_matrix(a) - correlation_matrix(b)
-
-
-def offdiagonal(matrix: np.ndarray) -> np.ndarray:
-    """The finite strictly-upper-triangular entries of a square matrix (each pair of components once)."""
-    m = np.asarray(matrix)
-    v = m[np.triu_indices(m.shape[0], k=1)]
-    return v[np.isfinite(v)]
-
-
-# --- all of the paper's statistics at once ----------------------------------------------------------------
-
-def paper_statistics(maps, angle_deg: float = DEFAULT_ANGLE_DEG, *, pixel_edges=None,
-                     l_edges=None, thresholds=None, workers: int | None = None
-                     ) -> dict[str, tuple[list, np.ndarray]]:
-    """The paper's statistics of a set of maps as {name: (component labels, (N, K) array)}.
-
-    ``power_spectrum``: P at the 248 modes (labels: ell bin centres); ``minkowski_functionals``:
-    V0, V1, V2 side by side (57 components; labels "V0@nu"); ``pixel_histogram`` (only with
-    ``pixel_edges``, which two compared sets must share): per-map pixel-value densities. Each
-    array is what :func:`paper_repro.comparison.calibrate` takes.
-    """
-    ell, p = power_spectrum(maps, angle_deg, l_edges, workers=workers)
-    nu, v0, v1, v2 = minkowski_functionals(maps, thresholds, workers=workers)
-    if p.ndim == 1:
-        p, v0, v1, v2 = p[None], v0[None], v1[None], v2[None]
-    out = {
-        "power_spectrum": ([float(v) for v in ell], p),
-        "minkowski_functionals": ([f"{name}@{v:.4g}" for name in ("V0", "V1", "V2") for v in nu],
-                                  np.concatenate([v0, v1, v2], axis=1)),
-    }
-    if pixel_edges is not None:
-        centres, h = pixel_histogram(maps, pixel_edges, density=True, workers=workers)
-        out["pixel_histogram"] = ([float(v) for v in centres], h if h.ndim == 2 else h[None])
-    return out
+    return 0.5 * (edges[:-1] + edges[1:]), unbatch(out, single)

@@ -251,12 +251,12 @@ def _merge_pairs(best: dict[str, np.ndarray], new: dict[str, np.ndarray]) -> dic
 
 
 # ============================================================================== results
-from .twosample import _jsonable  # noqa: E402  (one JSON conversion for every report)
+from .twosample import jsonable  # noqa: E402  (one JSON conversion for every report)
 
 
 class _Report:
     def to_dict(self) -> dict[str, Any]:
-        return _jsonable(asdict(self))
+        return jsonable(asdict(self))
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2, sort_keys=True, allow_nan=False)
@@ -1163,7 +1163,7 @@ class SlerpResult:
 
     def summary(self) -> dict[str, Any]:
         """JSON-serialisable summary (no maps)."""
-        return _jsonable({"t": self.t, "ell": self.ell, "stats": self.stats, "spread": self.spread,
+        return jsonable({"t": self.t, "ell": self.ell, "stats": self.stats, "spread": self.spread,
                           "max_step": self.max_step, "threshold": self.threshold, "smooth": self.smooth})
 
 

@@ -1,10 +1,10 @@
-"""Two-sample comparison of map statistics: per-component KS and AD tests, bootstrap, baseline calibration.
+"""Two-sample comparison of map statistics: per-component KS and AD tests, bootstrap, reported tallies.
 
 The paper (Sect. 3.1) compares generated and validation maps with bootstrapped two-sample
 Kolmogorov-Smirnov (KS) and Anderson-Darling (AD) tests, one per component of a statistic (each
 of the 248 power-spectrum modes, each of the 57 Minkowski-functional values, ...), and reports
 tallies such as "p > 0.99 in 236 of 248 modes". Under the null hypothesis a valid p-value is
-uniform, so such tallies cannot be pass thresholds (``../shared/reference/paper-facts.md``).
+uniform, so such tallies cannot be pass thresholds.
 This module therefore
 
 * computes KS and AD tests for many components at once (vectorised ranks), with full-range
@@ -13,9 +13,8 @@ This module therefore
   paper) and turns the medians into valid p-values, min(1, 2 x median) (a median of p-values,
   doubled, is a valid p-value under any dependence: Meng 1994; Vovk & Wang 2020), Holm-corrected
   across components (:func:`bootstrap_tests`, :func:`holm`);
-* calibrates: generated-vs-validation must be no more distinguishable than the baseline
-  validation-vs-auxiliary (two independent simulation sets), within the tolerances of
-  :class:`~paper_repro.config.CertificationConfig` (:func:`calibrate`, :class:`Verdict`);
+* gives the numbers the certification's criteria compare (mean z, correlation distances: the
+  criteria themselves are :mod:`paper_repro.evaluation.criteria`);
 * reports the paper-style tallies, labelled as such (:func:`paper_tallies`), and offers the
   chi-square histogram distance of the paper's checkpoint selection (:func:`histogram_chi2`).
 
@@ -30,12 +29,10 @@ We return P(A2_inf > 1 + T sqrt(2 (pi^2 - 9) / 3)): Marsaglia & Marsaglia's (200
 the bulk, and beyond A2_inf = 4 the exact tail asymptotics sqrt(3) erfc(sqrt(z)) (1 + 11 / (36 z))
 (the largest weight 1/2 of A2_inf = sum Y_j / (j (j + 1)), times prod_{j>=2} (1 - 2/(j(j+1)))^(-1/2)
 = sqrt(3), with the first-order correction), blended over [4, 5]. Both agree with a numerical
-inversion of the characteristic function (Imhof) to < 0.3 % relative (tests/test_comparison.py).
+inversion of the characteristic function (Imhof) to < 0.3 % relative (tests/stats/test_twosample.py).
 """
 from __future__ import annotations
 
-import dataclasses
-import json
 import math
 from dataclasses import dataclass, field
 from typing import Any, Sequence
@@ -44,19 +41,20 @@ import numpy as np
 import scipy.special
 import scipy.stats
 
-from ..config import CertificationConfig
 from ..errors import PaperReproError
+from .power import correlation_difference, fourier_mode_power, offdiagonal
 
 __all__ = [
     "ks_test", "ad_test", "ad_pvalue", "constant_components", "holm", "bootstrap_tests",
     "BootstrapResult", "paper_tallies", "mean_z", "correlation_distance", "histogram_chi2",
-    "split_reference", "Criterion", "Verdict", "calibrate", "correlation_criterion",
+    "split_reference", "compare_fourier_modes", "as_stat", "smallest", "jsonable", "adinf_sf",
 ]
 
 
 # --- input checks -------------------------------------------------------------------------------
 
-def _as_stat(x, name: str) -> np.ndarray:
+def as_stat(x, name: str) -> np.ndarray:
+    """``x`` as a finite float64 statistic (N, K), N >= 2 maps (a 1-D array is one component)."""
     a = np.asarray(x, dtype=np.float64)
     if a.ndim == 1:
         a = a[:, None]
@@ -68,8 +66,8 @@ def _as_stat(x, name: str) -> np.ndarray:
 
 
 def _pair(a, b, names=("a", "b")) -> tuple[np.ndarray, np.ndarray]:
-    a = _as_stat(a, names[0])
-    b = _as_stat(b, names[1])
+    a = as_stat(a, names[0])
+    b = as_stat(b, names[1])
     if a.shape[1] != b.shape[1]:
         raise PaperReproError(
             f"{names[0]}, {names[1]}: expected the same number of components, found {a.shape[1]} and {b.shape[1]}")
@@ -173,7 +171,7 @@ def _ad_sigma(n: int, m: int) -> float:
     return math.sqrt((a * N ** 3 + b * N ** 2 + c * N + d) / ((N - 1.0) * (N - 2.0) * (N - 3.0)))
 
 
-def _adinf_sf(z: np.ndarray) -> np.ndarray:
+def adinf_sf(z: np.ndarray) -> np.ndarray:
     """P(A2_inf > z), full range (Marsaglia & Marsaglia 2004 bulk; sqrt(3) erfc tail beyond 4)."""
     z = np.asarray(z, dtype=np.float64)
     out = np.ones(z.shape)
@@ -196,7 +194,7 @@ def _adinf_sf(z: np.ndarray) -> np.ndarray:
 def ad_pvalue(statistic) -> np.ndarray:
     """Full-range p-value of SciPy's standardised two-sample AD statistic (the sizes are in it already)."""
     t = np.asarray(statistic, dtype=np.float64)
-    return _adinf_sf(1.0 + t * math.sqrt(_AD_VAR_INF))
+    return adinf_sf(1.0 + t * math.sqrt(_AD_VAR_INF))
 
 
 def ad_test(a, b) -> tuple[np.ndarray, np.ndarray]:
@@ -285,23 +283,23 @@ class BootstrapResult:
             "alpha": self.alpha, "tested_components": self.tested,
             "constant_components": int(self.constant.sum()),
             "ks_reject_fraction": self.ks_reject_fraction, "ad_reject_fraction": self.ad_reject_fraction,
-            "ks_min_holm_p": _nanmin(self.ks_holm), "ad_min_holm_p": _nanmin(self.ad_holm),
+            "ks_min_holm_p": smallest(self.ks_holm), "ad_min_holm_p": smallest(self.ad_holm),
             "components": {
-                "label": _jsonable(labels if labels is not None else np.arange(self.constant.size)),
+                "label": jsonable(labels if labels is not None else np.arange(self.constant.size)),
                 "constant": self.constant.tolist(),
-                "ks_statistic_median": _jsonable(self.ks_stat_median),
-                "ks_median_p": _jsonable(self.ks_median_p),
-                "ks_valid_p": _jsonable(self.ks_valid_p),
-                "ks_holm_p": _jsonable(self.ks_holm),
-                "ad_statistic_median": _jsonable(self.ad_stat_median),
-                "ad_median_p": _jsonable(self.ad_median_p),
-                "ad_valid_p": _jsonable(self.ad_valid_p),
-                "ad_holm_p": _jsonable(self.ad_holm),
+                "ks_statistic_median": jsonable(self.ks_stat_median),
+                "ks_median_p": jsonable(self.ks_median_p),
+                "ks_valid_p": jsonable(self.ks_valid_p),
+                "ks_holm_p": jsonable(self.ks_holm),
+                "ad_statistic_median": jsonable(self.ad_stat_median),
+                "ad_median_p": jsonable(self.ad_median_p),
+                "ad_valid_p": jsonable(self.ad_valid_p),
+                "ad_holm_p": jsonable(self.ad_holm),
             },
         }
         if replicates:
-            d["ks_p_replicates"] = _jsonable(self.ks_p)
-            d["ad_p_replicates"] = _jsonable(self.ad_p)
+            d["ks_p_replicates"] = jsonable(self.ks_p)
+            d["ad_p_replicates"] = jsonable(self.ad_p)
         return d
 
 
@@ -362,7 +360,8 @@ def _mean_or_nan(x: np.ndarray) -> float:
     return float(np.mean(x)) if x.size else math.nan
 
 
-def _nanmin(x: np.ndarray) -> float | None:
+def smallest(x: np.ndarray) -> float | None:
+    """The smallest finite entry of ``x`` as a float, None when there is none (e.g. no tested component)."""
     x = np.asarray(x)
     return float(np.nanmin(x)) if np.isfinite(x).any() else None
 
@@ -374,7 +373,7 @@ def paper_tallies(p, levels: Sequence[float] = (0.99, 0.95, 0.9, 0.8), label: st
     """The paper-style tallies "bootstrap p > level in k of K components" (reported, never a criterion).
 
     Under the null a valid p exceeds 0.99 in only ~1 % of components, even between two independent
-    simulation sets: these counts describe, they do not certify (paper-facts.md).
+    simulation sets: these counts describe, they do not certify.
     """
     p = np.asarray(p, dtype=np.float64)
     tested = p[np.isfinite(p)]
@@ -398,7 +397,7 @@ def compare_fourier_modes(generated, reference, *, top: int = 8, grid_period: in
                           ring_width: int = 8) -> dict:
     """Which 2-D Fourier modes of the generated maps carry the wrong power (descriptive).
 
-    Power per mode from :func:`~paper_repro.statistics.fourier_mode_power`; z = (mean_gen -
+    Power per mode from :func:`~paper_repro.stats.power.fourier_mode_power`; z = (mean_gen -
     mean_ref) / combined standard error. Each mode is counted once (k and -k carry the same power
     for real maps); k = 0 is left out. Returns {"worst": the ``top`` modes by |z|, each {"k": [kx,
     ky], "ratio": power gen / ref, "z", "grid": whether both components are multiples of H /
@@ -408,8 +407,6 @@ def compare_fourier_modes(generated, reference, *, top: int = 8, grid_period: in
     ``ring_width`` wide; "fixed_pattern_rms": {"generated", "reference", "noise_generated"}: the rms
     of each set's pixel-wise mean map and what independent maps would give (pixel std / sqrt N)}.
     """
-    from .power import fourier_mode_power
-
     g = fourier_mode_power(generated)
     r = fourier_mode_power(reference)
     if g["mean"].shape != r["mean"].shape:
@@ -458,8 +455,6 @@ def correlation_distance(stat_a, stat_b, quantile: float = 0.99) -> dict[str, fl
     Returns {"quantile": q, "value": the q-quantile, "max": the largest}; constant components are
     left out (their correlations are undefined).
     """
-    from .power import correlation_difference, offdiagonal
-
     a, b = _pair(stat_a, stat_b)
     d = np.abs(offdiagonal(correlation_difference(a, b)))
     if d.size == 0:
@@ -518,196 +513,19 @@ def split_reference(n: int, seed: int | np.random.Generator = 0) -> tuple[np.nda
     return np.sort(perm[:h]), np.sort(perm[h:2 * h])
 
 
-# --- calibration ----------------------------------------------------------------------------------------
-
-@dataclass
-class Criterion:
-    """One pass/fail criterion: ``value`` compared with ``limit`` (derived from the baseline and config)."""
-
-    name: str
-    passed: bool
-    value: float | None
-    limit: float | None
-    baseline: float | None
-    rule: str
-
-    def to_dict(self) -> dict[str, Any]:
-        return {k: _jsonable(v) for k, v in dataclasses.asdict(self).items()}
-
-
-@dataclass
-class Verdict:
-    """Certification of one statistic: generated-vs-validation against validation-vs-auxiliary.
-
-    JSON-serialisable with :meth:`to_dict` / :meth:`to_json` (NaN becomes null).
-    """
-
-    statistic: str
-    passed: bool
-    criteria: list[Criterion]
-    baseline_source: str
-    n_generated: int
-    n_validation: int
-    n_auxiliary: int
-    labels: list
-    generated: BootstrapResult = field(repr=False)
-    baseline: BootstrapResult = field(repr=False)
-    tallies: dict[str, Any] = field(default_factory=dict)
-    mean_z: list = field(default_factory=list, repr=False)
-    config: dict[str, Any] = field(default_factory=dict, repr=False)
-
-    @property
-    def failed(self) -> list[str]:
-        return [c.name for c in self.criteria if not c.passed]
-
-    def summary(self) -> str:
-        head = f"{self.statistic}: {'PASS' if self.passed else 'FAIL'}"
-        parts = [f"{c.name} {'ok' if c.passed else 'FAILED'} ({_fmt(c.value)} vs limit {_fmt(c.limit)})"
-                 for c in self.criteria]
-        return head + " - " + "; ".join(parts)
-
-    def to_dict(self, replicates: bool = False) -> dict[str, Any]:
-        return {
-            "statistic": self.statistic,
-            "passed": bool(self.passed),
-            "failed_criteria": self.failed,
-            "criteria": [c.to_dict() for c in self.criteria],
-            "baseline_source": self.baseline_source,
-            "n_generated": self.n_generated, "n_validation": self.n_validation,
-            "n_auxiliary": self.n_auxiliary,
-            "generated_vs_validation": self.generated.to_dict(self.labels, replicates),
-            "auxiliary_vs_validation": self.baseline.to_dict(self.labels, replicates),
-            "mean_z": _jsonable(self.mean_z),
-            "paper_style_tallies": self.tallies,
-            "config": _jsonable(self.config),
-            "summary": self.summary(),
-        }
-
-    def to_json(self, **kw) -> str:
-        return json.dumps(self.to_dict(**kw), indent=2, allow_nan=False)
-
-
-def correlation_criterion(generated, validation, auxiliary,
-                          config: CertificationConfig | None = None) -> Criterion:
-    """The correlation-matrix criterion alone (paper Fig. 4): generated vs validation against the baseline.
-
-    The ``corr_quantile`` of |C_gen - C_val| over component pairs must be at most ``corr_factor``
-    times that of |C_aux - C_val|, the latter scaled by sqrt((1/n_gen + 1/n_val) / (1/n_aux +
-    1/n_val)): the sampling noise of a correlation difference for the sets' sizes.
-    """
-    cfg = config or CertificationConfig()
-    g = _as_stat(generated, "generated")
-    v = _as_stat(validation, "validation")
-    x = _as_stat(auxiliary, "auxiliary")
-    cg = correlation_distance(g, v, cfg.corr_quantile)
-    cb = correlation_distance(x, v, cfg.corr_quantile)
-    scale = math.sqrt((1 / g.shape[0] + 1 / v.shape[0]) / (1 / x.shape[0] + 1 / v.shape[0]))
-    limit = cfg.corr_factor * cb["value"] * scale
-    return Criterion(
-        "correlation", bool(cg["value"] <= limit), cg["value"], limit, cb["value"],
-        f"{cfg.corr_quantile:g} quantile of |C_generated - C_validation| over component pairs <= "
-        f"{cfg.corr_factor:g} x the baseline's (x {scale:.3f} for set sizes); largest: "
-        f"{cg['max']:.3f} (baseline {cb['max']:.3f})")
-
-
-def calibrate(generated, validation, auxiliary, *, statistic: str, labels: Sequence | None = None,
-              config: CertificationConfig | None = None, correlation: bool = False,
-              baseline_source: str = "auxiliary set",
-              seed: int | np.random.Generator | None = None) -> Verdict:
-    """Certify one statistic: is ``generated`` no more distinguishable from ``validation`` than ``auxiliary``?
-
-    Each argument is that set's statistic, (N, K). The criteria (tolerances from ``config``):
-
-    * ``ks_reject_fraction``, ``ad_reject_fraction``: fraction of tested components with
-      bootstrap p < alpha, generated <= baseline + reject_margin;
-    * ``ks_holm_min_p``, ``ad_holm_min_p``: Holm-adjusted valid bootstrap p, min >= holm_level;
-    * ``mean_within_k_se``: max |mean difference| / standard error <= mean_k_sigma;
-    * ``correlation`` (if ``correlation``): quantile of |C_gen - C_val| <= corr_factor x the
-      baseline's quantile of |C_aux - C_val| (size-corrected).
-
-    Both comparisons use the same subsample size n = min(bootstrap_maps, smallest set // 2) and
-    independent streams of the same seed. Sets with fewer than ``min_maps`` maps raise PaperReproError.
-    """
-    cfg = config or CertificationConfig()
-    g = _as_stat(generated, "generated")
-    v = _as_stat(validation, "validation")
-    x = _as_stat(auxiliary, "auxiliary")
-    if not (g.shape[1] == v.shape[1] == x.shape[1]):
-        raise PaperReproError(
-            f"{statistic}: expected the same number of components in every set, found "
-            f"{g.shape[1]} (generated), {v.shape[1]} (validation), {x.shape[1]} (auxiliary)")
-    for name, s in (("generated", g), ("validation", v), ("auxiliary", x)):
-        if s.shape[0] < cfg.min_maps:
-            raise PaperReproError(
-                f"{statistic}: {name} set has {s.shape[0]} maps, expected at least {cfg.min_maps} for the bootstrap")
-    k = g.shape[1]
-    labels = list(np.arange(k) if labels is None else np.asarray(labels).tolist())
-    if len(labels) != k:
-        raise PaperReproError(f"{statistic}: expected {k} labels, found {len(labels)}")
-    # at most half of the smallest set, so that replicates differ and their mean settles
-    n_sub = max(2, min(cfg.bootstrap_maps, min(g.shape[0], v.shape[0], x.shape[0]) // 2))
-    seed = cfg.seed if seed is None else seed
-    ss = np.random.SeedSequence(seed) if not isinstance(seed, np.random.Generator) else None
-    seeds = ss.spawn(2) if ss is not None else [seed, seed]
-    gen_res = bootstrap_tests(g, v, n_sub=n_sub, replicates=cfg.bootstrap_replicates, alpha=cfg.alpha,
-                              seed=np.random.default_rng(seeds[0]))
-    base_res = bootstrap_tests(x, v, n_sub=n_sub, replicates=cfg.bootstrap_replicates, alpha=cfg.alpha,
-                               seed=np.random.default_rng(seeds[1]))
-    # a component constant in one comparison but not the other is tested in both or neither
-    const = gen_res.constant & base_res.constant
-
-    criteria: list[Criterion] = []
-    for test in ("ks", "ad"):
-        gv = getattr(gen_res, f"{test}_reject_fraction")
-        bv = getattr(base_res, f"{test}_reject_fraction")
-        limit = bv + cfg.reject_margin
-        criteria.append(Criterion(
-            f"{test}_reject_fraction", bool(gv <= limit), gv, limit, bv,
-            f"fraction of tested components with bootstrap {test.upper()} p < {cfg.alpha:g} (mean over "
-            f"{cfg.bootstrap_replicates} replicates of {n_sub} maps) <= baseline + {cfg.reject_margin:g}"))
-    for test in ("ks", "ad"):
-        gv = _nanmin(getattr(gen_res, f"{test}_holm"))
-        bv = _nanmin(getattr(base_res, f"{test}_holm"))
-        criteria.append(Criterion(
-            f"{test}_holm_min_p", bool(gv is None or gv >= cfg.holm_level), gv, cfg.holm_level, bv,
-            f"smallest Holm-adjusted valid bootstrap {test.upper()} p, min(1, 2 x median), "
-            f">= {cfg.holm_level:g}"))
-    z = mean_z(g, v)
-    zb = mean_z(x, v)
-    zt = np.abs(z[~const])
-    zmax = float(zt.max()) if zt.size else 0.0
-    zbt = np.abs(zb[~const])
-    criteria.append(Criterion(
-        "mean_within_k_se", bool(zmax <= cfg.mean_k_sigma), zmax, cfg.mean_k_sigma,
-        float(zbt.max()) if zbt.size else 0.0,
-        f"every component: |mean(generated) - mean(validation)| <= {cfg.mean_k_sigma:g} standard errors"))
-    if correlation:
-        criteria.append(correlation_criterion(g, v, x, cfg))
-    tallies = {
-        "generated_vs_validation": {
-            "ks": paper_tallies(gen_res.ks_median_p, cfg.tally_levels, statistic),
-            "ad": paper_tallies(gen_res.ad_median_p, cfg.tally_levels, statistic)},
-        "auxiliary_vs_validation": {
-            "ks": paper_tallies(base_res.ks_median_p, cfg.tally_levels, statistic),
-            "ad": paper_tallies(base_res.ad_median_p, cfg.tally_levels, statistic)},
-    }
-    return Verdict(
-        statistic=statistic, passed=all(c.passed for c in criteria), criteria=criteria,
-        baseline_source=baseline_source, n_generated=g.shape[0], n_validation=v.shape[0],
-        n_auxiliary=x.shape[0], labels=labels, generated=gen_res, baseline=base_res,
-        tallies=tallies, mean_z=list(z), config=cfg.to_dict())
-
-
 # --- helpers ---------------------------------------------------------------------------------------------
 
-def _jsonable(x):
-    """Plain Python (lists, floats, None for NaN/inf) for json.dumps(allow_nan=False)."""
+def jsonable(x):
+    """Plain Python (lists, dicts, floats; None for NaN/inf) for ``json.dumps(allow_nan=False)``.
+
+    Every report of the statistics stage (bootstrap results, verdicts, copying tests) goes through it.
+    """
     if isinstance(x, dict):
-        return {str(k): _jsonable(v) for k, v in x.items()}
+        return {str(k): jsonable(v) for k, v in x.items()}
     if isinstance(x, (list, tuple)):
-        return [_jsonable(v) for v in x]
+        return [jsonable(v) for v in x]
     if isinstance(x, np.ndarray):
-        return _jsonable(x.tolist())
+        return jsonable(x.tolist())
     if isinstance(x, (np.bool_, bool)):
         return bool(x)
     if isinstance(x, (np.integer, int)):
@@ -715,7 +533,3 @@ def _jsonable(x):
     if isinstance(x, (np.floating, float)):
         return float(x) if math.isfinite(x) else None
     return x
-
-
-def _fmt(v) -> str:
-    return "n/a" if v is None or (isinstance(v, float) and not math.isfinite(v)) else f"{v:.4g}"

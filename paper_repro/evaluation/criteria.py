@@ -1,0 +1,208 @@
+"""Pass/fail criteria of the certification: is a generated set no more distinguishable from the
+validation set than an independent simulation set (the auxiliary set) is?
+
+:func:`calibrate` turns the bootstrapped two-sample tests of one statistic
+(:func:`paper_repro.stats.twosample.bootstrap_tests`) of generated-vs-validation and of the baseline
+auxiliary-vs-validation into a :class:`Verdict` of named :class:`Criterion` objects, within the
+tolerances of :class:`~paper_repro.config.CertificationConfig`; :func:`correlation_criterion` is the
+correlation-matrix criterion (the paper's Fig. 4) alone.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+import numpy as np
+
+from ..config import CertificationConfig
+from ..errors import PaperReproError
+from ..stats.twosample import (
+    BootstrapResult, as_stat, bootstrap_tests, correlation_distance, jsonable, mean_z, paper_tallies,
+    smallest,
+)
+
+
+@dataclass
+class Criterion:
+    """One pass/fail criterion: ``value`` compared with ``limit`` (derived from the baseline and config)."""
+
+    name: str
+    passed: bool
+    value: float | None
+    limit: float | None
+    baseline: float | None
+    rule: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: jsonable(v) for k, v in dataclasses.asdict(self).items()}
+
+
+@dataclass
+class Verdict:
+    """Certification of one statistic: generated-vs-validation against validation-vs-auxiliary.
+
+    JSON-serialisable with :meth:`to_dict` / :meth:`to_json` (NaN becomes null).
+    """
+
+    statistic: str
+    passed: bool
+    criteria: list[Criterion]
+    baseline_source: str
+    n_generated: int
+    n_validation: int
+    n_auxiliary: int
+    labels: list
+    generated: BootstrapResult = field(repr=False)
+    baseline: BootstrapResult = field(repr=False)
+    tallies: dict[str, Any] = field(default_factory=dict)
+    mean_z: list = field(default_factory=list, repr=False)
+    config: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    @property
+    def failed(self) -> list[str]:
+        return [c.name for c in self.criteria if not c.passed]
+
+    def summary(self) -> str:
+        head = f"{self.statistic}: {'PASS' if self.passed else 'FAIL'}"
+        parts = [f"{c.name} {'ok' if c.passed else 'FAILED'} ({_fmt(c.value)} vs limit {_fmt(c.limit)})"
+                 for c in self.criteria]
+        return head + " - " + "; ".join(parts)
+
+    def to_dict(self, replicates: bool = False) -> dict[str, Any]:
+        return {
+            "statistic": self.statistic,
+            "passed": bool(self.passed),
+            "failed_criteria": self.failed,
+            "criteria": [c.to_dict() for c in self.criteria],
+            "baseline_source": self.baseline_source,
+            "n_generated": self.n_generated, "n_validation": self.n_validation,
+            "n_auxiliary": self.n_auxiliary,
+            "generated_vs_validation": self.generated.to_dict(self.labels, replicates),
+            "auxiliary_vs_validation": self.baseline.to_dict(self.labels, replicates),
+            "mean_z": jsonable(self.mean_z),
+            "paper_style_tallies": self.tallies,
+            "config": jsonable(self.config),
+            "summary": self.summary(),
+        }
+
+    def to_json(self, **kw) -> str:
+        return json.dumps(self.to_dict(**kw), indent=2, allow_nan=False)
+
+
+def correlation_criterion(generated, validation, auxiliary,
+                          config: CertificationConfig | None = None) -> Criterion:
+    """The correlation-matrix criterion alone (paper Fig. 4): generated vs validation against the baseline.
+
+    The ``corr_quantile`` of |C_gen - C_val| over component pairs must be at most ``corr_factor``
+    times that of |C_aux - C_val|, the latter scaled by sqrt((1/n_gen + 1/n_val) / (1/n_aux +
+    1/n_val)): the sampling noise of a correlation difference for the sets' sizes.
+    """
+    cfg = config or CertificationConfig()
+    g = as_stat(generated, "generated")
+    v = as_stat(validation, "validation")
+    x = as_stat(auxiliary, "auxiliary")
+    cg = correlation_distance(g, v, cfg.corr_quantile)
+    cb = correlation_distance(x, v, cfg.corr_quantile)
+    scale = math.sqrt((1 / g.shape[0] + 1 / v.shape[0]) / (1 / x.shape[0] + 1 / v.shape[0]))
+    limit = cfg.corr_factor * cb["value"] * scale
+    return Criterion(
+        "correlation", bool(cg["value"] <= limit), cg["value"], limit, cb["value"],
+        f"{cfg.corr_quantile:g} quantile of |C_generated - C_validation| over component pairs <= "
+        f"{cfg.corr_factor:g} x the baseline's (x {scale:.3f} for set sizes); largest: "
+        f"{cg['max']:.3f} (baseline {cb['max']:.3f})")
+
+
+def calibrate(generated, validation, auxiliary, *, statistic: str, labels: Sequence | None = None,
+              config: CertificationConfig | None = None, correlation: bool = False,
+              baseline_source: str = "auxiliary set",
+              seed: int | np.random.Generator | None = None) -> Verdict:
+    """Certify one statistic: is ``generated`` no more distinguishable from ``validation`` than ``auxiliary``?
+
+    Each argument is that set's statistic, (N, K). The criteria (tolerances from ``config``):
+
+    * ``ks_reject_fraction``, ``ad_reject_fraction``: fraction of tested components with
+      bootstrap p < alpha, generated <= baseline + reject_margin;
+    * ``ks_holm_min_p``, ``ad_holm_min_p``: Holm-adjusted valid bootstrap p, min >= holm_level;
+    * ``mean_within_k_se``: max |mean difference| / standard error <= mean_k_sigma;
+    * ``correlation`` (if ``correlation``): quantile of |C_gen - C_val| <= corr_factor x the
+      baseline's quantile of |C_aux - C_val| (size-corrected).
+
+    Both comparisons use the same subsample size n = min(bootstrap_maps, smallest set // 2) and
+    independent streams of the same seed. Sets with fewer than ``min_maps`` maps raise PaperReproError.
+    """
+    cfg = config or CertificationConfig()
+    g = as_stat(generated, "generated")
+    v = as_stat(validation, "validation")
+    x = as_stat(auxiliary, "auxiliary")
+    if not (g.shape[1] == v.shape[1] == x.shape[1]):
+        raise PaperReproError(
+            f"{statistic}: expected the same number of components in every set, found "
+            f"{g.shape[1]} (generated), {v.shape[1]} (validation), {x.shape[1]} (auxiliary)")
+    for name, s in (("generated", g), ("validation", v), ("auxiliary", x)):
+        if s.shape[0] < cfg.min_maps:
+            raise PaperReproError(
+                f"{statistic}: {name} set has {s.shape[0]} maps, expected at least {cfg.min_maps} for the bootstrap")
+    k = g.shape[1]
+    labels = list(np.arange(k) if labels is None else np.asarray(labels).tolist())
+    if len(labels) != k:
+        raise PaperReproError(f"{statistic}: expected {k} labels, found {len(labels)}")
+    # at most half of the smallest set, so that replicates differ and their mean settles
+    n_sub = max(2, min(cfg.bootstrap_maps, min(g.shape[0], v.shape[0], x.shape[0]) // 2))
+    seed = cfg.seed if seed is None else seed
+    ss = np.random.SeedSequence(seed) if not isinstance(seed, np.random.Generator) else None
+    seeds = ss.spawn(2) if ss is not None else [seed, seed]
+    gen_res = bootstrap_tests(g, v, n_sub=n_sub, replicates=cfg.bootstrap_replicates, alpha=cfg.alpha,
+                              seed=np.random.default_rng(seeds[0]))
+    base_res = bootstrap_tests(x, v, n_sub=n_sub, replicates=cfg.bootstrap_replicates, alpha=cfg.alpha,
+                               seed=np.random.default_rng(seeds[1]))
+    # a component constant in one comparison but not the other is tested in both or neither
+    const = gen_res.constant & base_res.constant
+
+    criteria: list[Criterion] = []
+    for test in ("ks", "ad"):
+        gv = getattr(gen_res, f"{test}_reject_fraction")
+        bv = getattr(base_res, f"{test}_reject_fraction")
+        limit = bv + cfg.reject_margin
+        criteria.append(Criterion(
+            f"{test}_reject_fraction", bool(gv <= limit), gv, limit, bv,
+            f"fraction of tested components with bootstrap {test.upper()} p < {cfg.alpha:g} (mean over "
+            f"{cfg.bootstrap_replicates} replicates of {n_sub} maps) <= baseline + {cfg.reject_margin:g}"))
+    for test in ("ks", "ad"):
+        gv = smallest(getattr(gen_res, f"{test}_holm"))
+        bv = smallest(getattr(base_res, f"{test}_holm"))
+        criteria.append(Criterion(
+            f"{test}_holm_min_p", bool(gv is None or gv >= cfg.holm_level), gv, cfg.holm_level, bv,
+            f"smallest Holm-adjusted valid bootstrap {test.upper()} p, min(1, 2 x median), "
+            f">= {cfg.holm_level:g}"))
+    z = mean_z(g, v)
+    zb = mean_z(x, v)
+    zt = np.abs(z[~const])
+    zmax = float(zt.max()) if zt.size else 0.0
+    zbt = np.abs(zb[~const])
+    criteria.append(Criterion(
+        "mean_within_k_se", bool(zmax <= cfg.mean_k_sigma), zmax, cfg.mean_k_sigma,
+        float(zbt.max()) if zbt.size else 0.0,
+        f"every component: |mean(generated) - mean(validation)| <= {cfg.mean_k_sigma:g} standard errors"))
+    if correlation:
+        criteria.append(correlation_criterion(g, v, x, cfg))
+    tallies = {
+        "generated_vs_validation": {
+            "ks": paper_tallies(gen_res.ks_median_p, cfg.tally_levels, statistic),
+            "ad": paper_tallies(gen_res.ad_median_p, cfg.tally_levels, statistic)},
+        "auxiliary_vs_validation": {
+            "ks": paper_tallies(base_res.ks_median_p, cfg.tally_levels, statistic),
+            "ad": paper_tallies(base_res.ad_median_p, cfg.tally_levels, statistic)},
+    }
+    return Verdict(
+        statistic=statistic, passed=all(c.passed for c in criteria), criteria=criteria,
+        baseline_source=baseline_source, n_generated=g.shape[0], n_validation=v.shape[0],
+        n_auxiliary=x.shape[0], labels=labels, generated=gen_res, baseline=base_res,
+        tallies=tallies, mean_z=list(z), config=cfg.to_dict())
+
+
+def _fmt(v) -> str:
+    """A number for a one-line summary (4 significant digits; n/a for None or NaN)."""
+    return "n/a" if v is None or (isinstance(v, float) and not math.isfinite(v)) else f"{v:.4g}"

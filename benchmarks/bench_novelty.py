@@ -15,8 +15,10 @@ import numpy as np
 import pytest
 from scipy.ndimage import gaussian_filter
 
-from paper_repro.stats import novelty as nv
 from paper_repro.maps.io import open_maps
+from paper_repro.stats.distances import DEFAULTS, closest_pairs
+from paper_repro.stats.neighbours import nearest_neighbors
+from paper_repro.stats.power import power_features
 
 PAPER_TRAIN, PAPER_BATCH, PAPER_SIZE = 200_000, 32_768, 256
 BLOCK = 256 * 2**20
@@ -82,7 +84,7 @@ def run_once(benchmark, fn):
 def test_pixel_nn_throughput(benchmark, sets, size):
     ref = open_maps(sets[(size, "ref")])
     q = np.load(sets[(size, "q")])
-    res, t, peak = run_once(benchmark, lambda: nv.nearest_neighbors(q, ref, k=1, space="pixel", block_bytes=BLOCK))
+    res, t, peak = run_once(benchmark, lambda: nearest_neighbors(q, ref, k=1, space="pixel", block_bytes=BLOCK))
     pairs = len(q) * len(ref)
     rate = pairs * size * size / t                      # pixel pairs per second
     paper_q_per_s = rate / (PAPER_TRAIN * PAPER_SIZE ** 2)
@@ -99,7 +101,7 @@ def test_pixel_nn_throughput(benchmark, sets, size):
 
 def test_power_features_throughput(benchmark, sets):
     maps = open_maps(sets[(256, "ref")])[:400]
-    _, t, peak = run_once(benchmark, lambda: nv.power_features(maps))
+    _, t, peak = run_once(benchmark, lambda: power_features(maps))
     benchmark.extra_info.update({"maps_per_s": len(maps) / t, "peak_traced_mb": peak / 2**20,
                                  "paper_training_set_s_extrapolated": PAPER_TRAIN * t / len(maps)})
 
@@ -108,9 +110,9 @@ def test_power_features_throughput(benchmark, sets):
 def test_invariant_nn_prefilter_throughput(benchmark, sets, size, n_ref, n_q):
     ref = open_maps(sets[(size, "ref")])[:n_ref]
     q = np.load(sets[(size, "q")])[:n_q]
-    res, t, peak = run_once(benchmark, lambda: nv.nearest_neighbors(
-        q, ref, k=1, space="invariant", standardize=True, candidates=nv.DEFAULTS.prefilter_candidates,
-        lb_modes=nv.DEFAULTS.prefilter_modes, block_bytes=BLOCK))
+    res, t, peak = run_once(benchmark, lambda: nearest_neighbors(
+        q, ref, k=1, space="invariant", standardize=True, candidates=DEFAULTS.prefilter_candidates,
+        lb_modes=DEFAULTS.prefilter_modes, block_bytes=BLOCK))
     benchmark.extra_info.update({
         "n_queries": n_q, "n_reference": n_ref, "size": size, "seconds": t, "queries_per_s": n_q / t,
         "certified_fraction": float(res.certified.mean()), "peak_traced_mb": peak / 2**20})
@@ -120,7 +122,7 @@ def test_invariant_nn_prefilter_throughput(benchmark, sets, size, n_ref, n_q):
 def test_birthday_pair_search(benchmark, sets, size):
     batch = open_maps(sets[(size, "batch")])
     n = len(batch)
-    res, t, peak = run_once(benchmark, lambda: nv.closest_pairs(batch, 10, threshold=0.0, block_bytes=BLOCK))
+    res, t, peak = run_once(benchmark, lambda: closest_pairs(batch, 10, threshold=0.0, block_bytes=BLOCK))
     pairs = n * (n - 1) / 2
     rate = pairs * size * size / t
     paper_s = PAPER_BATCH * (PAPER_BATCH - 1) / 2 * PAPER_SIZE ** 2 / rate

@@ -7,8 +7,8 @@ needs NumPy < 1.24) is ``tox -e lenstools``: tests_lenstools/bench_vs_lenstools.
 import numpy as np
 import pytest
 
-from paper_repro.stats import twosample as C
 from paper_repro.stats import morphology, power
+from paper_repro.stats import twosample as C
 
 N_MAPS = 32
 

@@ -10,8 +10,8 @@ import time
 
 import numpy as np
 import pytest
-
 from oracle import SPEED, lt_map, random_maps
+
 from paper_repro.stats import morphology, power
 
 N_MAPS = 32

@@ -7,7 +7,7 @@ import numpy as np
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")                    # "Could not import mpi4py!"
-    import lenstools                                   # noqa: F401
+    import lenstools  # noqa: F401
     from lenstools import ConvergenceMap
 import astropy.units as u
 

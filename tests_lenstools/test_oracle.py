@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from oracle import lt_map, random_maps
+
 from paper_repro.stats import morphology, power
 
 CASES = [  # (size, angle_deg, dtype)

@@ -274,7 +274,7 @@ def certify(inputs: Inputs, config: CertificationConfig | None = None, *, memori
         else:
             criteria[stat] = _criterion_entry(v)
     if memorisation and inputs.training is not None:
-        from ..stats.novelty import copying_test
+        from ..stats.copying import copying_test
         say("memorisation: nearest training vs nearest held-out maps (shift/flip invariant) ...")
         nv = novelty or NoveltyConfig()
         rng = np.random.default_rng(cfg.seed)

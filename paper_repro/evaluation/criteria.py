@@ -19,8 +19,14 @@ import numpy as np
 
 from ..config import CertificationConfig
 from ..errors import PaperReproError
+from ..stats.reports import jsonable
 from ..stats.twosample import (
-    BootstrapResult, as_stat, bootstrap_tests, correlation_distance, jsonable, mean_z, paper_tallies,
+    BootstrapResult,
+    as_stat,
+    bootstrap_tests,
+    correlation_distance,
+    mean_z,
+    paper_tallies,
     smallest,
 )
 

@@ -931,7 +931,8 @@ def make_figures(run: str | os.PathLike | None = None, data: str | os.PathLike |
     behind it), plus ``out/captions.json``; files are written under temporary names and renamed only
     after every figure was made, so a failure leaves no partial output.
     """
-    from ..stats import novelty
+    from ..stats.neighbours import nearest_neighbors
+    from .interpolation import slerp_path
     from ..gan import latents, runs
     from ..stats import morphology, power
 
@@ -1000,11 +1001,11 @@ def make_figures(run: str | os.PathLike | None = None, data: str | os.PathLike |
     def fig7() -> Figure:
         say(f"nearest training maps of {k} generated maps among {len(train_maps)}")
         q, base = gen[:k], val[:k]
-        nn_px = novelty.nearest_neighbors(q, train_maps, 1, space="pixel")
-        nn_ps = novelty.nearest_neighbors(q, train_maps, 1, space="power", angle_deg=angle,
+        nn_px = nearest_neighbors(q, train_maps, 1, space="pixel")
+        nn_ps = nearest_neighbors(q, train_maps, 1, space="power", angle_deg=angle,
                                           l_edges=l_edges)
-        b_px = novelty.nearest_neighbors(base, train_maps, 1, space="pixel")
-        b_ps = novelty.nearest_neighbors(base, train_maps, 1, space="power", angle_deg=angle,
+        b_px = nearest_neighbors(base, train_maps, 1, space="pixel")
+        b_ps = nearest_neighbors(base, train_maps, 1, space="power", angle_deg=angle,
                                          l_edges=l_edges)
         ipx, ips = nn_px.indices[:, 0], nn_ps.indices[:, 0]
         fig = figure_7(q, np.asarray(train_maps[np.sort(ipx)])[np.argsort(np.argsort(ipx))],
@@ -1028,7 +1029,7 @@ def make_figures(run: str | os.PathLike | None = None, data: str | os.PathLike |
         strips, smooth, max_steps = [], [], []
         for _ in range(n_paths):
             z0, z1 = rng.standard_normal((2, latent))
-            res = novelty.slerp_path(generator, z0, z1, n_steps, data_scale=scale, angle_deg=angle,
+            res = slerp_path(generator, z0, z1, n_steps, data_scale=scale, angle_deg=angle,
                                      l_edges=l_edges, seed=seed)
             strips.append(res.maps)
             smooth.append(bool(res.smooth))

@@ -20,7 +20,12 @@ import numpy as np
 
 from ..errors import PaperReproError
 from .batching import (
-    as_batch, check_edges, iter_chunks, run_parallel, thread_buffer, unbatch,
+    as_batch,
+    check_edges,
+    iter_chunks,
+    run_parallel,
+    thread_buffer,
+    unbatch,
 )
 
 #: the paper's Minkowski thresholds in units of the map's std: 20 edges, 19 values per functional

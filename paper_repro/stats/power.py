@@ -2,7 +2,8 @@
 
 * :func:`power_spectrum` -- ``ConvergenceMap.powerSpectrum(l_edges)`` (same binning, same sums,
   agreement ~1e-14 relative: tests/stats/test_power.py, tests_lenstools/ against LensTools 1.2);
-* :func:`count_modes` -- Fourier modes per ell bin;
+* :func:`count_modes`, :func:`nonempty_bins` -- Fourier modes per ell bin, the bins holding any;
+* :func:`power_features` -- ln P over the non-empty bins: the space of power-spectrum distances;
 * :func:`fourier_mode_power` -- not LensTools: the power of every 2-D Fourier mode, for the
   orientation-dependent errors (checkerboards) that ring averages hide;
 * :func:`correlation_matrix`, :func:`correlation_difference`, :func:`offdiagonal` -- the paper's
@@ -20,6 +21,7 @@ import numpy as np
 import scipy.fft
 
 from ..errors import PaperReproError
+from ..maps.io import check_maps
 from .batching import as_batch, check_angle, check_edges, iter_chunks, run_parallel, unbatch
 
 #: the paper's power-spectrum binning: 249 edges, 248 modes (paper-facts; authors' slides)
@@ -95,6 +97,36 @@ def count_modes(size: int, angle_deg: float = DEFAULT_ANGLE_DEG, l_edges=None) -
     """Number of rfft2 half-plane Fourier modes in each ell bin for a ``size``^2 map (0: empty bin)."""
     edges = check_edges(DEFAULT_L_EDGES if l_edges is None else l_edges, "l_edges")
     return np.array(_ps_binning(int(size), check_angle(angle_deg), edges.tobytes())[1])
+
+
+def nonempty_bins(size: int, angle_deg: float, l_edges) -> tuple[np.ndarray, np.ndarray]:
+    """Indices of the ell bins holding at least one Fourier mode of a ``size``^2 map, and their centres."""
+    hits = count_modes(size, angle_deg, l_edges)
+    edges = DEFAULT_L_EDGES if l_edges is None else np.asarray(l_edges, dtype=np.float64)
+    keep = np.flatnonzero(hits > 0)
+    if keep.size < 1:
+        raise PaperReproError(f"l_edges: no ell bin holds a Fourier mode of a {size}^2 map of {angle_deg} deg")
+    return keep, 0.5 * (edges[:-1] + edges[1:])[keep]
+
+
+def power_features(maps, angle_deg: float = DEFAULT_ANGLE_DEG, l_edges=None, *,
+                   chunk: int = 4096) -> np.ndarray:
+    """ln of the LensTools power spectrum of each map over its non-empty ell bins, (N, K) float64.
+
+    The space of the ``"power"`` searches: L2 distances between rows are root-sum-squares of the
+    bins' relative differences. A bin with zero power (a constant map) is floored at the smallest
+    positive float64, so it is far from every real map rather than undefined.
+    """
+    arr = check_maps(maps, name="maps", check_finite=False)
+    keep, _ = nonempty_bins(arr.shape[1], angle_deg, l_edges)
+    out = np.empty((arr.shape[0], keep.size))
+    for s in range(0, arr.shape[0], chunk):
+        try:
+            _, p = power_spectrum(arr[s:s + chunk], angle_deg, l_edges)
+        except PaperReproError as exc:
+            raise PaperReproError(f"maps[{s}:{s + chunk}]: {exc}") from None
+        out[s:s + len(p)] = np.log(np.maximum(np.atleast_2d(p)[:, keep], np.finfo(np.float64).tiny))
+    return out
 
 
 def fourier_mode_power(maps, *, chunk_maps: int | None = None) -> dict[str, np.ndarray]:

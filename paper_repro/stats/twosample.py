@@ -43,11 +43,12 @@ import scipy.stats
 
 from ..errors import PaperReproError
 from .power import correlation_difference, fourier_mode_power, offdiagonal
+from .reports import jsonable
 
 __all__ = [
     "ks_test", "ad_test", "ad_pvalue", "constant_components", "holm", "bootstrap_tests",
     "BootstrapResult", "paper_tallies", "mean_z", "correlation_distance", "histogram_chi2",
-    "split_reference", "compare_fourier_modes", "as_stat", "smallest", "jsonable", "adinf_sf",
+    "split_reference", "compare_fourier_modes", "as_stat", "smallest", "adinf_sf",
 ]
 
 
@@ -511,25 +512,3 @@ def split_reference(n: int, seed: int | np.random.Generator = 0) -> tuple[np.nda
     perm = np.random.default_rng(seed).permutation(n)
     h = n // 2
     return np.sort(perm[:h]), np.sort(perm[h:2 * h])
-
-
-# --- helpers ---------------------------------------------------------------------------------------------
-
-def jsonable(x):
-    """Plain Python (lists, dicts, floats; None for NaN/inf) for ``json.dumps(allow_nan=False)``.
-
-    Every report of the statistics stage (bootstrap results, verdicts, copying tests) goes through it.
-    """
-    if isinstance(x, dict):
-        return {str(k): jsonable(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [jsonable(v) for v in x]
-    if isinstance(x, np.ndarray):
-        return jsonable(x.tolist())
-    if isinstance(x, (np.bool_, bool)):
-        return bool(x)
-    if isinstance(x, (np.integer, int)):
-        return int(x)
-    if isinstance(x, (np.floating, float)):
-        return float(x) if math.isfinite(x) else None
-    return x

@@ -15,7 +15,8 @@ from paper_repro.evaluation.criteria import calibrate, correlation_criterion
 def toy_sets(seed, shift=0.0, n=200, k=12):
     rng = np.random.default_rng(seed)
     mix = np.eye(k) + 0.3 * rng.normal(size=(k, k))
-    draw = lambda s: np.exp(0.4 * rng.normal(size=(n, k)) @ mix.T) * (1 + s)
+    def draw(s):
+        return np.exp(0.4 * rng.normal(size=(n, k)) @ mix.T) * (1 + s)
     return draw(shift), draw(0.0), draw(0.0)
 
 

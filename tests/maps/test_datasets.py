@@ -11,8 +11,15 @@ from paper_repro.config import DatasetConfig, SimulationConfig, SplitSizes, get_
 from paper_repro.errors import PaperReproError
 from paper_repro.maps import datasets as data
 from paper_repro.maps.datasets import (
-    MANIFEST, build_dataset, load_dataset, load_manifest, open_split, parent_crops, parent_map,
-    parent_seed, random_crops,
+    MANIFEST,
+    build_dataset,
+    load_dataset,
+    load_manifest,
+    open_split,
+    parent_crops,
+    parent_map,
+    parent_seed,
+    random_crops,
 )
 from paper_repro.maps.io import sha256_file
 

@@ -16,8 +16,17 @@ from paper_repro import cli
 from paper_repro.config import CosmologyConfig, SimulationConfig, get_dataset_preset
 from paper_repro.errors import PaperReproError
 from paper_repro.maps.simulation import (
-    ConvergenceSimulator, averaging_window, cl_spline, empty_beam_convergence, get_simulator,
-    lenstools_bin, lensing_tracer, map_seeds, simulate_map, simulate_maps, theory_cl,
+    ConvergenceSimulator,
+    averaging_window,
+    cl_spline,
+    empty_beam_convergence,
+    get_simulator,
+    lensing_tracer,
+    lenstools_bin,
+    map_seeds,
+    simulate_map,
+    simulate_maps,
+    theory_cl,
 )
 from paper_repro.stats.morphology import minkowski_functionals
 
@@ -77,6 +86,7 @@ def test_single_plane_tracer_matches_a_narrow_source_distribution():
 def test_empty_beam_convergence_is_minus_the_integrated_kernel():
     import pyccl
     from scipy.integrate import simpson
+
     from paper_repro.maps.simulation import ccl_cosmology
 
     cos = CosmologyConfig()

@@ -1,11 +1,13 @@
-"""Independent references for the LensTools-exact statistics: straightforward np.roll and
-bin-by-bin loops written from LensTools' C code, a tolerance check, and convergence-like test maps."""
+"""Independent references for the statistics tests: LensTools' C code as straightforward np.roll and
+bin-by-bin loops, brute-force neighbour searches, a tolerance check, convergence-like maps and copies."""
 from __future__ import annotations
 
 import math
 
 import numpy as np
 from hypothesis import strategies as st
+
+from paper_repro.stats.neighbours import dihedral_transform
 
 RTOL = 1e-10
 
@@ -31,7 +33,8 @@ def field_maps(n, size, seed, lognormal=True, dtype=np.float64):
 
 def reference_derivatives(m):
     """LensTools' stencils written with np.roll (x = column index, axis 1)."""
-    f = lambda dy, dx: np.roll(m, (-dy, -dx), axis=(0, 1))    # f[y+dy, x+dx]
+    def f(dy, dx):
+        return np.roll(m, (-dy, -dx), axis=(0, 1))    # f[y+dy, x+dx]
     gx = (f(0, 1) - f(0, -1)) / 2.0
     gy = (f(1, 0) - f(-1, 0)) / 2.0
     hxx = (f(0, 2) + f(0, -2) - 2 * m) / 4.0
@@ -78,3 +81,39 @@ def reference_power_spectrum(m, angle, edges):
 #: hypothesis strategy: one convergence-like map of 16 to 40 pixels, Gaussian or log-normal
 map_strategy = st.builds(lambda seed, size: field_maps(1, size, seed, lognormal=bool(seed % 2))[0],
                          st.integers(0, 10 ** 6), st.sampled_from([16, 24, 32, 40]))
+
+
+#: side angle (deg) of the tiny preset's 32^2 maps at the paper's pixel scale
+ANGLE = 32 * 3.464 / 1024
+
+
+def brute_knn(q, r, k):
+    """Exact k nearest rows (L2, float64) by the full distance matrix: (indices, distances)."""
+    d = np.sqrt(((q.reshape(len(q), 1, -1).astype(np.float64) - r.reshape(1, len(r), -1)) ** 2).sum(-1))
+    order = np.argsort(d, axis=1, kind="stable")[:, :k]
+    return order, np.take_along_axis(d, order, 1)
+
+
+def brute_invariant(q, r):
+    """min over 8 dihedral transforms and all periodic shifts, by explicit np.roll."""
+    out = np.empty((len(q), len(r)))
+    n = q.shape[1]
+    for i, a in enumerate(q.astype(np.float64)):
+        tr = [dihedral_transform(a, t) for t in range(8)]
+        for j, b in enumerate(r.astype(np.float64)):
+            out[i, j] = min(np.sum((np.roll(g, (dy, dx), axis=(0, 1)) - b) ** 2)
+                            for g in tr for dy in range(n) for dx in range(n))
+    return np.sqrt(out)
+
+
+def copies_of(train, n, seed, noise=0.0):
+    """Shifted and flipped/rotated copies of random training maps: (maps, source index, transform, shift)."""
+    rng = np.random.default_rng(seed)
+    src = rng.integers(0, len(train), n)
+    ts = rng.integers(0, 8, n)
+    sh = rng.integers(0, train.shape[1], (n, 2))
+    maps = np.stack([np.roll(dihedral_transform(train[s], t), tuple(x), axis=(0, 1))
+                     for s, t, x in zip(src, ts, sh)])
+    if noise:
+        maps = maps + noise * rng.standard_normal(maps.shape).astype(np.float32)
+    return maps.astype(np.float32), src

@@ -1,4 +1,6 @@
-"""The memorisation criterion (novelty.copying_test) on the project's own datasets (slow, minutes).
+"""The memorisation criterion (stats.copying.copying_test) on the project's own datasets (slow, minutes).
+
+Fast versions on a small simulated dataset: tests/stats/test_copying.py.
 
 Null: development maps (parents never used in training or held out) pass, also when smoothed so
 that they sit closer to every set (the confound of the baseline-only test, which fails them).
@@ -8,9 +10,9 @@ import numpy as np
 import pytest
 from scipy.ndimage import gaussian_filter
 
-from paper_repro.stats import novelty as nv
-from paper_repro.maps.datasets import open_split
 from paper_repro.evaluation.reproduction import DATA_ROOT, ensure_dataset
+from paper_repro.maps.datasets import open_split
+from paper_repro.stats.copying import copying_test, memorisation_test
 
 pytestmark = pytest.mark.slow
 N = 1000
@@ -32,7 +34,7 @@ def data():
 
 
 def _test(d, q):
-    return nv.copying_test(q, d["train"], d["held"], training_parents=d["train_parents"],
+    return copying_test(q, d["train"], d["held"], training_parents=d["train_parents"],
                            held_out_parents=d["held_parents"])
 
 
@@ -42,7 +44,7 @@ def test_independent_and_smoothed_maps_pass(data):
     v = _test(data, smoother)
     assert v.passed, v.to_json()
     # ... while the baseline-only test, which sees them closer to the training set, fails them
-    base = nv.memorisation_test(smoother[:300], np.asarray(data["held"][::16][:300]), data["train"],
+    base = memorisation_test(smoother[:300], np.asarray(data["held"][::16][:300]), data["train"],
                                 angle_deg=data["angle"])
     assert not base.passed
 

@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from paper_repro.stats import morphology
 from tests.stats.references import (
-    close, field_maps, map_strategy, reference_derivatives, reference_minkowski,
+    close,
+    field_maps,
+    map_strategy,
+    reference_derivatives,
+    reference_minkowski,
 )
 
 

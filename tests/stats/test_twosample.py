@@ -10,8 +10,8 @@ import pytest
 import scipy.integrate
 import scipy.stats
 
-from paper_repro.stats import twosample as C
 from paper_repro.errors import PaperReproError
+from paper_repro.stats import twosample as C
 
 
 def samples(rng, n, m, k, ties=0):
@@ -203,12 +203,6 @@ def test_compare_fourier_modes_finds_an_oriented_excess_rings_hide():
         compare_fourier_modes(gen, ref, grid_period=5)
     with pytest.raises(PaperReproError, match="only be compared at one size"):
         compare_fourier_modes(gen, ref[:, :16, :16])
-
-
-def test_jsonable_gives_plain_json():
-    out = C.jsonable({1: np.array([1.5, np.nan]), "b": (np.int64(3), np.bool_(True), np.float32(np.inf))})
-    assert out == {"1": [1.5, None], "b": [3, True, None]}
-    assert json.loads(json.dumps(out, allow_nan=False)) == out
 
 
 def test_as_stat_and_smallest():

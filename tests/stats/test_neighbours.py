@@ -1,0 +1,110 @@
+"""paper_repro.stats.neighbours: exact nearest neighbours of maps in pixel, ln-power and the shift- and
+flip-invariant space (against brute force), on memory maps, with clear errors."""
+import math
+
+import numpy as np
+import pytest
+
+from paper_repro.errors import PaperReproError
+from paper_repro.maps.io import open_maps
+from paper_repro.stats.neighbours import dihedral_transform, invariant_distance, nearest_neighbors
+from paper_repro.stats.power import power_features
+from tests.helpers import smooth_maps
+from tests.stats.references import ANGLE, brute_invariant, brute_knn, copies_of
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_pixel_knn_equals_brute_force_on_memory_mapped_reference(tmp_path, dtype):
+    ref = smooth_maps(150, 16, seed=1).astype(dtype)
+    np.save(tmp_path / "ref.npy", ref)
+    q = smooth_maps(23, 16, seed=2).astype(dtype)
+    # a tiny block budget forces many query and reference blocks
+    res = nearest_neighbors(q, open_maps(tmp_path / "ref.npy"), k=4, space="pixel", block_bytes=2**16)
+    idx, d = brute_knn(q, ref, 4)
+    np.testing.assert_array_equal(res.indices, idx)
+    np.testing.assert_allclose(res.distances, d, rtol=1e-12)
+    assert res.certified.all()
+
+
+def test_power_knn_equals_brute_force_in_log_power_space():
+    ref = smooth_maps(80, 32, seed=4)
+    q = smooth_maps(12, 32, seed=5)
+    res = nearest_neighbors(q, ref, k=3, space="power", angle_deg=ANGLE)
+    fq, fr = power_features(q, ANGLE), power_features(ref, ANGLE)
+    assert fq.shape[1] > 5 and np.isfinite(fq).all()
+    idx, d = brute_knn(fq, fr, 3)
+    np.testing.assert_array_equal(res.indices, idx)
+    np.testing.assert_allclose(res.distances, d, rtol=1e-10)
+    # the space is ln P: a map scaled by 2 is at distance 2 ln 2 sqrt(K) from the original
+    d2 = nearest_neighbors(2 * ref[:1], ref, 1, space="power", angle_deg=ANGLE)
+    assert d2.indices[0, 0] == 0
+    assert d2.distances[0, 0] == pytest.approx(2 * math.log(2) * math.sqrt(fr.shape[1]), rel=1e-9)
+
+
+def test_invariant_search_equals_brute_force():
+    ref = smooth_maps(12, 8, seed=7)
+    q = np.concatenate([smooth_maps(4, 8, seed=8), copies_of(ref, 2, seed=9, noise=0.01)[0]])
+    d = brute_invariant(q, ref)
+    idx = np.argsort(d, axis=1, kind="stable")[:, :3]
+    for kw in ({}, {"candidates": 3, "lb_modes": 10}):
+        res = nearest_neighbors(q, ref, k=3, space="invariant", **kw)
+        exact = res.certified
+        np.testing.assert_array_equal(res.indices[exact], idx[exact])
+        np.testing.assert_allclose(res.distances[exact], np.take_along_axis(d, idx, 1)[exact], rtol=1e-9, atol=1e-12)
+        # never below the true minimum (an uncertified answer is an upper bound)
+        assert (res.distances[:, 0] >= d.min(axis=1) - 1e-9).all()
+    assert nearest_neighbors(q, ref, k=3, space="invariant").certified.all()
+
+
+def test_shifted_and_flipped_copies_found_by_invariant_search_and_missed_by_pixel_l2(tmp_path):
+    train = smooth_maps(300, 32, seed=10)
+    np.save(tmp_path / "train.npy", train)
+    ref = open_maps(tmp_path / "train.npy")
+    copies, src = copies_of(train, 20, seed=11)
+    for kw in ({}, {"candidates": 8, "lb_modes": 64}):
+        res = nearest_neighbors(copies, ref, k=1, space="invariant", **kw)
+        np.testing.assert_array_equal(res.indices[:, 0], src)
+        assert res.distances.max() < 1e-6
+        assert res.certified.all()
+        # the reported transform and shift move each copy exactly onto its training map
+        for i in range(len(copies)):
+            moved = np.roll(dihedral_transform(copies[i], int(res.transforms[i, 0])),
+                            tuple(res.shifts[i, 0]), axis=(0, 1))
+            np.testing.assert_allclose(moved, train[src[i]], atol=1e-7)
+    plain = nearest_neighbors(copies, ref, k=1, space="pixel")
+    assert (plain.indices[:, 0] == src).mean() < 0.2
+    assert plain.distances.min() > 0.5 * np.median(nearest_neighbors(
+        smooth_maps(20, 32, seed=12), ref, 1, space="pixel").distances)
+    d, t, s = invariant_distance(copies[0], train[src[0]])
+    assert d < 1e-6
+
+
+def test_bad_input_raises(tmp_path):
+    ref = smooth_maps(10, 16, seed=50)
+    q = smooth_maps(3, 16, seed=51)
+    with pytest.raises(PaperReproError, match="queries"):
+        nearest_neighbors(smooth_maps(3, 8, seed=1), ref)
+    with pytest.raises(PaperReproError, match="at least 1 maps"):
+        nearest_neighbors(q, ref[:0])
+    with pytest.raises(PaperReproError, match="k"):
+        nearest_neighbors(q, ref, k=11)
+    with pytest.raises(PaperReproError, match="space"):
+        nearest_neighbors(q, ref, space="cosine")
+    bad = ref.copy()
+    bad[7, 3, 3] = np.nan
+    np.save(tmp_path / "bad.npy", bad)
+    mm = np.load(tmp_path / "bad.npy", mmap_mode="r")
+    for space in ("pixel", "invariant", "power"):
+        with pytest.raises(PaperReproError, match="7 contains NaN"):
+            nearest_neighbors(q, mm, space=space, block_bytes=2**16)
+    with pytest.raises(PaperReproError, match="t: expected a dihedral transform index 0-7"):
+        dihedral_transform(ref[0], 8)
+
+
+def test_dihedral_transforms_are_the_eight_symmetries_of_the_square():
+    m = np.arange(16.0).reshape(4, 4)
+    out = [dihedral_transform(m, t) for t in range(8)]
+    assert len({o.tobytes() for o in out}) == 8
+    np.testing.assert_array_equal(out[1], np.rot90(m))
+    np.testing.assert_array_equal(out[4], m[:, ::-1])
+    np.testing.assert_array_equal(dihedral_transform(m[None], 6)[0], out[6])     # batches too

@@ -1,4 +1,4 @@
-"""The LensTools 1.2 oracle (``tox -e lenstools``): collected only where LensTools is installed.
+"""The LensTools 1.2 oracle (``tox -e lenstools``): its modules skip where LensTools is not installed.
 
 Prints, at the end of the run, the per-map throughput of paper_repro and LensTools measured side
 by side by bench_vs_lenstools.py, and writes it to .benchmarks/lenstools_speed.json (or to
@@ -6,23 +6,18 @@ $LENSTOOLS_SPEED_JSON).
 """
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).parent))
-
-if importlib.util.find_spec("lenstools") is None:
-    collect_ignore_glob = ["*.py"]                     # not the lenstools environment: nothing to do
-
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config):
-    if "oracle" not in sys.modules:
+    if "tests_lenstools.oracle" not in sys.modules:
         return
     import numpy as np
-    from oracle import SPEED
+
+    from tests_lenstools.oracle import SPEED
 
     if not SPEED:
         return

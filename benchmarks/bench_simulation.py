@@ -11,14 +11,14 @@ import numpy as np
 import pytest
 
 from paper_repro.config import SimulationConfig, SplitSizes, get_dataset_preset
+from paper_repro.maps import simulation
 from paper_repro.maps.datasets import build_dataset, random_crops
+from paper_repro.maps.simulation import get_simulator
 
 
 @pytest.mark.parametrize("model", ["lognormal", "gaussian"])
 def test_setup_time(benchmark, model):
     """Per-configuration work: pyccl C_ell (cold caches) and, for log-normal, the grid transform."""
-    from paper_repro.maps import simulation
-
     cfg = SimulationConfig(model=model)
 
     def cold():
@@ -34,8 +34,6 @@ def test_setup_time(benchmark, model):
 @pytest.mark.parametrize("model", ["lognormal", "gaussian"])
 def test_map_rate(benchmark, model):
     """One 1024^2 map over 3.464 deg (2048^2 fine grid averaged 2x2)."""
-    from paper_repro.maps.simulation import get_simulator
-
     sim = get_simulator(SimulationConfig(model=model))
     seeds = iter(range(10_000))
     benchmark.pedantic(lambda: sim.map(next(seeds)), rounds=8, iterations=1, warmup_rounds=1)

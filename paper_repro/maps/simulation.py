@@ -26,6 +26,7 @@ from typing import Sequence
 
 import numpy as np
 import scipy.fft as sfft
+from scipy.integrate import simpson
 from scipy.interpolate import CubicSpline
 
 from ..config import CosmologyConfig, SimulationConfig
@@ -67,7 +68,7 @@ def lensing_tracer(cosmology: CosmologyConfig, z_source: float):
     ``CMBLensingTracer`` is pyccl's single-source-plane convergence kernel (its name notwithstanding:
     ``z_source`` is free). It is a ``WeakLensingTracer`` with a delta n(z), which pyccl cannot
     build (a 3-point spike in ``dndz`` fails in its spline), and matches one with a narrow
-    Gaussian n(z) (width 0.005) to 1e-4 at ell >= 100 (checked in tests/test_simulation.py).
+    Gaussian n(z) (width 0.005) to 1e-4 at ell >= 100 (checked in tests/maps/test_simulation.py).
     """
     import pyccl
 
@@ -124,7 +125,6 @@ def empty_beam_convergence(cosmology: CosmologyConfig | None = None, z_source: f
     the lower bound of kappa and the usual shift of the log-normal model (Hilbert et al. 2011).
     """
     import pyccl
-    from scipy.integrate import simpson
 
     cosmology = CosmologyConfig() if cosmology is None else cosmology
     cosmo = ccl_cosmology(cosmology)

@@ -112,7 +112,7 @@ def run_parallel(n: int, workers: int | None, fn: Callable[[int, int], None]) ->
     bounds = np.linspace(0, n, w + 1).astype(int)
     ex = EXECUTORS.get(w)
     if ex is None:
-        ex = EXECUTORS[w] = ThreadPoolExecutor(w, thread_name_prefix="paper_repro.statistics")
+        ex = EXECUTORS[w] = ThreadPoolExecutor(w, thread_name_prefix="paper_repro.stats")
     for f in [ex.submit(fn, lo, hi) for lo, hi in zip(bounds[:-1], bounds[1:])]:
         f.result()
 

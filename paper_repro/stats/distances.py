@@ -204,8 +204,9 @@ class Neighbors:
     """The k nearest reference maps of each query, nearest first (ties: lower reference index first).
 
     ``distances`` are L2 distances in the search's space; ``transforms`` (dihedral index, see
-    :data:`TRANSFORM_NAMES`) and ``shifts`` (dy, dx) say how the query was moved onto the reference,
-    ``roll(dihedral_transform(query, t), (dy, dx), axis=(-2, -1))``, invariant space only;
+    :data:`paper_repro.stats.neighbours.TRANSFORM_NAMES`) and ``shifts`` (dy, dx) say how the query
+    was moved onto the reference, ``roll(dihedral_transform(query, t), (dy, dx), axis=(-2, -1))``,
+    invariant space only;
     ``certified[i]`` is True where the search provably found the exact answer (always for pixel/power).
     """
 

@@ -3,11 +3,12 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import shutil
 
 import numpy as np
 import pytest
 
-from paper_repro.config import DatasetConfig, SimulationConfig, SplitSizes, get_dataset_preset
+from paper_repro.config import DatasetConfig, SimulationConfig, SplitSizes, get_dataset_preset, get_preset
 from paper_repro.errors import PaperReproError
 from paper_repro.maps import datasets as data
 from paper_repro.maps.datasets import (
@@ -190,7 +191,6 @@ def test_presets_are_what_the_paper_and_cpu_training_need():
     assert paper.crop_size == 256 and paper.simulation.map_size == 1024
     assert paper.simulation.fine_size == 2048 and paper.crop_angle_deg == pytest.approx(0.866)
     cpu = get_dataset_preset("cpu")
-    from paper_repro.config import get_preset
     assert cpu.crop_size == get_preset("cpu64").model.image_size
     assert cpu.crop_angle_deg == pytest.approx(get_preset("cpu64").angle_deg)
     assert 20_000 <= cpu.n_crops("train") <= 60_000
@@ -199,8 +199,6 @@ def test_presets_are_what_the_paper_and_cpu_training_need():
 
 # ----------------------------------------------------------------------- loading errors
 def _copy(src, dst):
-    import shutil
-
     shutil.copytree(src, dst)
     return dst
 

@@ -10,14 +10,17 @@ import math
 
 import numpy as np
 import pytest
+from scipy.integrate import simpson
 from scipy.special import erfc
 
 from paper_repro import cli
 from paper_repro.config import CosmologyConfig, SimulationConfig, get_dataset_preset
 from paper_repro.errors import PaperReproError
+from paper_repro.maps.datasets import load_dataset
 from paper_repro.maps.simulation import (
     ConvergenceSimulator,
     averaging_window,
+    ccl_cosmology,
     cl_spline,
     empty_beam_convergence,
     get_simulator,
@@ -74,7 +77,6 @@ def test_single_plane_tracer_matches_a_narrow_source_distribution():
     import pyccl
 
     cos = CosmologyConfig()
-    from paper_repro.maps.simulation import ccl_cosmology
     c = ccl_cosmology(cos)
     z = np.linspace(0.9, 1.1, 801)
     wl = pyccl.WeakLensingTracer(c, dndz=(z, np.exp(-0.5 * ((z - 1.0) / 0.005) ** 2)))
@@ -85,9 +87,6 @@ def test_single_plane_tracer_matches_a_narrow_source_distribution():
 
 def test_empty_beam_convergence_is_minus_the_integrated_kernel():
     import pyccl
-    from scipy.integrate import simpson
-
-    from paper_repro.maps.simulation import ccl_cosmology
 
     cos = CosmologyConfig()
     kmin = empty_beam_convergence(cos, 1.0)
@@ -281,7 +280,6 @@ def test_cli_simulate_writes_a_dataset(tmp_path, capsys):
                    "--splits", "train,validation=1,auxiliary=1", "--model", "gaussian",
                    "--sigma-8", "0.85", "--seed", "4", "--quiet"])
     assert rc == 0
-    from paper_repro.maps.datasets import load_dataset
     ds = load_dataset(out, verify_checksum=True, check_finite=True)
     assert ds.splits == ["train", "validation", "auxiliary"]
     cfg = ds.config
@@ -298,7 +296,6 @@ def test_cli_simulate_omega_m_keeps_baryon_fraction_and_map_size_keeps_pixels(tm
     rc = cli.main(["simulate", "--out", str(out), "--preset", "tiny", "--omega-m", "0.3",
                    "--map-size", "128", "--crop", "16", "--splits", "train=1", "--quiet"])
     assert rc == 0
-    from paper_repro.maps.datasets import load_dataset
     cfg = load_dataset(out).config
     assert cfg.simulation.cosmology.baryon_fraction == pytest.approx(0.046 / 0.26)
     assert cfg.simulation.pixel_arcmin == pytest.approx(PIX_DEG * 60)

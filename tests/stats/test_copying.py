@@ -53,8 +53,6 @@ def test_memorisation_false_alarm_rate_is_at_most_its_level():
 def test_copying_test_catches_copies_and_not_smoothness():
     """Copies (shifted, flipped, noisy) fail; maps that are merely smoother than the data (closer
     to every set of maps) pass, where the baseline-only memorisation test fails them."""
-    from scipy.ndimage import gaussian_filter
-
     train, held = smooth_maps(300, 32, seed=20), smooth_maps(100, 32, seed=21)
     independent = smooth_maps(90, 32, seed=24)
     copies, _ = copies_of(train, 90, seed=23, noise=0.002)

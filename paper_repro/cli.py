@@ -10,6 +10,7 @@ import sys
 from typing import Callable, Sequence
 
 from .errors import PaperReproError
+from .evaluation import certification, reproduction, selection
 
 #: subcommand name -> (function adding its arguments, function running it)
 COMMANDS: dict[str, tuple[Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]]] = {}
@@ -185,37 +186,6 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
-# -------------------------------------------------------------------------------------- select
-def _select_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--run", required=True, help="run directory")
-    p.add_argument("--from-epoch", type=_positive_int, default=1,
-                   help="first saved epoch generator to score (default: all saved)")
-    p.add_argument("--development", help="development maps .npy (default: the run's)")
-    p.add_argument("--maps", type=_positive_int, default=None,
-                   help="maps per score, from latents that picked no candidate (default: the preset's "
-                        "confirmation_maps; without them, the training-time score)")
-    p.add_argument("--latent-seed", type=_seed, default=None,
-                   help="seed of the scoring latents (default: 54321 when confirming, else 12345 as in training)")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
-
-
-@command("select", _select_args)
-def _select(args: argparse.Namespace) -> int:
-    """Rescore a run's saved epoch generators and kept candidates; keep the lowest in best/."""
-    _quiet_tensorflow()
-    from .evaluation.selection import rescore_epochs
-    if args.maps is not None and args.maps < 2:
-        raise PaperReproError(f"--maps must be at least 2, got {args.maps}")
-    r = rescore_epochs(args.run, first_epoch=args.from_epoch, development=args.development,
-                       n_maps=args.maps, seed=args.latent_seed, progress=not args.quiet)
-    print(f"scored {len(r['scores'])} epoch generators, {len(r['candidate_scores'])} kept candidates"
-          + (f" and the averaged generator ({r['averaged_score']:.4g})" if r["averaged_score"] is not None else "")
-          + "; "
-          f"lowest: {r['winner']} ({r['winner_score']:.4g}); previous best: {r['incumbent_score']:.4g}; "
-          f"best/ {'replaced by ' + r['winner'] if r['replaced'] else 'kept'}")
-    return 0
-
-
 # ------------------------------------------------------------------------------------- average
 def _average_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--run", required=True, help="run directory")
@@ -244,91 +214,21 @@ def _average(args: argparse.Namespace) -> int:
     return 0
 
 
-# --------------------------------------------------------------------------------------- score
-def _score_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--run", required=True, help="run directory")
-    p.add_argument("--checkpoint", default=None,
-                   help="epoch number, step-N (a kept candidate), 'last', 'best' or 'averaged' (default: best if present, else last)")
-    p.add_argument("--development", help="development maps .npy (default: the run's)")
-    p.add_argument("--maps", type=_positive_int, default=None,
-                   help="maps per score (default: the preset's confirmation_maps, else selection_maps)")
-    p.add_argument("--latent-seed", type=_seed, default=None,
-                   help="seed of the scoring latents (default: 54321 when confirming, else 12345)")
-    p.add_argument("--json", default=None, help="also write the result to this .json file")
-
-
-@command("score", _score_args)
-def _score(args: argparse.Namespace) -> int:
-    """Score one generator of a run on development maps, as select does; changes nothing in the run."""
-    _quiet_tensorflow()
-    from pathlib import Path
-
-    from .gan.runs import write_json
-    from .evaluation.selection import score_generator
-    if args.maps is not None and args.maps < 2:
-        raise PaperReproError(f"--maps must be at least 2, got {args.maps}")
-    if args.json is not None and not args.json.endswith(".json"):
-        raise PaperReproError(f"--json must name a .json file, got {args.json!r}")
-    r = score_generator(args.run, checkpoint=args.checkpoint, development=args.development,
-                        n_maps=args.maps, seed=args.latent_seed)
-    parts = ", ".join(f"{k} {v:.4g}" for k, v in r["components"].items())
-    print(f"{r['generator']}: score {r['score']:.4g}" + (f" ({parts})" if parts else "")
-          + f" on {r['maps']} maps, latent seed {r['seed']}, against {r['development']}")
-    if args.json is not None:
-        write_json(Path(args.json), r)
-    return 0
-
-
-# ----------------------------------------------------------------------------------- calibrate
-def _calibrate_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--run", required=True, help="run directory whose generator is calibrated")
-    p.add_argument("--out", required=True, help="new run directory for the calibrated generator")
-    p.add_argument("--checkpoint", default=None,
-                   help="which generator: 'best' (default), 'last', an epoch, or step-N (a kept candidate)")
-    p.add_argument("--data", default=None, help="real (training) maps .npy (default: the run's training data)")
-    p.add_argument("--maps", type=_positive_int, default=16384,
-                   help="generated maps the fit uses (default: 16384)")
-    p.add_argument("--latent-seed", type=_seed, default=None,
-                   help="seed of the fit's latents (default: 31415, used by no other step)")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
-
-
-@command("calibrate", _calibrate_args)
-def _calibrate(args: argparse.Namespace) -> int:
-    """Append a fitted output calibration (fixed pattern removed, 2D power matched) to a run's generator (best, or --checkpoint)."""
-    _quiet_tensorflow()
-    from .gan import calibration, runs
-    from .maps.io import open_maps
-    from .gan.runs import read_run_info
-    if args.maps < 2:
-        raise PaperReproError(f"--maps must be at least 2, got {args.maps}")
-    info = read_run_info(args.run)
-    data = args.data or info.data
-    if data is None:
-        raise PaperReproError(f"{args.run}: the run names no training data; pass --data")
-    real = open_maps(data, size=info.preset.model.image_size)
-    seed = calibration.CALIBRATION_SEED if args.latent_seed is None else args.latent_seed
-    fit = runs.calibrate_run(args.run, args.out, real, n_maps=args.maps, seed=seed,
-                                    checkpoint=args.checkpoint, progress=not args.quiet)
-    which = "best" if args.checkpoint is None else args.checkpoint
-    print(f"wrote {args.out}: {args.run}'s {which} generator calibrated on {fit.n_generated} of its maps "
-          f"(latent seed {fit.seed}) and {fit.n_real} real maps; mode gains {fit.gain_min:.3f}-"
-          f"{fit.gain_max:.3f}, rms log power error before {fit.rms_log_power_error:.3f}, "
-          f"pattern rms {fit.pattern_rms_over_map_sd:.3f} of the pixel sd")
-    return 0
-
-
 # ---------------------------------------------------------------------------------------- pick
 def _pick_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--run", required=True, help="run directory with kept candidates (candidates/)")
-    p.add_argument("--out", required=True, help="new run directory for the calibrated pick")
+    p.add_argument("--out", required=True, help="new run directory for the calibrated generator")
+    p.add_argument("--checkpoint", default=None,
+                   help="calibrate only this generator, without scoring: step-N (a kept candidate), "
+                        "'best', 'last' or an epoch number (default: every kept candidate, scored; the "
+                        "lowest W wins)")
     p.add_argument("--development", nargs="+", default=None,
                    help="development-type maps .npy to pick on, pooled (default: the run's development set); "
                         "never the validation set")
     p.add_argument("--data", default=None, help="real (training) maps .npy for the calibration (default: the run's)")
-    p.add_argument("--maps", type=_positive_int, default=8192, help="generated maps per seed (default: 8192)")
+    p.add_argument("--maps", type=_positive_int, default=None, help="generated maps per seed (default: 8192)")
     p.add_argument("--calibration-maps", type=_positive_int, default=16384,
-                   help="generated maps each candidate's calibration fit uses (default: 16384)")
+                   help="generated maps each calibration fit uses (default: 16384)")
     p.add_argument("--seeds", type=_seed, nargs="+", default=None,
                    help="latent seeds of the score (default: 777 2027)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -338,15 +238,27 @@ def _pick_args(p: argparse.ArgumentParser) -> None:
 def _pick(args: argparse.Namespace) -> int:
     """Calibrate each kept candidate of a run; write the one with the lowest worst-mean |z| (W) as a new run."""
     _quiet_tensorflow()
-    from .gan.runs import read_run_info
-    from .evaluation.selection import PICK_SEEDS, pick_calibrated
+    from .gan.runs import read_run_info   # keras
+    if args.checkpoint is not None:
+        unused = [flag for flag, value in (("--development", args.development), ("--maps", args.maps),
+                                           ("--seeds", args.seeds)) if value is not None]
+        if unused:
+            raise PaperReproError(f"--checkpoint calibrates one generator without scoring it; "
+                                  f"{', '.join(unused)} would not be used")
+        fit = selection.calibrate_checkpoint(args.run, args.out, args.checkpoint, data=args.data,
+                                   calibration_maps=args.calibration_maps, progress=not args.quiet)
+        print(f"wrote {args.out}: the {args.checkpoint} generator of {args.run}, calibrated on "
+              f"{fit.n_generated} of its maps (latent seed {fit.seed}) and {fit.n_real} real maps; mode "
+              f"gains {fit.gain_min:.3f}-{fit.gain_max:.3f}, rms log power error before "
+              f"{fit.rms_log_power_error:.3f}, pattern rms {fit.pattern_rms_over_map_sd:.3f} of the pixel sd")
+        return 0
     info = read_run_info(args.run)
     dev = args.development or ([info.development] if info.development else None)
     if not dev:
         raise PaperReproError(f"{args.run} has no development set; pass --development D.npy ...")
-    rec = pick_calibrated(args.run, args.out, dev, data=args.data, n_maps=args.maps,
-                          seeds=tuple(args.seeds or PICK_SEEDS), calibration_maps=args.calibration_maps,
-                          progress=not args.quiet)
+    rec = selection.pick_calibrated(args.run, args.out, dev, data=args.data, n_maps=args.maps or 8192,
+                                    seeds=tuple(args.seeds or selection.PICK_SEEDS),
+                                    calibration_maps=args.calibration_maps, progress=not args.quiet)
     ranked = sorted(rec["candidates"].items(), key=lambda kv: kv[1]["W"])
     print(f"wrote {args.out}: step {rec['global_step']} of {args.run}, calibrated; W {rec['W']:.3f} on "
           f"{rec['reference_maps']} maps ({len(ranked)} candidates, W {ranked[0][1]['W']:.3f}-{ranked[-1][1]['W']:.3f})")
@@ -374,67 +286,43 @@ def _generate(args: argparse.Namespace) -> int:
 
 
 # ------------------------------------------------------------------------------------ validate
+def _inputs_args(p: argparse.ArgumentParser, *, seed_flag: str = "--seed") -> None:
+    """The options of :func:`paper_repro.evaluation.reproduction.job_inputs` (validate, make-figures)."""
+    p.add_argument("--run", help="run directory whose generator makes the maps (default: the shipped "
+                                 "model in paper_repro/reference_model)")
+    p.add_argument("--checkpoint", default=None, help="which generator of --run: epoch, step-N, 'last' or 'best' "
+                                                      "(default: best if present, else last)")
+    p.add_argument("--n", type=_positive_int, help="maps to generate (default: as many as validation maps)")
+    p.add_argument(seed_flag, type=_seed, default=20190101, dest="seed",
+                   help="latent seed of the generated maps (default 20190101, the certified sample)")
+    p.add_argument("--training", help="training maps .npy for the memorisation test and Fig. 7 (default: "
+                                      "the run's training set, rebuilt from its record or read from its config)")
+    p.add_argument("--data-root", help="folder for simulated datasets and generated maps (default: data/ "
+                                       "in the working directory; says what it simulates, and how big, first)")
+
+
 def _validate_args(p: argparse.ArgumentParser) -> None:
-    src = p.add_mutually_exclusive_group()
-    src.add_argument("--generated", help="generated maps .npy (N, H, W)")
-    src.add_argument("--run", help="run directory: generate the maps from its generator (best by default)")
+    p.add_argument("--generated", help="generated maps .npy (N, H, W) instead of --run")
+    _inputs_args(p)
     p.add_argument("--reference", help="validation maps .npy (simulations never used in training; "
-                                       "default: the 'reference' dataset in data/reference, simulated once)")
-    p.add_argument("--auxiliary", help="independent simulation maps .npy (the baseline); "
-                                       "without it the reference set is split in two")
-    p.add_argument("--training", help="training maps .npy: adds the memorisation criterion "
-                                      "(default with --run: the run's training data, if readable)")
+                                       "default: the 'reference' dataset under --data-root, simulated once)")
+    p.add_argument("--auxiliary", help="independent simulation maps .npy (the baseline; default with the "
+                                       "simulated reference: its auxiliary split); without one the "
+                                       "reference set is split in two")
     p.add_argument("--angle", type=float, help="side of a map in degrees (default: from the manifest)")
     p.add_argument("--report", help="write the full JSON report here")
-    p.add_argument("--n", type=_positive_int, help="maps to generate with --run (default: as many as --reference)")
-    p.add_argument("--seed", type=_seed, default=20190101, help="seed of the maps generated with --run")
-    p.add_argument("--checkpoint", default=None, help="with --run: epoch, step-N, 'last', 'best' or 'averaged'")
 
 
 @command("validate", _validate_args)
 def _validate(args: argparse.Namespace) -> int:
     """Certify generated maps against simulations; exit 0 pass, 1 fail, 2 bad input."""
     _quiet_tensorflow()
-    from pathlib import Path
-
-    from .evaluation import certification, reproduction
-
-    if args.generated is None and args.run is None and args.reference is None:
-        run, gen, ref, aux, train = reproduction.default_inputs(n=args.n)   # the shipped model
-        args.run, args.generated, args.reference, args.auxiliary = str(run), str(gen), str(ref), str(aux)
-        args.training = args.training or str(train)
-    if args.generated is None and args.run is None:
-        raise PaperReproError("give --generated G.npy or --run RUN_DIR")
-    if args.reference is None:   # the project's reference simulations (seeds never used in training)
-        ref = reproduction.ensure_dataset(reproduction.DATA_ROOT / "reference", "reference")
-        args.reference = str(ref / "validation.npy")
-        args.auxiliary = args.auxiliary or str(ref / "auxiliary.npy")
-    if args.training is None and args.run is not None:   # the run's own training maps, if readable
-        from .gan.runs import read_run_info
-        data = read_run_info(args.run).data
-        args.training = data if data and Path(data).exists() else None
-    generated = args.generated
-    tmp = None
-    if generated is None:
-        from .maps.io import open_maps
-        import tempfile
-        n = args.n or len(open_maps(args.reference, check_finite=False))
-        tmp = tempfile.TemporaryDirectory(prefix="paper-repro-validate-")
-        generated = reproduction.generated_maps(args.run, n, args.seed, Path(tmp.name) / "generated.npy",
-                                                checkpoint=args.checkpoint)
-    try:
-        inputs = certification.prepare(generated, args.reference, args.auxiliary, args.training,
-                                       angle_deg=args.angle)
-        report = certification.certify(inputs, progress=True)
-        if args.run is not None:
-            from .gan.models import flops_per_map
-            from .gan.runs import load_generator
-            model, preset = load_generator(args.run, args.checkpoint)
-            report.speed = certification.generation_speed(
-                model, preset.model.latent_dim, flops_per_map=flops_per_map(preset.model)["generator"])
-    finally:
-        if tmp is not None:
-            tmp.cleanup()
+    with reproduction.job_inputs(generated=args.generated, run=args.run, reference=args.reference,
+                                 auxiliary=args.auxiliary, training=args.training, n=args.n, seed=args.seed,
+                                 checkpoint=args.checkpoint, data_root=args.data_root) as src:
+        report = certification.certify(reproduction.load(src, angle_deg=args.angle), progress=True)
+        if src.run is not None:
+            report.speed = reproduction.generation_speed_of(src.run, src.checkpoint)
     if args.report:
         report.write(args.report)
     print(report.summary())
@@ -465,16 +353,17 @@ def _diagnose(args: argparse.Namespace) -> int:
 
 # ----------------------------------------------------------------------------------- reproduce
 def _reproduce_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--out", default="figures", help="where report.json and Figures 1-8 go")
+    p.add_argument("--out", default="figures", help="where report.json and Figures 1-8 go (default: figures)")
     p.add_argument("--no-figures", action="store_true", help="certify only")
+    p.add_argument("--data-root", help="folder for the simulated datasets and generated maps (default: data/; "
+                                       "about 0.75 GB, simulated once, said before)")
 
 
 @command("reproduce", _reproduce_args)
 def _reproduce(args: argparse.Namespace) -> int:
-    """The main job: certify the shipped model on fresh simulations, write figures and report."""
+    """The main job: certify the shipped model on fresh simulations, write the report and Figures 1-8 of the same maps."""
     _quiet_tensorflow()
-    from .evaluation import reproduction
-    return reproduction.reproduce(args.out, figures=not args.no_figures)
+    return reproduction.reproduce(args.out, figures=not args.no_figures, data_root=args.data_root)
 
 
 # ---------------------------------------------------------------------------------------- main
@@ -519,3 +408,44 @@ def make_figures_main(argv: Sequence[str] | None = None) -> int:
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())
+def build_make_figures_parser() -> argparse.ArgumentParser:
+    """The ``make-figures`` command line (see :func:`make_figures_main`)."""
+    p = argparse.ArgumentParser(
+        prog="make-figures",
+        description="Regenerate Figures 1-8 of Mustafa et al. (2019) for a run (PNG, PDF and a caption file "
+                    "with the numbers behind each figure): the certified sample of 'paper-repro reproduce' "
+                    "unless told otherwise. Simulates what is missing under --data-root, saying so first.")
+    _inputs_args(p)
+    p.add_argument("--data", help="dataset folder made by 'paper-repro simulate' to compare with (its "
+                                  "validation and auxiliary splits; default: the reference dataset under --data-root)")
+    p.add_argument("--out", default="figures", help="output folder (default: figures)")
+    p.add_argument("--examples", type=_positive_int, default=4, help="rows of Figure 7 (default 4)")
+    p.add_argument("--paths", type=_positive_int, default=3, help="slerp paths in Figure 8 (default 3)")
+    p.add_argument("--steps", type=lambda t: _int_at_least(t, 2, "an"), default=8,
+                   help="maps per slerp path, at least 2 (default 8)")
+    p.add_argument("--quiet", action="store_true", help="no progress messages")
+    return p
+
+
+def make_figures_main(argv: Sequence[str] | None = None) -> int:
+    """``make-figures``: Figures 1-8 (:func:`paper_repro.evaluation.reproduction.draw_figures`);
+    a user's error: one line on stderr, exit 2."""
+    args = build_make_figures_parser().parse_args(argv)
+    _quiet_tensorflow()
+    try:
+        written = reproduction.draw_figures(args.out, run=args.run, data=args.data, training=args.training,
+                                            n=args.n, seed=args.seed, checkpoint=args.checkpoint,
+                                            data_root=args.data_root, n_examples=args.examples,
+                                            n_paths=args.paths, n_steps=args.steps, progress=not args.quiet)
+    except PaperReproError as exc:
+        print("make-figures: error: " + " ".join(str(exc).split()), file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("make-figures: interrupted", file=sys.stderr)
+        return 130
+    n_files = sum(len(v) for v in written.values())
+    print(f"wrote {n_files} files to {args.out}: "
+          + ", ".join(f"fig{k}" for k in written if k != "captions") + " (png, pdf, txt) and captions.json")
+    return 0
+
+

@@ -166,17 +166,14 @@ class _nullctx:
 
 @pytest.mark.parametrize("command", [
     ["generate", "--run", "R", "--n", "2", "--out", "g.npy"],
-    ["select", "--run", "R"],
-    ["score", "--run", "R"],
     ["validate", "--run", "R"],
     ["train", "--out", "R", "--resume"],
     ["simulate", "--out", "D"],
 ])
 def test_a_negative_seed_is_a_one_line_error(tmp_path, capsys, monkeypatch, command):
     monkeypatch.chdir(tmp_path)          # the relative paths above would be written here
-    flag = "--latent-seed" if command[0] in ("select", "score") else "--seed"
     with pytest.raises(SystemExit) as exc:
-        main(command + [flag, "-1"])
+        main(command + ["--seed", "-1"])
     assert exc.value.code == 2
     err = capsys.readouterr().err
     assert "a seed must be a non-negative integer, got -1" in err and "Traceback" not in err

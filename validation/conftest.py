@@ -1,73 +1,66 @@
-"""The certification suite: ``pytest validation/ [--generated G.npy | --run RUN] --reference R.npy ...``.
+"""The certification suite: ``pytest validation/ [--run RUN | --generated G.npy] [--reference R.npy ...]``.
 
-With no options it certifies the shipped reference model on freshly simulated maps, as
-``paper-repro reproduce`` does. Every set's statistics are computed once per session
-(:func:`paper_repro.evaluation.certification.certify`); each test file checks one criterion.
+With no options it certifies the shipped reference model on the maps ``paper-repro reproduce``
+certifies: the inputs are resolved once by :func:`paper_repro.evaluation.reproduction.job_inputs`
+(the same function ``paper-repro validate`` and ``reproduce`` call), every set's statistics are
+computed once per session (:func:`paper_repro.evaluation.certification.certify`), and each test
+file checks one criterion. Checks of the committed records (the shipped model's pick, calibration
+and training record, the committed report and captions) need no certification and run in seconds:
+``pytest validation/test_committed_records.py``.
 """
 import os
-import tempfile
-from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("MPLBACKEND", "agg")
 
-import pytest
+import pytest  # noqa: E402
+
+from paper_repro.evaluation import certification, reproduction  # noqa: E402
 
 _STATE = {}
 
 
 def pytest_addoption(parser):
     g = parser.getgroup("paper_repro certification")
-    g.addoption("--generated", help="generated maps .npy (N, H, W)")
-    g.addoption("--run", help="run directory to generate maps from (best generator by default)")
-    g.addoption("--reference", help="validation maps .npy")
+    g.addoption("--generated", help="generated maps .npy (N, H, W) instead of --run")
+    g.addoption("--run", help="run directory to generate maps from (default: the shipped model)")
+    g.addoption("--checkpoint", help="which generator of --run (default: best if present, else last)")
+    g.addoption("--reference", help="validation maps .npy (default: the simulated reference dataset)")
     g.addoption("--auxiliary", help="independent simulation maps .npy (baseline)")
-    g.addoption("--training", help="training maps .npy (memorisation criterion)")
+    g.addoption("--training", help="training maps .npy (memorisation criterion; default: the run's)")
+    g.addoption("--data-root", help="folder of simulated datasets and generated maps (default: data/)")
     g.addoption("--angle", type=float, help="map side in degrees (default: from the manifest)")
     g.addoption("--report", help="write the JSON report here")
-    g.addoption("--n-generate", type=int, help="maps to generate with --run")
-    g.addoption("--generate-seed", type=int, default=20190101)
+    g.addoption("--n-generate", type=int, help="maps to generate (default: as many as validation maps)")
+    g.addoption("--generate-seed", type=int, default=reproduction.GENERATION_SEED)
 
 
 @pytest.fixture(scope="session")
 def certification_inputs(request):
-    from paper_repro.evaluation import certification
-    from paper_repro.evaluation import reproduction
-
+    """(the resolved :class:`~paper_repro.evaluation.reproduction.JobInputs`, the checked map sets)."""
     opt = request.config.getoption
-    run, gen, ref, aux, train = (opt("--run"), opt("--generated"), opt("--reference"),
-                                 opt("--auxiliary"), opt("--training"))
-    if gen is None and run is None and ref is None:
-        run, gen, ref, aux, default_train = reproduction.default_inputs(n=opt("--n-generate"))
-        train = train or default_train
-    if ref is None or (gen is None and run is None):
-        raise pytest.UsageError("give --reference and one of --generated / --run (or no options)")
-    if gen is None:
-        from paper_repro.maps.io import open_maps
-        n = opt("--n-generate") or len(open_maps(ref, check_finite=False))
-        tmp = tempfile.TemporaryDirectory(prefix="paper-repro-validation-")
-        request.addfinalizer(tmp.cleanup)
-        gen = reproduction.generated_maps(run, n, opt("--generate-seed"), Path(tmp.name) / "generated.npy")
-    inputs = certification.prepare(gen, ref, aux, train, angle_deg=opt("--angle"))
-    return run, inputs
+    with reproduction.job_inputs(generated=opt("--generated"), run=opt("--run"), reference=opt("--reference"),
+                                 auxiliary=opt("--auxiliary"), training=opt("--training"),
+                                 n=opt("--n-generate"), seed=opt("--generate-seed"),
+                                 checkpoint=opt("--checkpoint"), data_root=opt("--data-root")) as src:
+        yield src, reproduction.load(src, angle_deg=opt("--angle"))
 
 
 @pytest.fixture(scope="session")
 def report(certification_inputs):
-    from paper_repro.evaluation import certification
-
-    run, inputs = certification_inputs
+    _, inputs = certification_inputs
     rep = certification.certify(inputs)
     _STATE["report"] = rep
     return rep
 
 
 @pytest.fixture(scope="session")
-def run_dir(certification_inputs):
-    run, _ = certification_inputs
-    if run is None:
-        pytest.skip("generation speed needs --run (or no options: the shipped model)")
-    return run
+def job(certification_inputs):
+    """The resolved inputs; skips a test that needs the generator when maps were given as a file."""
+    src, _ = certification_inputs
+    if src.run is None:
+        pytest.skip("generation speed needs a generator (--run, or no options: the shipped model)")
+    return src
 
 
 def pytest_sessionfinish(session, exitstatus):

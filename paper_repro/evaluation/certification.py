@@ -9,26 +9,35 @@ One entry point, :func:`certify`, used by ``paper-repro validate``, ``paper-repr
 - ``minkowski_functionals``: V0, V1, V2 at the paper's 19 thresholds (57 components);
 - ``memorisation`` (when training maps are given): per generated map, nearest training map vs nearest
   held-out (validation + auxiliary) map, sets of the same parent structure
-  (:func:`paper_repro.novelty.copying_test`).
+  (:func:`paper_repro.stats.copying.copying_test`).
 
-Each statistical criterion is :func:`paper_repro.comparison.calibrate` of generated-vs-validation
+Each statistical criterion is :func:`paper_repro.evaluation.criteria.calibrate` of generated-vs-validation
 against auxiliary-vs-validation, with the tolerances of :class:`~paper_repro.config.CertificationConfig`.
 Without an auxiliary set the reference set is split in two halves (said in the report).
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Iterator
 
 import numpy as np
+from scipy import stats as scipy_stats
 
 from ..config import CertificationConfig, NoveltyConfig
 from ..errors import PaperReproError
+from ..maps.io import atomic_path, check_maps, open_maps
+from ..stats.morphology import pixel_histogram
+from ..stats.copying import copying_test
+from ..stats.paper import paper_statistics
+from ..stats.twosample import compare_fourier_modes, split_reference
+from .criteria import calibrate
 
 STATISTICS = ("pixel_intensity", "power_spectrum", "minkowski_functionals")
 CRITERIA = ("pixel_intensity", "power_spectrum", "correlation_matrices", "minkowski_functionals",
@@ -53,6 +62,18 @@ class Inputs:
     parents: dict[str, np.ndarray] = field(default_factory=dict)
 
 
+def shown_path(path: str | os.PathLike) -> str:
+    """``path`` as the project's records name it, never an absolute path of this machine: relative to
+    the working directory when inside it, else its folder and file name (``reference/validation.npy``)."""
+    p = Path(path)
+    if not p.is_absolute():
+        return p.as_posix()
+    try:
+        return p.resolve().relative_to(Path.cwd().resolve()).as_posix()
+    except ValueError:
+        return Path(*p.parts[-2:]).as_posix()
+
+
 def _angle_from(path: str | os.PathLike | None) -> float | None:
     """The crop angle (deg) of a dataset split, from the manifest beside it, if there is one."""
     if path is None:
@@ -74,9 +95,6 @@ def prepare(generated, reference, auxiliary=None, training=None, *, angle_deg: f
     Arguments are arrays (N, H, W) or paths to ``.npy`` files. ``angle_deg`` defaults to the
     angle in a dataset manifest next to the reference file.
     """
-    from ..stats.twosample import split_reference
-    from ..maps.io import check_maps, open_maps
-
     cfg = config or CertificationConfig()
     sources = dict(sources or {})
 
@@ -86,7 +104,7 @@ def prepare(generated, reference, auxiliary=None, training=None, *, angle_deg: f
         if x is None:
             return None
         if isinstance(x, (str, os.PathLike)):
-            sources.setdefault(name, str(x))
+            sources.setdefault(name, shown_path(x))
             maps = open_maps(x)
             ids = _parents_beside(x, len(maps))
             if ids is not None:
@@ -161,12 +179,9 @@ def pixel_edges(validation: np.ndarray, bins: int = PIXEL_BINS) -> np.ndarray:
 def statistics_of(maps: np.ndarray, angle_deg: float, edges: np.ndarray) -> dict[str, tuple[list, np.ndarray]]:
     """The certified statistics of one set: name -> (component labels, (N, K) array).
 
-    Power spectrum and Minkowski functionals as :func:`paper_repro.statistics.paper_statistics`;
+    Power spectrum and Minkowski functionals as :func:`paper_repro.stats.paper.paper_statistics`;
     pixel intensity as the fraction of each map's pixels in each bin of ``edges``.
     """
-    from ..stats.morphology import pixel_histogram
-    from ..stats.paper import paper_statistics
-
     out = paper_statistics(maps, angle_deg)
     centres, hist = pixel_histogram(maps, edges)
     hist = np.atleast_2d(hist) / float(maps.shape[1] * maps.shape[2])
@@ -177,9 +192,7 @@ def statistics_of(maps: np.ndarray, angle_deg: float, edges: np.ndarray) -> dict
 
 def pooled_pixel_ks(gen: np.ndarray, val: np.ndarray, max_maps: int = 2000) -> float:
     """The paper's Fig. 2 number: KS p of all pixels pooled (descriptive: pixels are correlated)."""
-    from scipy import stats
-
-    return float(stats.ks_2samp(np.asarray(gen[:max_maps]).ravel(), np.asarray(val[:max_maps]).ravel()).pvalue)
+    return float(scipy_stats.ks_2samp(np.asarray(gen[:max_maps]).ravel(), np.asarray(val[:max_maps]).ravel()).pvalue)
 
 
 @dataclass
@@ -191,6 +204,9 @@ class Report:
     descriptive: dict[str, Any]
     speed: dict[str, Any] | None = None
     seconds: float = 0.0
+    #: each set's statistics {"generated"|"validation"|"auxiliary": {statistic: (labels, (N, K))}}, as
+    #: :func:`statistics_of` computed them once; kept for the figures, not written to JSON
+    statistics: dict[str, dict[str, tuple[list, np.ndarray]]] = field(default_factory=dict, repr=False)
 
     @property
     def passed(self) -> bool:
@@ -217,7 +233,6 @@ class Report:
         return markdown_table(self.to_dict())
 
     def write(self, path: str | os.PathLike) -> None:
-        from ..maps.io import atomic_path
         with atomic_path(path) as tmp:
             tmp.write_text(json.dumps(self.to_dict(), indent=2, allow_nan=False))
 
@@ -248,10 +263,8 @@ def _f(v) -> str:
 
 def certify(inputs: Inputs, config: CertificationConfig | None = None, *, memorisation: bool = True,
             progress: bool = False, novelty: NoveltyConfig | None = None) -> Report:
-    """Run every criterion on ``inputs``; see the module docstring."""
-    from ..stats.twosample import compare_fourier_modes
-    from .criteria import calibrate
-
+    """Run every criterion on ``inputs``; see the module docstring. The report keeps each set's
+    statistics (``report.statistics``, not written to JSON), computed once, for the figures."""
     cfg = config or CertificationConfig()
     t0 = time.perf_counter()
     say = (lambda m: print(m, flush=True)) if progress else (lambda m: None)
@@ -274,7 +287,6 @@ def certify(inputs: Inputs, config: CertificationConfig | None = None, *, memori
         else:
             criteria[stat] = _criterion_entry(v)
     if memorisation and inputs.training is not None:
-        from ..stats.copying import copying_test
         say("memorisation: nearest training vs nearest held-out maps (shift/flip invariant) ...")
         nv = novelty or NoveltyConfig()
         rng = np.random.default_rng(cfg.seed)
@@ -282,11 +294,13 @@ def certify(inputs: Inputs, config: CertificationConfig | None = None, *, memori
         held = np.concatenate([np.asarray(inputs.validation), np.asarray(inputs.auxiliary)])
         par = inputs.parents
         known = all(k in par for k in ("validation", "auxiliary", "training"))
-        m = copying_test(gen, inputs.training, held,
-                         training_parents=par["training"] if known else None,
-                         held_out_parents=np.concatenate([par["validation"], par["auxiliary"]]) if known else None,
-                         alpha=nv.alpha, tail_sigma=nv.copying_tail_sigma, seed=cfg.seed,
-                         candidates=nv.prefilter_candidates, lb_modes=nv.prefilter_modes)
+        with ticking(say if progress else None, f"memorisation: searching {len(gen):,} generated maps "
+                     f"against {len(inputs.training):,} training and {len(held):,} held-out maps"):
+            m = copying_test(gen, inputs.training, held,
+                             training_parents=par["training"] if known else None,
+                             held_out_parents=np.concatenate([par["validation"], par["auxiliary"]]) if known else None,
+                             alpha=nv.alpha, tail_sigma=nv.copying_tail_sigma, seed=cfg.seed,
+                             candidates=nv.prefilter_candidates, lb_modes=nv.prefilter_modes)
         criteria["memorisation"] = {
             "passed": bool(m.passed),
             "headline": (f"p {m.p_value:.3g} (fails below {m.alpha:g}); maps whose nearest set stands out: "
@@ -314,7 +328,30 @@ def certify(inputs: Inputs, config: CertificationConfig | None = None, *, memori
             "map_size": int(inputs.validation.shape[1]), "angle_deg": inputs.angle_deg,
             "baseline_source": inputs.baseline_source, "sources": inputs.sources,
             "config": cfg.to_dict()}
-    return Report(criteria, info, descriptive, seconds=time.perf_counter() - t0)
+    return Report(criteria, info, descriptive, seconds=time.perf_counter() - t0, statistics=stats)
+
+
+@contextlib.contextmanager
+def ticking(say: Callable[[str], None] | None, what: str, every: float = 30.0) -> Iterator[None]:
+    """While the block runs, say ``what`` and the elapsed seconds every ``every`` s (a long search
+    that reports no progress of its own is not silent); nothing when ``say`` is None."""
+    if say is None:
+        yield
+        return
+    stop, t0 = threading.Event(), time.perf_counter()
+
+    def beat() -> None:
+        while not stop.wait(every):
+            say(f"{what} ... {time.perf_counter() - t0:.0f} s")
+
+    thread = threading.Thread(target=beat, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+        say(f"{what}: done in {time.perf_counter() - t0:.0f} s")
 
 
 def generation_speed(generator, latent_dim: int, n: int = 1024, batch_size: int = 256,

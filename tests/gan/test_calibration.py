@@ -1,16 +1,11 @@
-"""The output calibration (paper_repro.gan.calibration): the layer, the fit, the saved model, the CLI."""
-import json
+"""The output calibration (paper_repro.gan.calibration): the layer, the fit, the saved model (the CLI: tests/evaluation/test_pick.py)."""
 
 import keras
 import numpy as np
 import pytest
 
-from tests.helpers import weights_scorer
-
-from paper_repro.gan import calibration
-
-from paper_repro.gan import latents, runs
 from paper_repro.errors import PaperReproError
+from paper_repro.gan import calibration, latents
 
 SIZE = 16
 
@@ -133,82 +128,3 @@ def test_bad_inputs_are_one_line_errors():
     c = calibration.calibrated(g, np.zeros((SIZE, SIZE), np.float32), np.ones((SIZE, SIZE), np.float32))
     with pytest.raises(PaperReproError, match="already calibrated"):
         calibration.calibrated(c, np.zeros((SIZE, SIZE), np.float32), np.ones((SIZE, SIZE), np.float32))
-
-
-@pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory, tiny_data):
-    from paper_repro.config import get_preset
-    from paper_repro.gan.training import train
-    preset = get_preset("tiny").replace(epochs=1, selection_epochs=0)
-    return train(tmp_path_factory.mktemp("cal") / "run", preset, tiny_data, seed=2, progress=False)
-
-
-def test_calibrate_cli_writes_a_run_that_loads_and_generates(tmp_path, tiny_run, capsys):
-    from paper_repro.cli import main
-    out = tmp_path / "calibrated"
-    assert main(["calibrate", "--run", str(tiny_run), "--out", str(out), "--maps", "64",
-                 "--latent-seed", "5", "--quiet"]) == 0
-    assert "mode gains" in capsys.readouterr().out
-    fit = json.loads((out / "best" / "calibration.json").read_text())
-    assert fit["n_generated"] == 64 and fit["seed"] == 5 and fit["source"] == str(tiny_run)
-    model, preset = runs.load_generator(out)
-    assert calibration.is_calibrated(model) and preset == runs.read_run_info(tiny_run).preset
-    a = runs.generate_maps(out, 16, seed=1)
-    b = runs.generate_maps(out, 16, seed=1)
-    base = runs.generate_maps(tiny_run, 16, seed=1)
-    assert a.shape == base.shape and np.array_equal(a, b) and not np.allclose(a, base)
-    # saved and loaded, the layer keeps its pattern and gain
-    layer = model.get_layer("calibration")
-    assert layer.gain.numpy()[0, 0] == 1.0 and np.ptp(layer.gain.numpy()) > 0
-    # a second time into the same place: refused, nothing changed
-    before = (out / "best" / "generator.keras").read_bytes()
-    assert main(["calibrate", "--run", str(tiny_run), "--out", str(out), "--maps", "64"]) == 2
-    assert "not empty" in capsys.readouterr().err
-    assert (out / "best" / "generator.keras").read_bytes() == before
-
-
-def test_calibrate_cli_errors_are_one_line(tmp_path, tiny_run, capsys):
-    from paper_repro.cli import main
-    assert main(["calibrate", "--run", str(tmp_path / "none"), "--out", str(tmp_path / "o")]) == 2
-    assert "no such run directory" in capsys.readouterr().err
-    bad = tmp_path / "bad.npy"
-    np.save(bad, np.zeros((4, 8, 8), np.float32))
-    assert main(["calibrate", "--run", str(tiny_run), "--out", str(tmp_path / "o"), "--data", str(bad)]) == 2
-    err = capsys.readouterr().err.strip()
-    assert err.count("\n") == 0 and "error" in err
-    assert not (tmp_path / "o").exists()
-
-
-def test_calibrate_a_kept_candidate_by_step(tmp_path, tiny_data, capsys):
-    """--checkpoint step-N calibrates that selection snapshot, not best/; the source's score is not copied."""
-    from paper_repro.cli import main
-    from paper_repro.config import get_preset
-    from paper_repro.gan.models import build_generator
-    from paper_repro.gan.training import train
-    preset = get_preset("tiny").replace(epochs=1, selection_epochs=1, selection_every=1, selection_candidates=3)
-    run = train(tmp_path / "run", preset, tiny_data, seed=4, scorer=weights_scorer, progress=False)
-    best_step = json.loads((run / "best" / "score.json").read_text())["global_step"]
-    other = max(s for s in runs.list_candidates(run) if s != best_step)
-    out = tmp_path / "cal"
-    assert main(["calibrate", "--run", str(run), "--out", str(out), "--checkpoint", f"step-{other}",
-                 "--maps", "64", "--quiet"]) == 0
-    assert f"step-{other} generator calibrated" in capsys.readouterr().out
-    fit = json.loads((out / "best" / "calibration.json").read_text())
-    assert fit["checkpoint"] == f"candidates/step-{other:09d}.weights.h5"
-    assert not (out / "best" / "score.json").exists()
-    # the calibrated network is the candidate's: its inner weights equal the snapshot's
-    snap = build_generator(preset)
-    snap.load_weights(runs.candidate_path(run, other))
-    model, _ = runs.load_generator(out)
-    inner = calibration.uncalibrated(model)
-    assert all(np.array_equal(a, b) for a, b in zip(inner.get_weights(), snap.get_weights()))
-    # an unknown step: one line naming the kept ones, nothing written
-    assert main(["calibrate", "--run", str(run), "--out", str(tmp_path / "x"), "--checkpoint", "step-999"]) == 2
-    err = capsys.readouterr().err.strip()
-    assert err.count("\n") == 0 and "no such candidate" in err and str(other) in err
-    assert not (tmp_path / "x").exists()
-    assert main(["calibrate", "--run", str(run), "--out", str(tmp_path / "x"), "--checkpoint", "step-x"]) == 2
-    assert "integer step" in capsys.readouterr().err
-    # into the run itself: refused (the copy of its record would hold itself)
-    assert main(["calibrate", "--run", str(run), "--out", str(run / "cal"), "--maps", "64"]) == 2
-    assert "outside" in capsys.readouterr().err and not (run / "cal").exists()

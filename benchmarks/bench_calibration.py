@@ -7,12 +7,12 @@ import numpy as np
 import pytest
 
 from paper_repro.config import get_preset
+from paper_repro.gan import calibration
+from paper_repro.gan.models import build_generator
 
 
 @pytest.fixture(scope="module")
 def networks():
-    from paper_repro.gan import calibration
-    from paper_repro.gan.models import build_generator
     p = get_preset("cpu64")
     g = build_generator(p, seed=0)
     rng = np.random.default_rng(0)

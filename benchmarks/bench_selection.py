@@ -1,19 +1,25 @@
-"""Cost of one checkpoint-selection score for the cpu64 preset, relative to one training step.
+"""Cost of checkpoint selection for the cpu64 preset, relative to one training step.
 
-Run: ``pytest benchmarks/bench_selection.py --benchmark-only``. A score is computed every
-``selection_every`` steps of the selection epochs, so the ratio score / step says how much a
-selection epoch costs on top of training (extra_info ``score_over_step`` and ``overhead``).
+Run: ``pytest benchmarks/bench_selection.py --benchmark-only``. A training-time score is computed
+every ``selection_every`` steps of the selection epochs, so the ratio score / step says how much a
+selection epoch costs on top of training (extra_info ``score_over_step`` and ``overhead``); the
+pick then scores each kept candidate once (``pick_score_s``).
 """
+import time
+
 import numpy as np
 import pytest
+from scipy.ndimage import gaussian_filter
 
 from paper_repro.config import get_preset
+from paper_repro.evaluation.selection import PICK_SEEDS, SCORERS, WorstMeanScorer
+from paper_repro.gan.cosmogan import CosmoGAN
+from paper_repro.gan.models import build_generator, recalibrated_copy
 
 
 @pytest.fixture(scope="module")
 def cpu64():
     p = get_preset("cpu64")
-    from scipy.ndimage import gaussian_filter
     rng = np.random.default_rng(0)
     dev = gaussian_filter(rng.standard_normal((2000, 64, 64)), sigma=(0, 1.5, 1.5), mode="wrap")
     return p, (0.021 * dev / dev.std()).astype(np.float32)
@@ -21,9 +27,6 @@ def cpu64():
 
 @pytest.fixture(scope="module")
 def step_time(cpu64):
-    import time
-
-    from paper_repro.gan.cosmogan import CosmoGAN
     p, dev = cpu64
     gan = CosmoGAN.from_preset(p, seed=0)
     real = (p.training.data_scale * dev[:p.training.batch_size, :, :, None]).astype(np.float32)
@@ -38,8 +41,6 @@ def step_time(cpu64):
 
 @pytest.mark.parametrize("score", ["power_spectrum", "statistics"])
 def test_selection_score_time(benchmark, cpu64, step_time, score):
-    from paper_repro.gan.models import build_generator, recalibrated_copy
-    from paper_repro.evaluation.selection import SCORERS
     p, dev = cpu64
     p = p.replace(selection_score=score)
     scorer = SCORERS[score].from_maps(dev, p)
@@ -56,26 +57,19 @@ def test_selection_score_time(benchmark, cpu64, step_time, score):
         "overhead": s / (t.selection_every * step_time)})
 
 
-def test_confirmation_score_time(benchmark, cpu64, step_time):
-    """One confirmation score of ``paper-repro select`` (confirmation_maps on fresh latents).
+def test_pick_score_time(benchmark, cpu64, step_time):
+    """One candidate's W of ``paper-repro pick`` (:class:`WorstMeanScorer`), on 1,024 maps per seed.
 
-    extra_info: ``select_s``, the estimated cost of the preset's ``select`` (kept candidates, the
-    selection epochs' ends and best/, one score each), and ``select_over_epoch``, that cost in
-    training epochs of 400 steps.
+    extra_info: ``score_s`` at 1,024 maps per seed, and ``pick_score_s``, the estimated cost of scoring
+    the preset's kept candidates at the pick's 8,192 maps per seed (generation and statistics grow
+    linearly with the maps), also in training epochs of 400 steps (``pick_over_epoch``).
     """
-    from paper_repro.gan.models import build_generator, recalibrated_copy
-    from paper_repro.evaluation.selection import CONFIRMATION_SEED, StatisticsScorer
     p, dev = cpu64
     t = p.training
-    scorer = StatisticsScorer.from_maps(dev, p, n_maps=t.confirmation_maps, seed=CONFIRMATION_SEED)
+    scorer = WorstMeanScorer.from_maps(dev, p, n_maps=1024, seeds=PICK_SEEDS)
     g = build_generator(p, seed=0)
-
-    def one_score():
-        return scorer(recalibrated_copy(g, t.bn_recalibration, t.batch_size, seed=0))
-
-    benchmark.pedantic(one_score, rounds=2, iterations=1, warmup_rounds=1)
+    benchmark.pedantic(lambda: scorer(g), rounds=2, iterations=1, warmup_rounds=1)
     s = benchmark.stats.stats.min
-    n = t.selection_candidates + t.selection_epochs + 1
-    benchmark.extra_info.update({
-        "confirmation_maps": t.confirmation_maps, "score_s": s, "scores": n, "select_s": n * s,
-        "select_over_epoch": n * s / (400 * step_time)})
+    total = t.selection_candidates * s * 8192 / 1024
+    benchmark.extra_info.update({"score_s": s, "candidates": t.selection_candidates, "pick_score_s": total,
+                                 "pick_over_epoch": total / (400 * step_time)})

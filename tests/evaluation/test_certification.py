@@ -1,5 +1,6 @@
 """The certification is right about data whose answer is known (built from the simulator)."""
 import json
+import time
 
 import numpy as np
 import pytest
@@ -136,3 +137,14 @@ def test_memorisation_criterion_uses_parent_ids_beside_the_files(sets, tmp_path)
     assert (new["detail"]["parents_per_set"], new["detail"]["maps_per_set"]) == (6, 600)
     assert new["passed"], new["headline"]
     assert not copying["passed"] and copying["criteria"][0]["value"] < 1e-6, copying["headline"]
+
+
+def test_a_long_step_is_not_silent():
+    """certify's memorisation search (minutes on the main job) says its elapsed time as it runs."""
+    said = []
+    with certification.ticking(said.append, "memorisation: searching", every=0.05):
+        time.sleep(0.3)
+    assert len(said) >= 3 and all(s.startswith("memorisation: searching") for s in said)
+    assert said[0].endswith(" s") and "done in" in said[-1]
+    with certification.ticking(None, "quiet"):
+        pass                                   # no progress asked: nothing said, nothing started

@@ -238,7 +238,8 @@ def _pick_args(p: argparse.ArgumentParser) -> None:
 def _pick(args: argparse.Namespace) -> int:
     """Calibrate each kept candidate of a run; write the one with the lowest worst-mean |z| (W) as a new run."""
     _quiet_tensorflow()
-    from .gan.runs import read_run_info   # keras
+    from .gan.runs import read_run_info  # keras
+
     if args.checkpoint is not None:
         unused = [flag for flag, value in (("--development", args.development), ("--maps", args.maps),
                                            ("--seeds", args.seeds)) if value is not None]

@@ -144,25 +144,22 @@ def test_committed_figures_describe_the_certified_sample():
     assert diffs["validation - auxiliary"]["p99_abs"] == pytest.approx(corr["baseline"], rel=1e-9)
 
 
+def _strings(value) -> list[str]:
+    """Every string inside a JSON value."""
+    if isinstance(value, dict):
+        return [s for v in value.values() for s in _strings(v)]
+    if isinstance(value, list):
+        return [s for v in value for s in _strings(v)]
+    return [value] if isinstance(value, str) else []
+
+
 def test_committed_files_hold_no_absolute_path():
     for path in sorted(COMMITTED.glob("*.json")) + sorted(COMMITTED.glob("*.txt")) + [
             REFERENCE_MODEL / "best" / "pick.json", REFERENCE_MODEL / "best" / "calibration.json"]:
         text = path.read_text()
         assert str(ROOT) not in text, path
-        strings = []
-
-        def walk(v):
-            if isinstance(v, dict):
-                for x in v.values():
-                    walk(x)
-            elif isinstance(v, list):
-                for x in v:
-                    walk(x)
-            elif isinstance(v, str):
-                strings.append(v)
         if path.suffix == ".json":
-            walk(json.loads(text))
-            assert not [s for s in strings if s.startswith("/")], path
+            assert not [s for s in _strings(json.loads(text)) if s.startswith("/")], path
 
 
 # ------------------------------------------------------------------------------------------- slow

@@ -33,8 +33,8 @@ from scipy import stats as scipy_stats
 from ..config import CertificationConfig, NoveltyConfig
 from ..errors import PaperReproError
 from ..maps.io import atomic_path, check_maps, open_maps
-from ..stats.morphology import pixel_histogram
 from ..stats.copying import copying_test
+from ..stats.morphology import pixel_histogram
 from ..stats.paper import paper_statistics
 from ..stats.twosample import compare_fourier_modes, split_reference
 from .criteria import calibrate

@@ -9,6 +9,7 @@ from matplotlib.figure import Figure
 from ..errors import PaperReproError
 from .plots import MAP_CMAP, as_maps, attach, map_grid, map_norm
 
+
 def figure_1(generated, validation, *, angle_deg: float | None = None, n_show: int = 8,
              n_cols: int = 4) -> Figure:
     """Fig. 1: validation maps (top rows) and generated maps (bottom rows) on one colour scale."""

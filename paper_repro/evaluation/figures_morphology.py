@@ -11,7 +11,20 @@ from matplotlib.figure import Figure
 
 from ..errors import PaperReproError
 from ..stats import morphology
-from .plots import COLORS, as_maps, as_stat, attach, band, component_tests, fmt_num, fmt_p, hist_pair, p_text, select_p, tally_text
+from .plots import (
+    COLORS,
+    as_maps,
+    as_stat,
+    attach,
+    band,
+    component_tests,
+    fmt_num,
+    fmt_p,
+    hist_pair,
+    p_text,
+    select_p,
+    tally_text,
+)
 
 #: permutations of the map labels in :func:`pixel_values_pvalue`
 PIXEL_PERMUTATIONS = 2000

@@ -25,8 +25,15 @@ from typing import Iterator
 
 from ..config import DATASET_PRESETS, CertificationConfig, DatasetConfig, get_dataset_preset
 from ..errors import PaperReproError
-from ..maps.datasets import (FINGERPRINT_TOLERANCE, MANIFEST, build_dataset, fingerprint,
-                             fingerprint_difference, load_manifest, open_split)
+from ..maps.datasets import (
+    FINGERPRINT_TOLERANCE,
+    MANIFEST,
+    build_dataset,
+    fingerprint,
+    fingerprint_difference,
+    load_manifest,
+    open_split,
+)
 from ..maps.io import open_maps, sha256_file
 from . import certification
 from .certification import Inputs, Report, shown_path
@@ -103,7 +110,7 @@ def check_geometry(dataset: Path, preset) -> None:
 def generated_maps(run: str | os.PathLike, n: int, seed: int, out: Path, checkpoint=None) -> Path:
     """Generate n maps of ``run`` into ``out`` (.npy), unless that exact file exists already (a stamp
     beside it records run, n, seed, checkpoint and the generator file's SHA-256)."""
-    from ..gan.runs import generate_to_file, generator_path, write_json   # keras
+    from ..gan.runs import generate_to_file, generator_path, write_json  # keras
 
     stamp = out.with_suffix(".json")
     want = {"run": shown_path(run), "n": n, "seed": seed, "checkpoint": checkpoint,
@@ -129,7 +136,7 @@ def job_inputs(*, generated=None, run=None, reference=None, auxiliary=None, trai
     simulations under ``data_root`` are kept there; against given files they live in a temporary
     folder removed on exit.
     """
-    from ..gan.runs import read_run_info   # keras
+    from ..gan.runs import read_run_info  # keras
 
     if generated is not None and run is not None:
         raise PaperReproError("give generated maps or a run to generate them from, not both")
@@ -239,7 +246,7 @@ def load(src: JobInputs, *, angle_deg: float | None = None, config: Certificatio
 
 def generation_speed_of(run: Path, checkpoint=None) -> dict:
     """Maps per second of a run's generator on this machine, with its FLOP efficiency vs a matmul."""
-    from ..gan.models import flops_per_map   # keras
+    from ..gan.models import flops_per_map  # keras
     from ..gan.runs import load_generator
 
     model, preset = load_generator(run, checkpoint)
@@ -250,8 +257,8 @@ def generation_speed_of(run: Path, checkpoint=None) -> dict:
 def figures_of(out: Path, src: JobInputs, inputs: Inputs, report: Report, *, n_examples: int = 4,
                n_paths: int = 3, n_steps: int = 8, progress: bool = True) -> dict[str, list[Path]]:
     """Figures 1-8 of the certified sample ``inputs`` (statistics and p-values from ``report``)."""
-    from ..gan.runs import generator_path, load_generator   # keras
-    from .figures import make_figures                       # matplotlib
+    from ..gan.runs import generator_path, load_generator  # keras
+    from .figures import make_figures  # matplotlib
 
     if src.run is None:
         raise PaperReproError("the figures need the generator (Fig. 8): give a run, not generated maps")

@@ -224,7 +224,7 @@ def pick_calibrated(run: str | os.PathLike, out: str | os.PathLike, reference: S
     calibration it was scored with, as :func:`paper_repro.gan.runs.calibrate_run` writes a
     calibrated run, plus ``best/pick.json`` with every candidate's W. Returns that record.
     """
-    from ..gan import calibration, runs   # keras
+    from ..gan import calibration, runs  # keras
 
     run, out = Path(run), Path(out)
     runs.check_output_run(run, out)
@@ -277,7 +277,7 @@ def calibrate_checkpoint(run: str | os.PathLike, out: str | os.PathLike, checkpo
     The fit uses ``calibration_maps`` generated maps and the run's training maps (or ``data``).
     Returns the :class:`~paper_repro.gan.calibration.CalibrationFit`.
     """
-    from ..gan import runs   # keras
+    from ..gan import runs  # keras
 
     run, out = Path(run), Path(out)
     runs.check_output_run(run, out)

@@ -5,11 +5,10 @@ import time
 import numpy as np
 import pytest
 
-from paper_repro.evaluation import certification
 from paper_repro.cli import main
 from paper_repro.errors import PaperReproError
+from paper_repro.evaluation import certification
 from tests.helpers import ANGLE, SIZE, crops
-
 
 
 @pytest.fixture(scope="module")

@@ -67,7 +67,7 @@ def figure_3a(ell, P_generated, P_validation, *, angle_deg: float | None = None,
               modes: np.ndarray | None = None) -> Figure:
     """Fig. 3(a): power-spectrum bands, mean +/- std of ell(ell+1)P/2pi, generated vs validation.
 
-    ``modes``: Fourier modes per bin (:func:`paper_repro.statistics.count_modes`); empty bins are
+    ``modes``: Fourier modes per bin (:func:`paper_repro.stats.power.count_modes`); empty bins are
     left out. Lower panel: ratio of the means with the validation mean's standard error.
     """
     ell = np.asarray(ell, dtype=np.float64)

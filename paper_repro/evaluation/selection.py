@@ -4,7 +4,7 @@
 the one whose generated maps' power spectra were closest to the development set's, by a chi-square
 distance between histograms. Here: for each non-empty ell bin, histograms of log10 P(ell) of the
 generated and the development maps on the development set's range
-(:func:`paper_repro.comparison.histogram_chi2`); the score is the sum over ell bins of their
+(:func:`paper_repro.stats.twosample.histogram_chi2`); the score is the sum over ell bins of their
 chi-square distances (0 = identical). ``statistics``: the z of the means of all three certified
 statistics (:class:`StatisticsScorer`), so selection looks at what certification tests.
 """
@@ -218,7 +218,7 @@ def pick_calibrated(run: str | os.PathLike, out: str | os.PathLike, reference: S
     """Calibrate each kept candidate of ``run`` and write the one with the lowest W into run ``out``.
 
     Each candidate in ``candidates/`` gets the output calibration it would ship with
-    (:func:`paper_repro.calibration.fit` on the training maps, its own latent seed) and is scored by
+    (:func:`paper_repro.gan.calibration.fit` on the training maps, its own latent seed) and is scored by
     :class:`WorstMeanScorer` on the maps of ``reference`` pooled (development-type sets, never the
     validation set); ``calibration_maps`` generated maps per fit. The pick is written, with the
     calibration it was scored with, as :func:`paper_repro.gan.runs.calibrate_run` writes a

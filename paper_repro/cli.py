@@ -149,6 +149,9 @@ def _simulate(args: argparse.Namespace) -> int:
 
 # --------------------------------------------------------------------------------------- train
 def _train_args(p: argparse.ArgumentParser) -> None:
+    p.description = ("Train CosmoGAN on maps (.npy) with a named preset into a run directory, or continue "
+                     "one with --resume. With a development set, the selection epochs keep the "
+                     "lowest-scoring generators in best/ and candidates/.")
     p.add_argument("--preset", help="named configuration: paper, cpu64, tiny (not with --resume)")
     p.add_argument("--data", help="training maps, .npy (N, H, W) float32")
     p.add_argument("--out", required=True, help="run directory")
@@ -160,57 +163,21 @@ def _train_args(p: argparse.ArgumentParser) -> None:
                    help="from this 1-based epoch on, turn each real map by a random symmetry of the "
                         "square (0: never, the paper; default: the preset's)")
     p.add_argument("--spectral-weight", type=float, default=None,
-                   help="weight of the spectral term in G's loss (paper_repro.spectral; 0: off, the paper; "
-                        "default: the preset's); with --resume it changes the run from now on")
+                   help="weight of the spectral term in G's loss (paper_repro.gan.spectral; 0: off, the "
+                        "paper; default: the preset's); with --resume it changes the run from now on")
     p.add_argument("--spectral-from-epoch", type=_positive_int, default=None,
                    help="first 1-based epoch with the spectral term (default: the preset's)")
-    p.add_argument("--minkowski-weight", type=float, default=None,
-                   help="weight of the Minkowski term in G's loss (paper_repro.morphology; 0: off, the paper; "
-                        "default: the preset's)")
-    p.add_argument("--minkowski-from-epoch", type=_positive_int, default=None,
-                   help="first 1-based epoch with the Minkowski term (default: the preset's)")
-    p.add_argument("--spectral-decay", type=float, default=None,
-                   help="0: the batch spectral term; in (0, 1): the averaged term, its running mean's "
-                        "decay per step (paper_repro.spectral; default: the preset's)")
 
 
 @command("train", _train_args)
 def _train(args: argparse.Namespace) -> int:
+    """Train a GAN (or continue a run): checkpoints, logs, selection of the best generator."""
     _quiet_tensorflow()
-    from .gan import training
+    from .gan import training  # keras
     training.train(out=args.out, preset=args.preset, data=args.data, epochs=args.epochs,
                    seed=args.seed, resume=args.resume, development=args.development,
                    augment_from_epoch=args.augment_from_epoch, spectral_weight=args.spectral_weight,
-                   spectral_from_epoch=args.spectral_from_epoch, spectral_decay=args.spectral_decay,
-                   minkowski_weight=args.minkowski_weight, minkowski_from_epoch=args.minkowski_from_epoch)
-    return 0
-
-
-# ------------------------------------------------------------------------------------- average
-def _average_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--run", required=True, help="run directory")
-    p.add_argument("--from-epoch", type=_positive_int, required=True,
-                   help="first saved epoch generator in the average")
-    p.add_argument("--to-epoch", type=_positive_int, default=None,
-                   help="last saved epoch generator in the average (default: the last saved)")
-    p.add_argument("--candidates", action="store_true",
-                   help="also average the kept selection snapshots in candidates/")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
-
-
-@command("average", _average_args)
-def _average(args: argparse.Namespace) -> int:
-    """Average the weights of a run's late generators into averaged/ (score or select it next)."""
-    _quiet_tensorflow()
-    from .gan.averaging import average_run
-    if args.to_epoch is not None and args.to_epoch < args.from_epoch:
-        raise PaperReproError(f"--to-epoch {args.to_epoch} is before --from-epoch {args.from_epoch}")
-    r = average_run(args.run, first_epoch=args.from_epoch, last_epoch=args.to_epoch,
-                    candidates=args.candidates, progress=not args.quiet)
-    epochs = r["epochs"]
-    span = f"epochs {epochs[0]}-{epochs[-1]}" if epochs else "no epoch generators"
-    print(f"wrote {r['path']}: mean of {r['members']} generators ({span}"
-          + (f", {len(r['steps'])} kept candidates" if r["steps"] else "") + ")")
+                   spectral_from_epoch=args.spectral_from_epoch, scorer_factory=selection.scorer_for)
     return 0
 
 
@@ -268,19 +235,22 @@ def _pick(args: argparse.Namespace) -> int:
 
 # ------------------------------------------------------------------------------------ generate
 def _generate_args(p: argparse.ArgumentParser) -> None:
+    p.description = ("Generate convergence maps from a run's generator (best by default) with a seed, "
+                     "streamed into one .npy file (N, H, W) float32 in kappa units.")
     p.add_argument("--run", required=True, help="run directory")
     p.add_argument("--checkpoint", default=None,
-                   help="epoch number, step-N (a kept candidate), 'last', 'best' or 'averaged' (default: best if present, else last)")
+                   help="epoch number, step-N (a kept candidate), 'last' or 'best' (default: best if present, else last)")
     p.add_argument("--n", type=_positive_int, required=True, help="number of maps")
-    p.add_argument("--seed", type=_seed, required=True)
+    p.add_argument("--seed", type=_seed, required=True, help="seed of the latents (same seed, same maps)")
     p.add_argument("--out", required=True, help="output .npy (N, H, W) float32")
-    p.add_argument("--batch-size", type=_positive_int, default=256)
+    p.add_argument("--batch-size", type=_positive_int, default=256, help="maps per generator call (default 256)")
 
 
 @command("generate", _generate_args)
 def _generate(args: argparse.Namespace) -> int:
+    """Generate maps from a run's generator into a .npy file."""
     _quiet_tensorflow()
-    from .gan import runs
+    from .gan import runs  # keras
     runs.generate_to_file(args.run, args.out, n=args.n, seed=args.seed,
                           checkpoint=args.checkpoint, batch_size=args.batch_size)
     return 0
@@ -332,6 +302,9 @@ def _validate(args: argparse.Namespace) -> int:
 
 # ------------------------------------------------------------------------------------ diagnose
 def _diagnose_args(p: argparse.ArgumentParser) -> None:
+    p.description = ("Has the discriminator of a run's latest checkpoint memorised the training set? "
+                     "The fraction of training, rotated training, held-out and generated maps it calls "
+                     "real; about equal for training and held-out maps unless it memorised.")
     p.add_argument("--run", required=True, help="run directory (its latest checkpoint's discriminator)")
     p.add_argument("--heldout", help="real maps never trained on .npy (default: the run's development set)")
     p.add_argument("--n", type=_positive_int, default=4000, help="maps per set (default 4000)")
@@ -342,7 +315,7 @@ def _diagnose_args(p: argparse.ArgumentParser) -> None:
 def _diagnose(args: argparse.Namespace) -> int:
     """Has the discriminator memorised the training set? Its verdict on training vs held-out maps."""
     _quiet_tensorflow()
-    from .gan.training import discriminator_overfitting
+    from .gan.diagnostics import discriminator_overfitting  # keras
     r = discriminator_overfitting(args.run, args.heldout, n=args.n, seed=args.seed)
     print(f"{'maps':26s} {'called real':>11s} {'mean logit':>10s} {'n':>6s}")
     for name, v in r.items():

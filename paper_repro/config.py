@@ -6,12 +6,15 @@ training code says where it comes from. Presets are looked up by name with :func
 from __future__ import annotations
 
 import dataclasses
-import math
 import json
-from dataclasses import dataclass, field, asdict
+import math
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from .errors import PaperReproError
+
+#: 0.203 arcmin pixels: the paper's 3.464 deg / 1024 px. A 64 px crop is 64 * 3.464 / 1024 deg.
+PIXEL_DEG = 3.464 / 1024
 
 
 def _check(cond: bool, msg: str) -> None:
@@ -51,7 +54,7 @@ class ModelConfig:
         return self.image_size // 2 ** self.n_strided
 
 
-#: checkpoint-selection scores (:mod:`paper_repro.selection`)
+#: checkpoint-selection scores (:mod:`paper_repro.evaluation.selection`)
 SELECTION_SCORES = ("power_spectrum", "statistics")
 
 
@@ -78,10 +81,7 @@ class TrainingConfig:
                                     # at learning_rate * anneal_factor (0: constant rate, as the paper)
     anneal_factor: float = 0.1
     selection_candidates: int = 1   # lowest-scoring selection snapshots kept in candidates/ for
-                                    # `paper-repro select` to confirm (1: best/ only)
-    confirmation_maps: int = 0      # maps per score when `select` re-scores the candidates on latents
-                                    # never used to pick them (0: the training-time latents and
-                                    # selection_maps, as the paper's single scan)
+                                    # `paper-repro pick` to calibrate and compare (1: best/ only)
     augment_from_epoch: int = 0     # from this epoch on (1-based, selection epochs included) each real
                                     # map of a batch is turned by a random one of the 8 symmetries of
                                     # the square (rotations by 90 deg, reflections), exact symmetries
@@ -93,64 +93,33 @@ class TrainingConfig:
                                     # two time-scale update rule, Heusel et al. 2017); 1: the paper
     d_lr_factor_from_epoch: int = 1  # the factor applies from this epoch on (1-based, selection epochs
                                      # included); before it the discriminator runs at the epoch's rate
-    spectral_weight: float = 0.0    # weight of the spectral term in G's loss (paper_repro.spectral;
+    spectral_weight: float = 0.0    # weight of the spectral term in G's loss (paper_repro.gan.spectral;
                                     # Durall et al. 2020); 0: off, G's loss purely adversarial (the paper)
     spectral_from_epoch: int = 1    # the term applies from this epoch on (1-based, selection epochs
                                     # included)
-    spectral_decay: float = 0.0     # 0: the term compares each batch's own power (the batch term);
-                                    # in (0, 1): the averaged term, whose gradient uses a running mean
-                                    # of the generated power with this decay per step (less noise)
-    minkowski_weight: float = 0.0   # weight of the Minkowski term in G's loss (paper_repro.morphology:
-                                    # smooth V0, V1, V2 means matched to the real maps'); 0: off (the paper)
-    minkowski_from_epoch: int = 1   # the term applies from this epoch on (1-based)
-    minkowski_decay: float = 0.98   # decay per step of the term's running mean of the generated means
 
     def __post_init__(self) -> None:
-        _check(self.batch_size >= 1, f"batch_size must be >= 1, got {self.batch_size}")
         _check(self.learning_rate > 0, f"learning_rate must be > 0, got {self.learning_rate}")
         _check(0.0 <= self.beta_1 < 1.0, f"beta_1 must be in [0, 1), got {self.beta_1}")
         _check(0.0 <= self.flip_prob <= 1.0, f"flip_prob must be in [0, 1], got {self.flip_prob}")
-        _check(self.epochs >= 0, f"epochs must be >= 0, got {self.epochs}")
-        _check(self.selection_epochs >= 0, f"selection_epochs must be >= 0, got {self.selection_epochs}")
-        _check(self.selection_every >= 1, f"selection_every must be >= 1, got {self.selection_every}")
-        _check(self.selection_maps >= 2, f"selection_maps must be >= 2, got {self.selection_maps}")
-        _check(self.checkpoint_every >= 0, f"checkpoint_every must be >= 0, got {self.checkpoint_every}")
-        _check(self.log_every >= 1, f"log_every must be >= 1, got {self.log_every}")
+        for name, low in (("batch_size", 1), ("epochs", 0), ("selection_epochs", 0), ("selection_every", 1),
+                          ("selection_maps", 2), ("checkpoint_every", 0), ("log_every", 1)):
+            _check(getattr(self, name) >= low, f"{name} must be >= {low}, got {getattr(self, name)}")
         _check(self.data_scale > 0, f"data_scale must be > 0, got {self.data_scale}")
-        _check(isinstance(self.bn_recalibration, int) and self.bn_recalibration >= 0,
-               f"bn_recalibration must be an integer >= 0, got {self.bn_recalibration!r}")
+        for name, low, what in (("bn_recalibration", 0, "an integer >= 0"), ("anneal_epochs", 0, "an integer >= 0"),
+                                ("selection_candidates", 1, "an integer >= 1"),
+                                ("augment_from_epoch", 0, "0 (off) or an epoch >= 1"),
+                                ("monitor_maps", 0, "an integer >= 0 (0: off)"),
+                                ("d_lr_factor_from_epoch", 1, "an epoch >= 1"), ("spectral_from_epoch", 1, "an epoch >= 1")):
+            v = getattr(self, name)
+            _check(isinstance(v, int) and v >= low, f"{name} must be {what}, got {v!r}")
         _check(self.selection_score in SELECTION_SCORES,
                f"unknown selection_score {self.selection_score!r}; choose one of {', '.join(SELECTION_SCORES)}")
-        _check(isinstance(self.anneal_epochs, int) and self.anneal_epochs >= 0,
-               f"anneal_epochs must be an integer >= 0, got {self.anneal_epochs!r}")
         _check(0.0 < self.anneal_factor <= 1.0, f"anneal_factor must be in (0, 1], got {self.anneal_factor!r}")
-        _check(isinstance(self.selection_candidates, int) and self.selection_candidates >= 1,
-               f"selection_candidates must be an integer >= 1, got {self.selection_candidates!r}")
-        _check(isinstance(self.confirmation_maps, int) and (self.confirmation_maps == 0
-                                                            or self.confirmation_maps >= 2),
-               f"confirmation_maps must be 0 (off) or an integer >= 2, got {self.confirmation_maps!r}")
-        _check(isinstance(self.augment_from_epoch, int) and self.augment_from_epoch >= 0,
-               f"augment_from_epoch must be 0 (off) or an epoch >= 1, got {self.augment_from_epoch!r}")
-        _check(isinstance(self.monitor_maps, int) and self.monitor_maps >= 0,
-               f"monitor_maps must be an integer >= 0 (0: off), got {self.monitor_maps!r}")
-        _check(isinstance(self.d_lr_factor, (int, float)) and math.isfinite(self.d_lr_factor)
-               and self.d_lr_factor > 0, f"d_lr_factor must be a finite number > 0, got {self.d_lr_factor!r}")
-        _check(isinstance(self.d_lr_factor_from_epoch, int) and self.d_lr_factor_from_epoch >= 1,
-               f"d_lr_factor_from_epoch must be an epoch >= 1, got {self.d_lr_factor_from_epoch!r}")
-        _check(isinstance(self.spectral_weight, (int, float)) and math.isfinite(self.spectral_weight)
-               and self.spectral_weight >= 0,
-               f"spectral_weight must be a finite number >= 0, got {self.spectral_weight!r}")
-        _check(isinstance(self.spectral_from_epoch, int) and self.spectral_from_epoch >= 1,
-               f"spectral_from_epoch must be an epoch >= 1, got {self.spectral_from_epoch!r}")
-        _check(isinstance(self.spectral_decay, (int, float)) and 0.0 <= self.spectral_decay < 1.0,
-               f"spectral_decay must be a number in [0, 1), got {self.spectral_decay!r}")
-        _check(isinstance(self.minkowski_weight, (int, float)) and math.isfinite(self.minkowski_weight)
-               and self.minkowski_weight >= 0,
-               f"minkowski_weight must be a finite number >= 0, got {self.minkowski_weight!r}")
-        _check(isinstance(self.minkowski_from_epoch, int) and self.minkowski_from_epoch >= 1,
-               f"minkowski_from_epoch must be an epoch >= 1, got {self.minkowski_from_epoch!r}")
-        _check(isinstance(self.minkowski_decay, (int, float)) and 0.0 < self.minkowski_decay < 1.0,
-               f"minkowski_decay must be a number in (0, 1), got {self.minkowski_decay!r}")
+        for name, positive in (("d_lr_factor", True), ("spectral_weight", False)):
+            v = getattr(self, name)
+            _check(isinstance(v, (int, float)) and math.isfinite(v) and (v > 0 if positive else v >= 0),
+                   f"{name} must be a finite number {'>' if positive else '>='} 0, got {v!r}")
 
     def learning_rate_at(self, epoch: int) -> float:
         """Adam's learning rate in epoch ``epoch`` (0-based): ``learning_rate``, times
@@ -169,10 +138,6 @@ class TrainingConfig:
     def spectral_weight_at(self, epoch: int) -> float:
         """The spectral term's weight in epoch ``epoch`` (0-based)."""
         return float(self.spectral_weight) if epoch + 1 >= self.spectral_from_epoch else 0.0
-
-    def minkowski_weight_at(self, epoch: int) -> float:
-        """The Minkowski term's weight in epoch ``epoch`` (0-based)."""
-        return float(self.minkowski_weight) if epoch + 1 >= self.minkowski_from_epoch else 0.0
 
     def augments(self, epoch: int) -> bool:
         """Whether real maps are randomly turned/reflected in epoch ``epoch`` (0-based)."""
@@ -200,9 +165,11 @@ class Preset:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "Preset":
+        """The preset of ``to_dict``; a run recorded with a retired training setting loads when
+        the setting was off, and is refused (see :data:`RETIRED_TRAINING`) when it was on."""
         try:
             return cls(name=d["name"], model=ModelConfig(**d["model"]),
-                       training=TrainingConfig(**d["training"]),
+                       training=TrainingConfig(**drop_retired(d["training"])),
                        angle_deg=float(d.get("angle_deg", 0.866)))
         except (KeyError, TypeError) as exc:
             raise PaperReproError(f"invalid configuration: {exc}") from None
@@ -213,7 +180,30 @@ class Preset:
             self, training=dataclasses.replace(self.training, **training_overrides))
 
 
-# --- simulation settings (issue 3: paper_repro.simulation) -----------------------------------
+#: training settings of features removed from paper_repro (measured worse, off in every preset):
+#: field -> (its value when off, or None when any value is harmless; the feature); commit
+#: ``RETIRED_AT`` still trains with them
+RETIRED_AT = "3ae79eb"
+RETIRED_TRAINING: dict[str, tuple[Any, str]] = {
+    "spectral_decay": (0.0, "the averaged spectral term"), "minkowski_weight": (0.0, "the Minkowski loss term"),
+    "minkowski_from_epoch": (None, "the Minkowski loss term"), "minkowski_decay": (None, "the Minkowski loss term"),
+    "confirmation_maps": (None, "the confirmation score of `paper-repro select`"),
+}
+
+
+def drop_retired(training: dict[str, Any]) -> dict[str, Any]:
+    """A run's recorded training settings without the retired fields that were off; a
+    :class:`PaperReproError` naming the feature when one was on."""
+    _check(isinstance(training, dict), f"invalid configuration: training must be a mapping, got {training!r}")
+    out = dict(training)
+    for name, (off, feature) in RETIRED_TRAINING.items():
+        value = out.pop(name, off)
+        _check(off is None or value == off, f"this run used {feature}, removed from paper_repro ({name} = "
+                                            f"{value!r}); it can be resumed with commit {RETIRED_AT}")
+    return out
+
+
+# --- simulation settings (paper_repro.maps.simulation) ---------------------------------------
 #: matter power spectra pyccl can compute without extra packages ("boltzmann_camb" needs camb)
 TRANSFER_FUNCTIONS = ("eisenstein_hu", "bbks", "boltzmann_camb", "boltzmann_class")
 FIELD_MODELS = ("lognormal", "gaussian")
@@ -346,14 +336,12 @@ class DatasetConfig:
             object.__setattr__(self, "simulation", SimulationConfig(**self.simulation))
         if isinstance(self.splits, dict):
             object.__setattr__(self, "splits", SplitSizes(**self.splits))
-        _check(isinstance(self.crop_size, int) and self.crop_size >= 1,
-               f"crop_size must be a positive integer, got {self.crop_size!r}")
+        for name, low, what in (("crop_size", 1, "a positive"), ("crops_per_map", 1, "a positive"),
+                                ("seed", 0, "a non-negative")):
+            v = getattr(self, name)
+            _check(isinstance(v, int) and v >= low, f"{name} must be {what} integer, got {v!r}")
         _check(self.crop_size <= self.simulation.map_size,
                f"crop_size {self.crop_size} is larger than map_size {self.simulation.map_size}")
-        _check(isinstance(self.crops_per_map, int) and self.crops_per_map >= 1,
-               f"crops_per_map must be a positive integer, got {self.crops_per_map!r}")
-        _check(isinstance(self.seed, int) and self.seed >= 0,
-               f"seed must be a non-negative integer, got {self.seed!r}")
         _check(self.auxiliary_seed is None
                or (isinstance(self.auxiliary_seed, int) and self.auxiliary_seed >= 0),
                f"auxiliary_seed must be None or a non-negative integer, got {self.auxiliary_seed!r}")
@@ -373,8 +361,6 @@ class DatasetConfig:
         return asdict(self)
 
 
-_PAPER_PIXEL_DEG = 3.464 / 1024
-
 DATASET_PRESETS: dict[str, DatasetConfig] = {
     # Sect. 2.1: 200,000 training crops of 256^2 from 1000 maps of 1024^2 (~52 GB of float32).
     "paper": DatasetConfig("paper"),
@@ -387,7 +373,7 @@ DATASET_PRESETS: dict[str, DatasetConfig] = {
     "reference": DatasetConfig("reference", crop_size=64, crops_per_map=200, seed=7001, auxiliary_seed=7002,
                                splits=SplitSizes(train=0, validation=20, development=0, auxiliary=20)),
     # For tests: 256^2 maps at the paper's pixel scale, seconds to build.
-    "tiny": DatasetConfig("tiny", SimulationConfig(map_size=256, angle_deg=256 * _PAPER_PIXEL_DEG),
+    "tiny": DatasetConfig("tiny", SimulationConfig(map_size=256, angle_deg=256 * PIXEL_DEG),
                           crop_size=32, crops_per_map=16,
                           splits=SplitSizes(train=4, validation=2, development=1, auxiliary=2)),
 }
@@ -405,10 +391,10 @@ def get_dataset_preset(name: str | DatasetConfig) -> DatasetConfig:
         ) from None
 
 
-# --- certification settings (issue 4: paper_repro.comparison, validation/) --------------------
+# --- certification settings (paper_repro.evaluation, validation/) ------------------------------
 @dataclass(frozen=True)
 class CertificationConfig:
-    """Every criterion and tolerance of the certification, in one place (paper_repro.comparison).
+    """Every criterion and tolerance of the certification, in one place (paper_repro.evaluation).
 
     A statistic passes when the generated maps are no more distinguishable from the validation
     maps than an independent auxiliary simulation set is (the baseline; paper Sect. 3.1, Fig. 4),
@@ -462,7 +448,7 @@ class CertificationConfig:
         return asdict(self)
 
 
-# --- novelty settings (issue 5: paper_repro.novelty) --------------------------------------------
+# --- novelty settings (paper_repro.stats) --------------------------------------------------------
 @dataclass(frozen=True)
 class NoveltyConfig:
     """Nearest-neighbour, memorisation, birthday-paradox and slerp settings (Sect. 3.2)."""
@@ -497,20 +483,18 @@ class NoveltyConfig:
 
 
 # --- presets ------------------------------------------------------------------------------------
-# 0.203 arcmin pixels: the paper's 3.464 deg / 1024 px. A 64 px crop is 64 * 3.464 / 1024 deg.
-PIXEL_DEG = 3.464 / 1024
 
 PRESETS: dict[str, Preset] = {
     # Tables 1-2 and Sect. 2.3 exactly.
     "paper": Preset("paper", ModelConfig(), TrainingConfig(), angle_deg=256 * PIXEL_DEG),
     # Same topology at 64x64 (0.216 deg) with 32 base filters (G 1.34M, D 1.08M parameters),
     # 0.18-0.21 s per step on 2 AVX-512 cores. Maps enter tanh scaled by 2.5 (still inside (-1, 1)):
-    # a documented departure, see ../shared/reference/cpu-training-notes.md. Every real map turned
+    # a documented departure (MODEL_CARD.md, "Output scale"). Every real map turned
     # by a random symmetry of the square (the discriminator otherwise memorises the 25,600 maps).
     # 113 epochs at the paper's rate, then 172 main and 15 selection epochs at a tenth of it, the
     # discriminator at 4 times the generator's rate from epoch 216 on (two time-scale rule), and
     # from epoch 266 on a spectral term in G's loss (weight 20; not in the paper: the stride-2
-    # grid pattern, paper_repro/spectral.py); the 16 lowest-scoring snapshots are kept, and
+    # grid pattern, paper_repro/gan/spectral.py); the 16 lowest-scoring snapshots are kept, and
     # `paper-repro pick` calibrates each and ships the lowest worst-mean |z| (MODEL_CARD.md).
     "cpu64": Preset(
         "cpu64",
@@ -519,7 +503,7 @@ PRESETS: dict[str, Preset] = {
                        checkpoint_every=200, log_every=20, data_scale=2.5,
                        bn_recalibration=100, selection_score="statistics",
                        anneal_epochs=172, anneal_factor=0.1,
-                       selection_candidates=16, confirmation_maps=4096,
+                       selection_candidates=16,
                        augment_from_epoch=1, monitor_maps=512,
                        d_lr_factor=4.0, d_lr_factor_from_epoch=216,
                        spectral_weight=20.0, spectral_from_epoch=266),

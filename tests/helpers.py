@@ -13,6 +13,23 @@ def weights_scorer(model) -> float:
     return float(abs(np.sum(model.weights[0].numpy())) % 1.0)
 
 
+class Killed(Exception):
+    """Raised by :class:`KillAfter`: the training run stopped as if its process were killed."""
+
+
+class KillAfter:
+    """A training callback (``train(..., callbacks=[KillAfter(n)])``) that raises :class:`Killed`
+    after ``n`` steps of this call, before that step's checkpoint: a run killed between checkpoints."""
+
+    def __init__(self, steps: int):
+        self.steps, self.done = steps, 0
+
+    def on_train_batch_end(self, step, logs=None):
+        self.done += 1
+        if self.done >= self.steps:
+            raise Killed(f"after {self.done} steps")
+
+
 def smooth_maps(n: int, size: int, seed: int, amplitude: float = 0.05) -> np.ndarray:
     """Simple smooth random maps (Gaussian-filtered white noise), float32 (n, size, size)."""
     from scipy.ndimage import gaussian_filter

@@ -111,7 +111,7 @@ def test_train_bad_input_one_line_exit_2(tmp_path, capsys, tiny_data, case, matc
 @pytest.mark.parametrize("args, match", [
     (["--n", "0"], "expected a positive integer"),
     (["--n", "4", "--checkpoint", "7"], "no such generator"),
-    (["--n", "4", "--checkpoint", "banana"], "epoch number, 'step-N', 'last', 'best' or 'averaged'"),
+    (["--n", "4", "--checkpoint", "banana"], "epoch number, 'step-N', 'last' or 'best'"),
 ])
 def test_generate_bad_input_leaves_nothing(tmp_path, capsys, cli_run, args, match):
     out = tmp_path / "g.npy"

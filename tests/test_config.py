@@ -1,8 +1,10 @@
 """Presets and typed configuration."""
 import json
+from pathlib import Path
 
 import pytest
 
+import paper_repro
 from paper_repro import PaperReproError, get_preset
 from paper_repro.config import ModelConfig, Preset, TrainingConfig
 
@@ -46,7 +48,6 @@ def test_invalid_model_values(kwargs, match):
     ({"anneal_epochs": -1}, "anneal_epochs"), ({"anneal_epochs": 1.5}, "anneal_epochs"),
     ({"anneal_factor": 0}, "anneal_factor"), ({"anneal_factor": 1.5}, "anneal_factor"),
     ({"selection_candidates": 0}, "selection_candidates"), ({"selection_candidates": 2.0}, "selection_candidates"),
-    ({"confirmation_maps": 1}, "confirmation_maps"), ({"confirmation_maps": -5}, "confirmation_maps"),
 ])
 def test_invalid_training_values(kwargs, match):
     with pytest.raises(PaperReproError, match=match):
@@ -71,3 +72,34 @@ def test_round_trip_through_json():
 def test_replace_validates():
     with pytest.raises(PaperReproError, match="batch_size"):
         get_preset("tiny").replace(batch_size=-3)
+
+
+def test_the_shipped_models_record_loads_as_the_cpu64_preset():
+    d = json.loads((Path(paper_repro.__file__).parent / "reference_model" / "config.json").read_text())
+    assert Preset.from_dict(d["preset"]) == get_preset("cpu64")
+
+
+def test_a_run_recorded_with_retired_settings_off_still_loads():
+    d = get_preset("cpu64").to_dict()
+    d["training"].update(spectral_decay=0.0, minkowski_weight=0.0, minkowski_from_epoch=3,
+                         minkowski_decay=0.98, confirmation_maps=4096)
+    assert Preset.from_dict(d) == get_preset("cpu64")
+
+
+@pytest.mark.parametrize("field, value, feature", [
+    ("minkowski_weight", 0.5, "the Minkowski loss term"),
+    ("spectral_decay", 0.9, "the averaged spectral term"),
+])
+def test_a_run_that_used_a_retired_feature_is_refused_in_one_line(field, value, feature):
+    d = get_preset("tiny").to_dict()
+    d["training"][field] = value
+    with pytest.raises(PaperReproError) as err:
+        Preset.from_dict(d)
+    msg = str(err.value)
+    assert "\n" not in msg and msg.startswith(f"this run used {feature}, removed from paper_repro")
+    assert f"{field} = {value}" in msg and msg.endswith("it can be resumed with commit 3ae79eb")
+    # an unknown field is still an error (not silently dropped)
+    d = get_preset("tiny").to_dict()
+    d["training"]["banana"] = 1
+    with pytest.raises(PaperReproError, match="invalid configuration.*banana"):
+        Preset.from_dict(d)

@@ -4,25 +4,43 @@ One step: z ~ N(0, 1); one forward pass G(z), D(real), D(fake) (D on the two hal
 batch-norm statistics are per half); D loss = BCE(D(real), 1) + BCE(D(fake), 0); non-saturating G loss
 BCE(D(fake), 1) on the same fake batch; with probability ``flip_prob`` (one draw per step) the real
 and fake labels of the whole batch are swapped. Both optimizers step from that one forward pass.
-With a spectral target (not in the paper; ``paper_repro.spectral``), G's loss adds
-``spectral_weight`` times the spectral term of the same fake batch (with ``spectral_decay`` > 0 its
-averaged form, whose running mean of the generated power is part of the training state).
+
+Extra generator loss terms (not in the paper; e.g. ``paper_repro.gan.spectral.SpectralTerm``) are
+injected objects, as keras-io's WGAN-GP example injects its gradient penalty: G's loss adds each
+term's ``weight`` times its value on the same fake batch. A term at weight 0 is left out of the
+traced step, so such steps are exactly the paper's.
 """
 from __future__ import annotations
+
+from typing import Protocol, Sequence
 
 import keras
 import numpy as np
 from keras import ops
 
 from ..config import Preset, get_preset
+from ..errors import PaperReproError
 from .models import build_discriminator, build_generator
 
 
+class LossTerm(Protocol):
+    """What CosmoGAN needs of an extra generator loss term."""
+
+    name: str                  # its key in the step's logs (and its log file's name)
+    weight: keras.Variable     # scalar; G's loss adds weight * value; 0: left out of the step
+    state_variables: list      # variables a resumed run needs (saved in checkpoints), often none
+
+    def __call__(self, fake):
+        """The term's value (a scalar tensor) for the generated batch ``fake`` (B, H, W, 1)."""
+
+
 class CosmoGAN(keras.Model):
-    """Generator + discriminator trained as in the paper; metrics: d_loss, g_loss, d_real, d_fake, flipped."""
+    """Generator + discriminator trained as in the paper; metrics: d_loss, g_loss, d_real, d_fake,
+    flipped; plus each active loss term's value at this step, under its name."""
 
     def __init__(self, generator: keras.Model, discriminator: keras.Model, *, latent_dim: int,
-                 flip_prob: float = 0.01, seed: int | None = None, **kwargs):
+                 flip_prob: float = 0.01, seed: int | None = None,
+                 loss_terms: Sequence[LossTerm] = (), **kwargs):
         super().__init__(**kwargs)
         self.generator = generator
         self.discriminator = discriminator
@@ -34,84 +52,35 @@ class CosmoGAN(keras.Model):
         self.d_real_tracker = keras.metrics.Mean(name="d_real")
         self.d_fake_tracker = keras.metrics.Mean(name="d_fake")
         self.flip_tracker = keras.metrics.Mean(name="flipped")
-        self.spectral_target = None
-        self.spectral_weight = None
-        self.spectral_active = False   # Python flag read when train_step is traced
-        self.spectral_decay = 0.0
-        self.spectral_mean = None      # averaged term: running sum of generated power, and its weight
-        self.spectral_norm = None
-        self.spectral_tracker = keras.metrics.Mean(name="spectral")
-        self.minkowski_target = None   # (mean, sd) of the real maps' smooth Minkowski functionals
-        self.minkowski_weight = None
-        self.minkowski_active = False
-        self.minkowski_decay = 0.98
-        self.minkowski_mean = None
-        self.minkowski_norm = None
-        self.minkowski_tracker = keras.metrics.Mean(name="minkowski")
+        names = [t.name for t in loss_terms]
+        if len(set(names)) != len(names) or set(names) & {m.name for m in self.metrics}:
+            raise PaperReproError(f"loss terms need distinct names other than the metrics', got {names}")
+        self.loss_terms = list(loss_terms)
+        self._traced_terms = self.active_terms()   # the terms in the traced step (read when traced)
 
-    def set_spectral_target(self, target: np.ndarray, weight: float = 0.0, decay: float = 0.0) -> None:
-        """Give G's loss a spectral term of ``weight`` (see :meth:`set_spectral_weight`); ``target``
-        is ``spectral.target_log_power`` of the real maps, (H, W // 2 + 1), with ``mean=True`` for
-        the averaged term (``decay`` in (0, 1): the running mean's decay per step)."""
-        size = self.generator.output_shape[1:3]
-        expect = (size[0], size[1] // 2 + 1)
-        if tuple(np.shape(target)) != expect:
-            from ..errors import PaperReproError
-            raise PaperReproError(f"spectral target has shape {np.shape(target)}, the generator's maps need {expect}")
-        if not 0.0 <= float(decay) < 1.0:
-            from ..errors import PaperReproError
-            raise PaperReproError(f"spectral decay must be in [0, 1), got {decay!r}")
-        self.spectral_target = ops.convert_to_tensor(np.asarray(target, np.float32))
-        self.spectral_weight = keras.Variable(0.0, trainable=False, dtype="float32", name="spectral_weight")
-        self.spectral_decay = float(decay)
-        if self.spectral_decay > 0:
-            self.spectral_mean = keras.Variable(np.zeros(expect, np.float32), trainable=False,
-                                                name="spectral_mean_power")
-            self.spectral_norm = keras.Variable(0.0, trainable=False, dtype="float32", name="spectral_norm")
-        self.set_spectral_weight(weight)
+    def active_terms(self) -> tuple[str, ...]:
+        """Names of the loss terms with a weight above 0."""
+        return tuple(t.name for t in self.loss_terms if float(t.weight.numpy()) > 0)
 
-    def set_spectral_weight(self, weight: float) -> None:
-        """Set the spectral term's weight; at 0 the term leaves the step's graph (retraced), so
-        steps at weight 0 are exactly the paper's."""
-        active = float(weight) > 0
-        self.spectral_weight.assign(float(weight))
-        if active != self.spectral_active:
-            self.spectral_active = active
+    def set_term_weight(self, name: str, weight: float) -> None:
+        """Set loss term ``name``'s weight; when a term turns on or off, the step is traced again
+        on its next call (at weight 0 a term is out of the graph: the paper's step)."""
+        term = {t.name: t for t in self.loss_terms}.get(name)
+        if term is None:
+            raise PaperReproError(f"no loss term {name!r}; this model has {[t.name for t in self.loss_terms]}")
+        term.weight.assign(float(weight))
+        if self.active_terms() != self._traced_terms:
+            self._traced_terms = self.active_terms()
             self.train_function = None   # Keras traces train_step again on the next call
 
-    def set_minkowski_target(self, mean: np.ndarray, sd: np.ndarray, weight: float = 0.0,
-                             decay: float = 0.98) -> None:
-        """Give G's loss the Minkowski term (``paper_repro.morphology``) of ``weight``, against the
-        real maps' ``minkowski_target``; ``decay`` in (0, 1) is its running mean's decay per step."""
-        from ..errors import PaperReproError
-        from .morphology import N_COMPONENTS
-        if np.shape(mean) != (N_COMPONENTS,) or np.shape(sd) != (N_COMPONENTS,):
-            raise PaperReproError(f"Minkowski target must be two ({N_COMPONENTS},) arrays, got "
-                                  f"{np.shape(mean)} and {np.shape(sd)}")
-        if not 0.0 < float(decay) < 1.0:
-            raise PaperReproError(f"Minkowski decay must be in (0, 1), got {decay!r}")
-        self.minkowski_target = (np.asarray(mean, np.float32), np.asarray(sd, np.float32))
-        self.minkowski_weight = keras.Variable(0.0, trainable=False, dtype="float32", name="minkowski_weight")
-        self.minkowski_decay = float(decay)
-        self.minkowski_mean = keras.Variable(np.zeros(N_COMPONENTS, np.float32), trainable=False,
-                                             name="minkowski_mean")
-        self.minkowski_norm = keras.Variable(0.0, trainable=False, dtype="float32", name="minkowski_norm")
-        self.set_minkowski_weight(weight)
-
-    def set_minkowski_weight(self, weight: float) -> None:
-        """Set the Minkowski term's weight; at 0 the term leaves the step's graph (retraced)."""
-        active = float(weight) > 0
-        self.minkowski_weight.assign(float(weight))
-        if active != self.minkowski_active:
-            self.minkowski_active = active
-            self.train_function = None
-
     @classmethod
-    def from_preset(cls, preset: str | Preset, seed: int | None = None) -> "CosmoGAN":
+    def from_preset(cls, preset: str | Preset, seed: int | None = None,
+                    loss_terms: Sequence[LossTerm] = ()) -> "CosmoGAN":
         """Build G and D of a preset with seeded initialisers, and compile with Adam as in the paper."""
         p = get_preset(preset)
         gan = cls(build_generator(p, seed=seed), build_discriminator(p, seed=seed),
-                  latent_dim=p.model.latent_dim, flip_prob=p.training.flip_prob, seed=seed)
+                  latent_dim=p.model.latent_dim, flip_prob=p.training.flip_prob, seed=seed,
+                  loss_terms=loss_terms)
         t = p.training
         gan.compile(
             d_optimizer=keras.optimizers.Adam(learning_rate=t.d_learning_rate_at(0), beta_1=t.beta_1),
@@ -158,27 +127,11 @@ class CosmoGAN(keras.Model):
             d_fake = self.discriminator(fake, training=True)
             d_loss = self.bce(real_labels, d_real) + self.bce(fake_labels, d_fake)
             g_loss = self.bce(ones, d_fake)
-            g_total = g_loss
-            if self.spectral_active and self.spectral_decay > 0:
-                from .spectral import _batch_power, averaged_spectral_loss
-                a = self.spectral_decay   # bias-corrected running mean, this batch included
-                self.spectral_mean.assign(a * self.spectral_mean + (1 - a) * tf.stop_gradient(_batch_power(fake)))
-                self.spectral_norm.assign(a * self.spectral_norm + (1 - a))
-                surrogate, spec = averaged_spectral_loss(fake, self.spectral_target,
-                                                         self.spectral_mean / self.spectral_norm)
-                g_total = g_loss + self.spectral_weight * surrogate
-            elif self.spectral_active:
-                from .spectral import spectral_loss
-                spec = spectral_loss(fake, self.spectral_target)
-                g_total = g_loss + self.spectral_weight * spec
-            if self.minkowski_active:
-                from .morphology import averaged_minkowski_loss, batch_means
-                a = self.minkowski_decay
-                self.minkowski_mean.assign(a * self.minkowski_mean + (1 - a) * tf.stop_gradient(batch_means(fake)))
-                self.minkowski_norm.assign(a * self.minkowski_norm + (1 - a))
-                mink_surrogate, mink = averaged_minkowski_loss(fake, *self.minkowski_target,
-                                                               self.minkowski_mean / self.minkowski_norm)
-                g_total = g_total + self.minkowski_weight * mink_surrogate
+            g_total, values = g_loss, {}
+            for term in self.loss_terms:
+                if term.name in self._traced_terms:   # its weight was above 0 when traced
+                    values[term.name] = term(fake)
+                    g_total = g_total + term.weight * values[term.name]
         d_grads = d_tape.gradient(d_loss, self.discriminator.trainable_weights)
         g_grads = g_tape.gradient(g_total, self.generator.trainable_weights)
         self.d_optimizer.apply_gradients(zip(d_grads, self.discriminator.trainable_weights))
@@ -190,14 +143,7 @@ class CosmoGAN(keras.Model):
         self.d_fake_tracker.update_state(ops.mean(ops.sigmoid(d_fake)))
         self.flip_tracker.update_state(flipped)
         out = {m.name: m.result() for m in self.metrics}
-        if self.spectral_active:
-            self.spectral_tracker.update_state(spec)
-            out["spectral"] = self.spectral_tracker.result()   # the epoch's running mean
-            out["spectral_step"] = spec                         # this step's value
-        if self.minkowski_active:
-            self.minkowski_tracker.update_state(mink)
-            out["minkowski"] = self.minkowski_tracker.result()
-            out["minkowski_step"] = mink
+        out.update(values)   # each active term's value at this step
         return out
 
     # ---- full training state, for checkpoints -------------------------------------------------
@@ -208,10 +154,8 @@ class CosmoGAN(keras.Model):
         out += [self.seed_generator.state]
         for m in self.metrics:
             out += list(m.variables)
-        if self.spectral_mean is not None:
-            out += [self.spectral_mean, self.spectral_norm]
-        if self.minkowski_mean is not None:
-            out += [self.minkowski_mean, self.minkowski_norm]
+        for t in self.loss_terms:
+            out += list(t.state_variables)
         return out
 
     def get_state(self) -> list[np.ndarray]:
@@ -219,20 +163,11 @@ class CosmoGAN(keras.Model):
 
     def set_state(self, values: list[np.ndarray]) -> None:
         variables = self.state_variables()
-        # a state saved without a running-mean term (a run continued with it): its mean starts empty
-        for mean, norm in ((self.minkowski_mean, self.minkowski_norm), (self.spectral_mean, self.spectral_norm)):
-            if (mean is not None and len(values) < len(variables)
-                    and variables[-2] is mean and variables[-1] is norm):
-                variables = variables[:-2]
-                mean.assign(np.zeros(mean.shape, np.float32))
-                norm.assign(0.0)
         if len(values) != len(variables):
-            from ..errors import PaperReproError
             raise PaperReproError(
                 f"checkpoint holds {len(values)} arrays, the model needs {len(variables)}: "
                 "it was written for a different configuration")
         for v, x in zip(variables, values):
             if tuple(v.shape) != tuple(x.shape):
-                from ..errors import PaperReproError
                 raise PaperReproError(f"checkpoint array for {v.path} has shape {x.shape}, expected {tuple(v.shape)}")
             v.assign(x)

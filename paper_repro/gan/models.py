@@ -8,6 +8,7 @@ truncated normal (0.02) for conv kernels, zero biases.
 from __future__ import annotations
 
 import keras
+import numpy as np
 from keras import layers
 
 from ..config import ModelConfig, Preset, get_preset
@@ -27,8 +28,12 @@ def build_generator(preset: str | Preset | ModelConfig = "paper", seed: int | No
     """Table 1: Dense -> reshape -> [BN, ReLU, ConvT 5x5/2] x 4 -> tanh, z (latent,) -> (H, W, 1)."""
     cfg = _model_config(preset)
     s, f0 = cfg.start_size, cfg.base_filters * 2 ** (cfg.n_strided - 1)
-    normal = lambda k: keras.initializers.RandomNormal(stddev=cfg.init_stddev, seed=_seed(seed, k))
-    bn = lambda name: layers.BatchNormalization(momentum=cfg.bn_momentum, epsilon=cfg.bn_epsilon, name=name)
+
+    def normal(k):
+        return keras.initializers.RandomNormal(stddev=cfg.init_stddev, seed=_seed(seed, k))
+
+    def bn(name):
+        return layers.BatchNormalization(momentum=cfg.bn_momentum, epsilon=cfg.bn_epsilon, name=name)
 
     z = keras.Input((cfg.latent_dim,), name="z")
     x = layers.Dense(s * s * f0, kernel_initializer=normal(0), bias_initializer="zeros", name="dense")(z)
@@ -51,7 +56,9 @@ def build_generator(preset: str | Preset | ModelConfig = "paper", seed: int | No
 def build_discriminator(preset: str | Preset | ModelConfig = "paper", seed: int | None = None) -> keras.Model:
     """Table 2: Conv 5x5/2 + LReLU, [Conv 5x5/2 + BN + LReLU] x 3, flatten, dense -> logit."""
     cfg = _model_config(preset)
-    tnormal = lambda k: keras.initializers.TruncatedNormal(stddev=cfg.init_stddev, seed=_seed(seed, 50 + k))
+
+    def tnormal(k):
+        return keras.initializers.TruncatedNormal(stddev=cfg.init_stddev, seed=_seed(seed, 50 + k))
 
     x_in = keras.Input((cfg.image_size, cfg.image_size, 1), name="map")
     x = x_in
@@ -80,8 +87,6 @@ def recalibrate_batch_norm(model: keras.Model, batches: int = 100, batch_size: i
     after recalibration, against 0 in the data). Only the moving statistics change; trainable
     weights are untouched. Returns ``model`` (changed in place). Deterministic for a seed on CPU.
     """
-    import numpy as np
-
     if not isinstance(batches, int) or batches < 1:
         raise ValueError(f"batches must be a positive integer, got {batches!r}")
     if not isinstance(batch_size, int) or batch_size < 2:

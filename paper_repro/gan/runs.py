@@ -9,8 +9,9 @@ Layout of a run directory::
     best/generator.keras        generator with the best selection score, and best/score.json
     candidates/step-NNNNNNNNN.weights.h5   the selection_candidates lowest-scoring snapshots of
                                 the selection epochs (when the preset keeps more than one), for
-                                ``paper-repro select`` to confirm on fresh latents
-    log.csv                     metrics every log_every steps (+ selection scores)
+                                ``paper-repro pick`` to calibrate and compare
+    log.csv                     metrics every log_every steps; selection.csv (selection scores),
+                                spectral.csv (a loss term's value), discriminator.csv (monitor)
 
 A checkpoint directory is written under a temporary name and renamed into place when complete, so
 a run killed during a save resumes from the previous checkpoint.
@@ -18,21 +19,25 @@ a run killed during a save resumes from the previous checkpoint.
 from __future__ import annotations
 
 import contextlib
+import csv
 import json
 import os
+import re
 import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import keras
 import numpy as np
 
 from ..config import Preset
-from ..maps.io import NpyWriter, atomic_path
 from ..errors import PaperReproError
+from ..maps.io import NpyWriter, atomic_path
 from . import calibration  # also registers the calibration layer, so .keras files load
 from .latents import generate
+from .models import build_generator
 
 #: full-state checkpoints kept on disk (older ones are deleted after a newer one is complete)
 KEEP = 2
@@ -82,6 +87,8 @@ def read_run_info(run: str | os.PathLike) -> RunInfo:
     try:
         d = json.loads(path.read_text())
         return RunInfo(Preset.from_dict(d["preset"]), d.get("data"), d.get("development"), int(d["seed"]))
+    except PaperReproError as exc:
+        raise PaperReproError(f"{path}: {exc}") from None
     except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
         raise PaperReproError(f"{path}: unreadable run configuration ({exc})") from None
 
@@ -170,8 +177,6 @@ def save_generator(generator, path: Path) -> None:
 def list_epoch_generators(run: str | os.PathLike, first_epoch: int = 1,
                           last_epoch: int | None = None) -> dict[int, Path]:
     """{epoch: path} of the epoch-end generators in a run's ``generators/``, ``first_epoch..last_epoch``."""
-    import re
-
     found = {}
     for f in sorted((Path(run) / "generators").glob("epoch-*.weights.h5")):
         if m := re.fullmatch(r"epoch-(\d+)\.weights\.h5", f.name):
@@ -181,11 +186,6 @@ def list_epoch_generators(run: str | os.PathLike, first_epoch: int = 1,
     return dict(sorted(found.items()))
 
 
-def averaged_path(run: str | os.PathLike) -> Path:
-    """Where a run keeps the weight average written by ``paper-repro average``."""
-    return Path(run) / "averaged" / "generator.keras"
-
-
 def candidate_path(run: str | os.PathLike, global_step: int) -> Path:
     """Where a run keeps the selection snapshot taken after ``global_step`` steps."""
     return Path(run) / "candidates" / f"step-{global_step:09d}.weights.h5"
@@ -193,8 +193,6 @@ def candidate_path(run: str | os.PathLike, global_step: int) -> Path:
 
 def list_candidates(run: str | os.PathLike) -> dict[int, Path]:
     """{global step: path} of the selection snapshots kept in a run's ``candidates/``."""
-    import re
-
     found = {}
     for f in sorted((Path(run) / "candidates").glob("step-*.weights.h5")):
         if m := re.fullmatch(r"step-(\d+)\.weights\.h5", f.name):
@@ -204,8 +202,6 @@ def list_candidates(run: str | os.PathLike) -> dict[int, Path]:
 
 def selection_scores(run: str | os.PathLike) -> dict[int, tuple[int, float]]:
     """{global step: (epoch, score)} of the training-time selection scores in ``selection.csv``."""
-    import csv
-
     path = Path(run) / "selection.csv"
     out = {}
     if path.exists():
@@ -222,9 +218,8 @@ def selection_scores(run: str | os.PathLike) -> dict[int, tuple[int, float]]:
 
 
 def generator_path(run: str | os.PathLike, checkpoint: str | int | None = None) -> Path:
-    """The generator file of a run: ``best`` (default when present), ``last``, ``averaged`` (written by
-    ``paper-repro average``), an epoch number, or ``step-N``, the selection snapshot kept in
-    ``candidates/`` after N steps."""
+    """The generator file of a run: ``best`` (default when present), ``last``, an epoch number, or
+    ``step-N``, the selection snapshot kept in ``candidates/`` after N steps."""
     run = Path(run)
     if checkpoint is None:
         checkpoint = "best" if (run / "best" / "generator.keras").exists() else "last"
@@ -233,11 +228,6 @@ def generator_path(run: str | os.PathLike, checkpoint: str | int | None = None) 
         path = run / "best" / "generator.keras"
     elif checkpoint == "last":
         path = run / "generator.keras"
-    elif checkpoint == "averaged":
-        path = averaged_path(run)
-        if not path.exists():
-            raise PaperReproError(f"{path}: run {run} has no averaged generator; "
-                                  "make one with paper-repro average")
     elif checkpoint.startswith("step-"):
         try:
             step = int(checkpoint[5:])
@@ -252,8 +242,7 @@ def generator_path(run: str | os.PathLike, checkpoint: str | int | None = None) 
             epoch = int(checkpoint)
         except ValueError:
             raise PaperReproError(
-                f"--checkpoint must be an epoch number, 'step-N', 'last', 'best' or 'averaged', "
-                f"got {checkpoint!r}") from None
+                f"--checkpoint must be an epoch number, 'step-N', 'last' or 'best', got {checkpoint!r}") from None
         path = run / "generators" / f"epoch-{epoch:04d}.weights.h5"
     if not path.exists():
         have = sorted(p.name for p in (run / "generators").glob("epoch-*.weights.h5"))
@@ -264,10 +253,6 @@ def generator_path(run: str | os.PathLike, checkpoint: str | int | None = None) 
 
 def load_generator(run: str | os.PathLike, checkpoint: str | int | None = None):
     """(generator model, preset) of a run; see :func:`generator_path` for ``checkpoint``."""
-    import keras
-
-    from .models import build_generator
-
     info = read_run_info(run)
     path = generator_path(run, checkpoint)
     try:
@@ -301,7 +286,7 @@ def write_calibrated_run(run: str | os.PathLike, out: str | os.PathLike, model, 
     tmp = out.with_name(f".tmp-{out.name}")
     shutil.rmtree(tmp, ignore_errors=True)
     # the source's best/ (its score.json) describes another generator unless best is what was calibrated
-    skip = ["checkpoints", "candidates", "generators", "averaged", "generator.keras"]
+    skip = ["checkpoints", "candidates", "generators", "averaged", "generator.keras"]   # averaged/: older runs
     if source != run / "best" / "generator.keras":
         skip.append("best")
     try:

@@ -9,26 +9,20 @@ every preset that reproduces the paper.
 
 The term, per training step: the mean over all 2D Fourier modes but k = 0 of the squared
 difference between log(batch-mean |FFT(G(z))|^2) and its expectation for real batches of the same
-size, estimated once from the training set (``target_log_power``). Comparing like estimators (log of
-a batch mean, for both) leaves no bias from log's curvature.
-
-The averaged term (``spectral_decay`` > 0; :func:`averaged_spectral_loss`): a batch of 64 gives each
-mode's power to about 12%, while the errors left after training are single modes 10-15% off, so the
-batch term's gradient is mostly noise. Its averaged form aims at the population objective, the mean
-over modes of (log mu_G - log mu_real)^2 with mu the mean power, and estimates mu_G in the
-gradient's factor by a running (exponential, bias-corrected) mean over past batches, leaving only
-d(batch power)/d(weights) to the batch: the same expected pull at the same weight, with far less
-noise. Its target is log mu_real (``target_log_power(..., mean=True)``), which is above the batch
-term's by about 1 / (2 B).
+size, estimated once from the training set (:func:`target_log_power`). Comparing like estimators
+(log of a batch mean, for both) leaves no bias from log's curvature. :class:`SpectralTerm` is the
+loss term :class:`~paper_repro.gan.cosmogan.CosmoGAN` adds to G's loss.
 """
 from __future__ import annotations
 
+import keras
 import numpy as np
 
 from ..errors import PaperReproError
 from .batches import read_batch, symmetry_augment
 
-_EPS = 1e-12
+#: added to the power before its log (map units^2 times H * W)
+EPS = 1e-12
 
 
 def batch_log_power(maps: np.ndarray) -> np.ndarray:
@@ -40,15 +34,14 @@ def batch_log_power(maps: np.ndarray) -> np.ndarray:
     if x.ndim != 3 or len(x) == 0:
         raise PaperReproError(f"batch_log_power needs maps (B, H, W), got shape {np.shape(maps)}")
     p = np.abs(np.fft.rfft2(x)) ** 2
-    return np.log(p.mean(axis=0) + _EPS)
+    return np.log(p.mean(axis=0) + EPS)
 
 
 def target_log_power(maps: np.ndarray, batch_size: int, *, scale: float = 1.0, seed: int = 0,
-                     n_batches: int = 1600, augment: bool = True, mean: bool = False) -> np.ndarray:
+                     n_batches: int = 1600, augment: bool = True) -> np.ndarray:
     """E[log(batch-mean power)] of real batches of ``batch_size`` maps (times ``scale``, as they enter
     the discriminator), averaged over ``n_batches`` batches drawn from ``maps`` (N, H, W) with the
-    seed (with ``augment``, each map turned by a random symmetry of the square, as in training);
-    with ``mean``, log of the mean power over the same batches instead (the averaged term's target)."""
+    seed (with ``augment``, each map turned by a random symmetry of the square, as in training)."""
     n = len(maps)
     if n < batch_size:
         raise PaperReproError(f"the spectral target needs at least one batch of {batch_size} maps, got {n}")
@@ -65,10 +58,9 @@ def target_log_power(maps: np.ndarray, batch_size: int, *, scale: float = 1.0, s
         batch = read_batch(maps, idx, scale)
         if augment:
             batch = symmetry_augment(batch, seed, 1_000_000 + b // per_perm, b % per_perm)
-        lp = np.exp(batch_log_power(batch)) if mean else batch_log_power(batch)
+        lp = batch_log_power(batch)
         acc = lp if acc is None else acc + lp
-    acc = acc / n_batches
-    return (np.log(acc + _EPS) if mean else acc).astype(np.float32)
+    return (acc / n_batches).astype(np.float32)
 
 
 def spectral_loss(fake, target):
@@ -76,35 +68,37 @@ def spectral_loss(fake, target):
     ``target`` (H, W // 2 + 1): mean over modes k != 0 of (log batch-mean power - target)^2."""
     import tensorflow as tf
 
-    p = _batch_power(fake)
-    d = tf.math.log(p + _EPS) - target
+    x = tf.cast(fake[..., 0], tf.float32)
+    p = tf.reduce_mean(tf.square(tf.abs(tf.signal.rfft2d(x))), axis=0)
+    d = tf.math.log(p + EPS) - target
     mask = np.ones(target.shape, np.float32)
     mask[0, 0] = 0.0
     return tf.reduce_sum(tf.square(d) * mask) / float(mask.sum())
 
 
-def _batch_power(fake):
-    import tensorflow as tf
+class SpectralTerm:
+    """The spectral term as a loss term of G (``CosmoGAN(loss_terms=[...])``): its value for a
+    generated batch is :func:`spectral_loss` against the real maps' ``target``; G's loss adds
+    ``weight`` times it. It keeps no state of its own, so a checkpoint holds nothing extra."""
 
-    x = tf.cast(fake[..., 0], tf.float32)
-    return tf.reduce_mean(tf.square(tf.abs(tf.signal.rfft2d(x))), axis=0)
+    name = "spectral"
 
+    def __init__(self, target: np.ndarray, image_size: int, weight: float = 0.0):
+        expect = (image_size, image_size // 2 + 1)
+        if tuple(np.shape(target)) != expect:
+            raise PaperReproError(f"spectral target has shape {np.shape(target)}, "
+                                  f"{image_size}^2 maps need {expect}")
+        self.target = keras.ops.convert_to_tensor(np.asarray(target, np.float32))
+        self.weight = keras.Variable(float(weight), trainable=False, dtype="float32", name="spectral_weight")
+        self.state_variables: list = []
 
-def averaged_spectral_loss(fake, target, mean_power):
-    """The averaged term for a generated batch ``fake`` (B, H, W, 1): (surrogate, value).
+    @classmethod
+    def from_maps(cls, maps: np.ndarray, training, seed: int) -> "SpectralTerm":
+        """The term for training on ``maps`` (N, H, W) with a :class:`~paper_repro.config.TrainingConfig`:
+        its target from batches as the discriminator sees them (scaled, turned if augmented)."""
+        target = target_log_power(maps, training.batch_size, scale=training.data_scale, seed=seed,
+                                  augment=bool(training.augment_from_epoch))
+        return cls(target, int(np.shape(maps)[1]))
 
-    ``mean_power`` (H, W // 2 + 1) is the running mean of the generated batch-mean power (this
-    batch included, no gradient); ``target`` is log mu_real. ``value`` = mean over modes k != 0 of
-    (log mean_power - target)^2, the objective, for the log; the gradient of ``surrogate`` is that
-    objective's, with d mu_G taken from this batch's power."""
-    import tensorflow as tf
-
-    p = _batch_power(fake)
-    mu = tf.stop_gradient(tf.cast(mean_power, tf.float32)) + _EPS
-    d = tf.math.log(mu) - target
-    mask = np.ones(target.shape, np.float32)
-    mask[0, 0] = 0.0
-    n = float(mask.sum())
-    surrogate = tf.reduce_sum(tf.stop_gradient(2.0 * d / mu) * p * mask) / n
-    value = tf.reduce_sum(tf.square(d) * mask) / n
-    return surrogate, value
+    def __call__(self, fake):
+        return spectral_loss(fake, self.target)

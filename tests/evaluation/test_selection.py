@@ -4,12 +4,12 @@ import json
 import numpy as np
 import pytest
 
-from tests.helpers import smooth_maps, weights_scorer
-from paper_repro.gan import runs
 from paper_repro.config import TrainingConfig, get_preset
 from paper_repro.errors import PaperReproError
 from paper_repro.evaluation.selection import PowerSpectrumScorer, StatisticsScorer, scorer_for
+from paper_repro.gan import runs
 from paper_repro.gan.training import train
+from tests.helpers import KillAfter, Killed, smooth_maps, weights_scorer
 
 
 def test_score_ranks_a_power_change():
@@ -44,10 +44,12 @@ def test_selection_keeps_lowest_score(tmp_path, tiny_data):
 
 
 def test_development_file_enables_selection(tmp_path, tiny_data):
+    """A development set and the scorer factory the CLI passes (the preset's score) turn selection on."""
     dev = tmp_path / "dev.npy"
     np.save(dev, smooth_maps(64, 32, seed=5))
     preset = get_preset("tiny").replace(epochs=1, selection_epochs=1, selection_every=3)
-    run = train(tmp_path / "run", preset, tiny_data, seed=2, development=dev, progress=False)
+    run = train(tmp_path / "run", preset, tiny_data, seed=2, development=dev, scorer_factory=scorer_for,
+                progress=False)
     assert len((run / "selection.csv").read_text().splitlines()) == 1 + 2
     assert (run / "best" / "generator.keras").exists()
 
@@ -93,7 +95,8 @@ def test_statistics_selection_in_training(tmp_path, tiny_data):
     np.save(dev, smooth_maps(64, 32, seed=5))
     preset = get_preset("tiny").replace(epochs=1, selection_epochs=1, selection_every=3,
                                         selection_score="statistics")
-    run = train(tmp_path / "run", preset, tiny_data, seed=2, development=dev, progress=False)
+    run = train(tmp_path / "run", preset, tiny_data, seed=2, development=dev, scorer_factory=scorer_for,
+                progress=False)
     rows = (run / "selection.csv").read_text().splitlines()[1:]
     scores = [float(r.split(",")[2]) for r in rows]
     best = json.loads((run / "best" / "score.json").read_text())
@@ -128,10 +131,9 @@ def test_candidates_survive_a_resume_unchanged(tmp_path, tiny_data):
     preset = get_preset("tiny").replace(epochs=1, selection_epochs=1, selection_every=1,
                                         selection_candidates=3, checkpoint_every=2)
     whole = train(tmp_path / "whole", preset, tiny_data, seed=4, scorer=weights_scorer, progress=False)
-    from paper_repro.gan.training import _StopForTest
     run = tmp_path / "run"
-    with pytest.raises(_StopForTest):     # killed after step 9; the last checkpoint is step 8
-        train(run, preset, tiny_data, seed=4, scorer=weights_scorer, progress=False, _stop_after=9)
+    with pytest.raises(Killed):     # killed after step 9; the last checkpoint is step 8
+        train(run, preset, tiny_data, seed=4, scorer=weights_scorer, progress=False, callbacks=[KillAfter(9)])
     assert max(runs.list_candidates(run)) == 9          # a snapshot later than the checkpoint ...
     train(run, resume=True, scorer=weights_scorer, progress=False)
     got, want = _candidate_weights(run), _candidate_weights(whole)

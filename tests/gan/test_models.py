@@ -1,16 +1,17 @@
 """Tables 1 and 2, layer by layer (paper-facts.md gives the exact counts)."""
+import keras
 import numpy as np
 import pytest
 
-from paper_repro import build_discriminator
-
-from paper_repro import build_generator
-
-from paper_repro import get_preset
-import keras
-
-from paper_repro.gan.models import (count_params, feature_extractor, flops_per_map, layer_table,
-                                recalibrate_batch_norm, recalibrated_copy)
+from paper_repro import build_discriminator, build_generator, get_preset
+from paper_repro.gan.models import (
+    count_params,
+    feature_extractor,
+    flops_per_map,
+    layer_table,
+    recalibrate_batch_norm,
+    recalibrated_copy,
+)
 
 G_TABLE = [  # (layer, output shape HWC, trainable params)
     ("dense", (131072,), 8_519_680), ("reshape", (16, 16, 512), 0), ("bn0", (16, 16, 512), 1024),

@@ -5,11 +5,11 @@ import json
 import numpy as np
 import pytest
 
-from tests.helpers import smooth_maps
-from paper_repro.gan import runs
 from paper_repro.errors import PaperReproError, TrainingDiverged
+from paper_repro.gan import runs
 from paper_repro.gan.batches import epoch_permutation, read_batch
-from paper_repro.gan.training import _StopForTest, train
+from paper_repro.gan.training import train
+from tests.helpers import KillAfter, Killed, smooth_maps
 
 
 def _final_state(run):
@@ -56,12 +56,12 @@ def test_resume_mid_epoch_matches_uninterrupted(tmp_path, tiny_data, reference_r
     from paper_repro.config import get_preset
     preset = get_preset("tiny").replace(checkpoint_every=4)
     run = tmp_path / "run"
-    with pytest.raises(_StopForTest):  # killed at step 7: last checkpoint at step 6 (epoch end)
-        train(run, preset, tiny_data, seed=7, progress=False, _stop_after=7)
+    with pytest.raises(Killed):  # killed at step 7: last checkpoint at step 6 (epoch end)
+        train(run, preset, tiny_data, seed=7, progress=False, callbacks=[KillAfter(7)])
     _, meta = _final_state(run)
     assert meta["global_step"] == 6
-    with pytest.raises(_StopForTest):  # killed again at step 10, after the step-8 checkpoint
-        train(run, resume=True, progress=False, _stop_after=3)
+    with pytest.raises(Killed):  # killed again at step 10, after the step-8 checkpoint
+        train(run, resume=True, progress=False, callbacks=[KillAfter(3)])
     assert _final_state(run)[1]["global_step"] == 8
     train(run, resume=True, progress=False)
     got, meta = _final_state(run)
@@ -80,8 +80,8 @@ def test_half_written_checkpoint_is_ignored(tmp_path, tiny_data, reference_run):
     from paper_repro.config import get_preset
     preset = get_preset("tiny").replace(checkpoint_every=4)
     run = tmp_path / "run"
-    with pytest.raises(_StopForTest):
-        train(run, preset, tiny_data, seed=7, progress=False, _stop_after=9)
+    with pytest.raises(Killed):
+        train(run, preset, tiny_data, seed=7, progress=False, callbacks=[KillAfter(9)])
     # emulate a kill during the save of step 9: a temporary directory with a truncated file,
     # and a directory renamed without its meta.json
     good = runs.latest_checkpoint(run)
@@ -143,8 +143,8 @@ def test_annealed_epochs_run_at_the_lower_rate_and_resume_exactly(tmp_path, tiny
     assert moved(full) < 0.5 * moved(reference_run)
     # killed inside the annealed epoch and resumed: the same final state
     run = tmp_path / "run"
-    with pytest.raises(_StopForTest):
-        train(run, preset, tiny_data, seed=7, progress=False, _stop_after=10)
+    with pytest.raises(Killed):
+        train(run, preset, tiny_data, seed=7, progress=False, callbacks=[KillAfter(10)])
     assert _final_state(run)[1]["global_step"] == 8
     train(run, resume=True, progress=False)
     for x, y in zip(_final_state(run)[0], state):
@@ -259,8 +259,8 @@ def test_augmented_epochs_change_training_and_resume_exactly(tmp_path, tiny_data
         np.testing.assert_array_equal(x, y)
     assert any(not np.array_equal(x, y) for x, y in zip(_epoch_weights(full, 2), _epoch_weights(reference_run, 2)))
     run = tmp_path / "run"
-    with pytest.raises(_StopForTest):
-        train(run, preset, tiny_data, seed=7, progress=False, _stop_after=10)
+    with pytest.raises(Killed):
+        train(run, preset, tiny_data, seed=7, progress=False, callbacks=[KillAfter(10)])
     train(run, resume=True, progress=False)
     for x, y in zip(_final_state(run)[0], _final_state(full)[0]):
         np.testing.assert_array_equal(x, y)
@@ -277,7 +277,7 @@ def test_augment_from_epoch_is_validated():
 
 def test_discriminator_overfitting_diagnostic(reference_run, tiny_data, tmp_path, capsys):
     from paper_repro.cli import main
-    from paper_repro.gan.training import discriminator_overfitting
+    from paper_repro.gan.diagnostics import discriminator_overfitting
     maps = np.load(tiny_data)
     r = discriminator_overfitting(reference_run, tiny_data, n=len(maps), seed=1)
     assert set(r) == {"training", "training, rotated 90 deg", "held-out", "generated"}
@@ -323,8 +323,8 @@ def test_discriminator_monitor_is_logged_each_epoch_and_resumes_exactly(tmp_path
     assert [r["training_real"] for r in no_dev] == [r["training_real"] for r in rows]
     # killed mid-epoch 2 and resumed: the same log as the straight run
     run = tmp_path / "run"
-    with pytest.raises(_StopForTest):
-        train(run, preset, tiny_data, seed=7, development=dev, progress=False, _stop_after=10)
+    with pytest.raises(Killed):
+        train(run, preset, tiny_data, seed=7, development=dev, progress=False, callbacks=[KillAfter(10)])
     train(run, resume=True, progress=False)
     assert (run / "discriminator.csv").read_text() == (full / "discriminator.csv").read_text()
     off = train(tmp_path / "off", preset.replace(monitor_maps=0, epochs=1), tiny_data, seed=7, progress=False)
@@ -338,8 +338,8 @@ def test_discriminator_rate_factor(tmp_path, tiny_data):
 
     def first_step(factor):
         preset = get_preset("tiny").replace(checkpoint_every=1, d_lr_factor=factor)
-        with pytest.raises(_StopForTest):
-            train(tmp_path / f"f{factor}", preset, tiny_data, seed=7, progress=False, _stop_after=2)
+        with pytest.raises(Killed):
+            train(tmp_path / f"f{factor}", preset, tiny_data, seed=7, progress=False, callbacks=[KillAfter(2)])
         state, meta = _final_state(tmp_path / f"f{factor}")
         assert meta["global_step"] == 1
         gan = CosmoGAN.from_preset(preset, seed=7)
@@ -393,3 +393,50 @@ def test_discriminator_rate_factor_from_an_epoch(tmp_path, tiny_data, reference_
         np.testing.assert_array_equal(x, y)
     with pytest.raises(PaperReproError, match="d_lr_factor_from_epoch must be an epoch >= 1"):
         base.replace(d_lr_factor_from_epoch=0)
+
+
+def test_the_caller_gives_the_selection_scorer_and_training_imports_no_evaluation(tmp_path, tiny_data):
+    import subprocess
+    import sys
+
+    from tests.helpers import weights_scorer
+    from paper_repro.config import get_preset
+    dev = tmp_path / "dev.npy"
+    np.save(dev, smooth_maps(32, 32, seed=1))
+    preset = get_preset("tiny").replace(epochs=1, selection_epochs=1, selection_every=3)
+    made = []
+
+    def factory(p, development):
+        made.append((p.name, development))
+        return weights_scorer
+
+    run = train(tmp_path / "run", preset, tiny_data, seed=2, development=dev, scorer_factory=factory,
+                progress=False)
+    assert made == [("tiny", str(dev.resolve()))]
+    rows = (run / "selection.csv").read_text().splitlines()
+    assert rows[0] == "global_step,epoch,score" and [r.split(",")[0] for r in rows[1:]] == ["9", "12"]
+    # without a factory a development set only feeds the discriminator monitor: no selection
+    bare = train(tmp_path / "bare", preset, tiny_data, seed=2, development=dev, progress=False)
+    assert not (bare / "selection.csv").exists() and not (bare / "best").exists()
+    assert (bare / "discriminator.csv").exists()
+    code = ("import sys, paper_repro.gan.training, paper_repro.gan.diagnostics; "
+            "print(sorted(m for m in sys.modules if m.startswith('paper_repro.evaluation')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+
+
+def test_a_run_that_used_a_retired_feature_is_refused_in_one_line(tmp_path, reference_run):
+    run = tmp_path / "old"
+    run.mkdir()
+    cfg = json.loads((reference_run / "config.json").read_text())
+    cfg["preset"]["training"].update(minkowski_weight=0.5, minkowski_from_epoch=2, minkowski_decay=0.98)
+    (run / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(PaperReproError) as err:
+        train(run, resume=True, progress=False)
+    msg = str(err.value)
+    assert "\n" not in msg and msg.startswith(f"{run / 'config.json'}: this run used the Minkowski loss term")
+    assert msg.endswith("it can be resumed with commit 3ae79eb")
+    # off, the retired fields are dropped and the run loads as before
+    cfg["preset"]["training"].update(minkowski_weight=0.0, spectral_decay=0.0, confirmation_maps=4096)
+    (run / "config.json").write_text(json.dumps(cfg))
+    assert runs.read_run_info(run).preset == runs.read_run_info(reference_run).preset

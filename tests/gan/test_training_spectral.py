@@ -3,12 +3,12 @@ import numpy as np
 import pytest
 from scipy.special import digamma
 
-from tests.helpers import smooth_maps
-from paper_repro.gan import runs
 from paper_repro.config import get_preset
 from paper_repro.errors import PaperReproError
-from paper_repro.gan.spectral import averaged_spectral_loss, batch_log_power, spectral_loss, target_log_power
-from paper_repro.gan.training import _StopForTest, train
+from paper_repro.gan import runs
+from paper_repro.gan.spectral import SpectralTerm, batch_log_power, spectral_loss, target_log_power
+from paper_repro.gan.training import train
+from tests.helpers import KillAfter, Killed, smooth_maps
 
 
 def _complex_modes(n):
@@ -108,10 +108,9 @@ def test_config_checks_and_schedule():
 
 
 def test_target_shape_is_checked():
-    from paper_repro.gan.cosmogan import CosmoGAN
-    gan = CosmoGAN.from_preset("tiny", seed=0)
-    with pytest.raises(PaperReproError, match="spectral target has shape"):
-        gan.set_spectral_target(np.zeros((32, 32), np.float32))
+    with pytest.raises(PaperReproError, match=r"spectral target has shape \(32, 32\), 32\^2 maps need \(32, 17\)"):
+        SpectralTerm(np.zeros((32, 32), np.float32), 32)
+    assert SpectralTerm(np.zeros((32, 17), np.float32), 32).state_variables == []
 
 
 def test_training_with_the_term_logs_it_changes_training_and_resumes_exactly(tmp_path, tiny_data):
@@ -137,8 +136,8 @@ def test_training_with_the_term_logs_it_changes_training_and_resumes_exactly(tmp
         np.testing.assert_array_equal(x, y)
     assert any(not np.array_equal(x, y) for x, y in zip(weights(full, 2), weights(plain, 2)))
     run = tmp_path / "run"
-    with pytest.raises(_StopForTest):
-        train(run, preset, tiny_data, seed=7, progress=False, _stop_after=10)
+    with pytest.raises(Killed):
+        train(run, preset, tiny_data, seed=7, progress=False, callbacks=[KillAfter(10)])
     train(run, resume=True, progress=False)
     a, _ = runs.load_checkpoint(runs.latest_checkpoint(run))
     b, _ = runs.load_checkpoint(runs.latest_checkpoint(full))
@@ -166,71 +165,3 @@ def test_cli_sets_the_term_for_new_and_resumed_runs(tmp_path, capsys, tiny_data)
     rows = (out / "spectral.csv").read_text().splitlines()[1:]
     assert {r.split(",")[2] for r in rows if r.split(",")[1] == "1"} == {"2"}
     assert {r.split(",")[2] for r in rows if r.split(",")[1] == "2"} == {"3"}
-
-
-def test_mean_target_of_white_noise_is_log_mean_power():
-    # log of the mean power has no curvature bias: log(H*W*s2), above the batch target by
-    # log(B) - digamma(B), about 1 / (2 B)
-    n, b, s = 16, 8, 0.3
-    maps = (s * np.random.default_rng(1).standard_normal((4096, n, n))).astype(np.float32)
-    t = target_log_power(maps, b, n_batches=512, seed=2, mean=True)
-    m = _complex_modes(n)
-    # per mode: 4,096 Exp(1) draws, sd of the log of their mean about 0.016
-    np.testing.assert_allclose(t[m], np.log(n * n * s ** 2), atol=0.08)
-    assert abs(t[m].mean() - np.log(n * n * s ** 2)) < 0.005
-    gap = (t - target_log_power(maps, b, n_batches=512, seed=2))[m].mean()
-    np.testing.assert_allclose(gap, np.log(b) - digamma(b), rtol=0.05)
-
-
-def test_averaged_term_with_one_batch_has_the_batch_terms_gradient():
-    # with the running mean equal to this batch's power (and the target shifted to match), the
-    # averaged term's value and gradient are the batch term's: it only changes where the factor
-    # of the gradient comes from
-    import tensorflow as tf
-    n, b = 16, 8
-    rng = np.random.default_rng(6)
-    t = target_log_power((0.2 * rng.standard_normal((256, n, n))).astype(np.float32), b, n_batches=32)
-    x = tf.Variable((0.25 * rng.standard_normal((b, n, n, 1))).astype(np.float32))
-    with tf.GradientTape(persistent=True) as tape:
-        batch = spectral_loss(x, t)
-        power = tf.reduce_mean(tf.square(tf.abs(tf.signal.rfft2d(x[..., 0]))), axis=0)
-        surrogate, value = averaged_spectral_loss(x, t, power)
-    np.testing.assert_allclose(float(value), float(batch), rtol=1e-5)
-    np.testing.assert_allclose(tape.gradient(surrogate, x).numpy(), tape.gradient(batch, x).numpy(),
-                               rtol=1e-3, atol=1e-7)
-    # against a running mean that already matches the target, the pull is zero
-    surrogate, value = averaged_spectral_loss(x, t, np.exp(t))
-    assert float(value) < 1e-10
-    with tf.GradientTape() as tape:
-        surrogate, _ = averaged_spectral_loss(x, t, np.exp(t))
-    assert float(tf.reduce_max(tf.abs(tape.gradient(surrogate, x)))) < 1e-8
-
-
-def test_averaged_term_keeps_its_running_mean_in_the_state_and_resumes_exactly(tmp_path, tiny_data):
-    preset = get_preset("tiny").replace(checkpoint_every=4, spectral_weight=5.0, spectral_from_epoch=2,
-                                        spectral_decay=0.9)
-    with pytest.raises(PaperReproError, match="spectral_decay must be a number in"):
-        get_preset("tiny").replace(spectral_decay=1.0)
-    full = train(tmp_path / "full", preset, tiny_data, seed=7, progress=False)
-    rows = [r.split(",") for r in (full / "spectral.csv").read_text().splitlines()[1:]]
-    assert len(rows) == 6 and all(float(r[3]) > 0 for r in rows)
-    state, _ = runs.load_checkpoint(runs.latest_checkpoint(full))
-    mean, norm = state[-2], state[-1]     # the running mean and its weight, after 6 steps
-    np.testing.assert_allclose(float(norm), 1 - 0.9 ** 6, rtol=1e-5)
-    assert mean.shape == (32, 17) and np.all(mean > 0)
-    run = tmp_path / "run"
-    with pytest.raises(_StopForTest):
-        train(run, preset, tiny_data, seed=7, progress=False, _stop_after=10)
-    train(run, resume=True, progress=False)
-    a, _ = runs.load_checkpoint(runs.latest_checkpoint(run))
-    for x, y in zip(a, state):
-        np.testing.assert_array_equal(x, y)
-    assert (run / "spectral.csv").read_text() == (full / "spectral.csv").read_text()
-    # a run saved without the term continues with it (as runs/cpu64-spectral-avg): the mean starts empty
-    plain = train(tmp_path / "plain", get_preset("tiny").replace(checkpoint_every=4), tiny_data, seed=7,
-                  progress=False, epochs=1)
-    train(plain, resume=True, progress=False, epochs=2, spectral_weight=5.0, spectral_from_epoch=2,
-          spectral_decay=0.9)
-    assert runs.read_run_info(plain).preset.training.spectral_decay == 0.9
-    state, _ = runs.load_checkpoint(runs.latest_checkpoint(plain))
-    np.testing.assert_allclose(float(state[-1]), 1 - 0.9 ** 6, rtol=1e-5)

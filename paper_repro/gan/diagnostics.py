@@ -1,0 +1,88 @@
+"""Has the discriminator memorised the training set? Its verdicts on training, held-out and generated maps.
+
+A discriminator that has learned the distribution calls training and held-out real maps real
+equally often; one that has memorised the training set (limited data; Karras et al. 2020) calls
+the training maps real far more often. Used after each epoch by the training loop's monitor
+(discriminator.csv) and on a finished run by ``paper-repro diagnose``.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import PaperReproError
+from ..maps.io import open_maps
+from . import runs
+from .cosmogan import CosmoGAN
+from .latents import generate
+from .models import inference_copy
+
+
+def discriminator_verdict(discriminator, maps: np.ndarray, data_scale: float) -> dict[str, float]:
+    """The fraction of ``maps`` (kappa, (N, H, W)) a discriminator calls real (logit > 0), their mean
+    logit and their number; inference-mode batch norm, so the verdict changes no state."""
+    logits = []
+    for s in range(0, len(maps), 256):
+        x = np.asarray(maps[s:s + 256], np.float32)[..., None] * np.float32(data_scale)
+        logits.append(np.asarray(discriminator(x, training=False), np.float64)[:, 0])
+    lg = np.concatenate(logits)
+    return {"real_fraction": float(np.mean(lg > 0)), "mean_logit": float(np.mean(lg)), "n": len(lg)}
+
+
+def monitor_sets(info: runs.RunInfo, maps: np.ndarray, seed: int) -> dict[str, np.ndarray]:
+    """The fixed training and (when the run has one) development maps whose verdicts the training
+    loop logs after each epoch ({} when ``monitor_maps`` is 0); drawn with their own generator, so
+    training is unchanged."""
+    n = info.preset.training.monitor_maps
+    if n == 0:
+        return {}
+    rng = np.random.default_rng([seed, 7])
+    sets = {"training": np.asarray(maps[np.sort(rng.choice(len(maps), min(n, len(maps)), replace=False))])}
+    if info.development is not None:
+        dev = open_maps(info.development, size=info.preset.model.image_size)
+        sets["development"] = np.asarray(dev[np.sort(rng.choice(len(dev), min(n, len(dev)), replace=False))])
+    return sets
+
+
+def discriminator_overfitting(run: str | os.PathLike, heldout: str | os.PathLike | None = None, *,
+                              n: int = 4000, seed: int = 0) -> dict[str, dict[str, float]]:
+    """How the discriminator of a run's latest checkpoint judges training maps, real maps it never
+    saw, their 90-degree rotations, and generated maps: per set the fraction called real (logit > 0),
+    the mean logit and the number of maps. A memorising discriminator calls the training maps real
+    far more often than held-out ones, and their rotations look unseen to it too. ``heldout``
+    defaults to the run's development set. Inference-mode batch norm.
+    """
+    run = Path(run)
+    info = runs.read_run_info(run)
+    p, t = info.preset, info.preset.training
+    if n < 1:
+        raise PaperReproError(f"n must be positive, got {n}")
+    ck = runs.latest_checkpoint(run)
+    if ck is None:
+        raise PaperReproError(f"{run}: no checkpoint, so no discriminator to diagnose")
+    heldout = heldout if heldout is not None else info.development
+    if heldout is None:
+        raise PaperReproError(f"{run} has no development set; give the held-out real maps")
+    if info.data is None:
+        raise PaperReproError(f"{run}/config.json names no training data")
+    size = p.model.image_size
+    train_maps = open_maps(info.data, size=size)
+    held = open_maps(heldout, size=size)
+    rng = np.random.default_rng(seed)
+    pick = np.sort(rng.choice(len(train_maps), min(n, len(train_maps)), replace=False))
+    gan = CosmoGAN.from_preset(p, seed=seed)
+    state, _ = runs.load_checkpoint(ck)
+    gan.set_state(state)
+
+    def verdict(maps: np.ndarray) -> dict[str, float]:
+        return discriminator_verdict(gan.discriminator, maps, t.data_scale)
+
+    train_sel = np.asarray(train_maps[pick])
+    generated = np.concatenate(list(generate(inference_copy(gan.generator, t, info.seed), len(pick), seed,
+                                             data_scale=t.data_scale)))
+    return {"training": verdict(train_sel),
+            "training, rotated 90 deg": verdict(np.ascontiguousarray(np.rot90(train_sel, 1, axes=(1, 2)))),
+            "held-out": verdict(np.asarray(held[:n])),
+            "generated": verdict(generated)}

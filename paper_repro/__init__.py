@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import importlib
 
-from .config import ModelConfig, Preset, TrainingConfig, get_preset, PRESETS
+from .config import PRESETS, ModelConfig, Preset, TrainingConfig, get_preset
 from .errors import PaperReproError
 
 __version__ = "0.1.0"

@@ -7,8 +7,10 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import tempfile
 from typing import Callable, Sequence
 
+from . import __version__
 from .errors import PaperReproError
 from .evaluation import certification, reproduction, selection
 
@@ -25,7 +27,26 @@ def command(name: str, add_args: Callable[[argparse.ArgumentParser], None]):
 
 
 def _quiet_tensorflow() -> None:
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    """Import TensorFlow without its start-up lines on stderr (CUDA probes, absl's notice), so a
+    command's own output and one-line errors are what the user sees; they are shown if the import
+    fails. ``TF_CPP_MIN_LOG_LEVEL`` set by the user wins (0 shows everything)."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    if "tensorflow" in sys.modules or os.environ.get("KERAS_BACKEND", "tensorflow") != "tensorflow":
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as log:
+        os.dup2(log.fileno(), 2)
+        try:
+            import tensorflow  # noqa: F401  (heavy: loaded only by the commands that need it)
+        except BaseException:
+            os.dup2(saved, 2)
+            log.seek(0)
+            sys.stderr.write(log.read().decode(errors="replace"))
+            raise
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
 
 
 def _int_at_least(text: str, minimum: int, what: str) -> int:
@@ -107,8 +128,8 @@ def _simulate(args: argparse.Namespace) -> int:
     """Simulate convergence maps and write a train/validation/development/auxiliary dataset."""
     import dataclasses
 
-    from .maps import datasets as data
     from .config import get_dataset_preset
+    from .maps import datasets as data
 
     cfg = get_dataset_preset(args.preset)
     sim, cos = cfg.simulation, cfg.simulation.cosmology
@@ -345,6 +366,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="paper-repro",
         description="CosmoGAN reproduction: simulate maps, train, generate, validate.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, (add_args, run) in COMMANDS.items():
         p = sub.add_parser(name, help=(run.__doc__ or "").strip().split("\n")[0] or None)

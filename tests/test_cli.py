@@ -6,8 +6,8 @@ import sys
 import numpy as np
 import pytest
 
-from paper_repro.gan import runs
 from paper_repro.cli import main
+from paper_repro.gan import runs
 
 
 def _weights(run):
@@ -72,7 +72,7 @@ def _bad(tmp_path, name, arr):
 @pytest.mark.parametrize("case, match", [
     ("missing", "no such file"),
     ("empty", "file is empty"),
-    ("truncated", "not a readable .npy file"),
+    ("truncated", "truncated .npy file: shape \\(40, 32, 32\\) float32 needs 163840 bytes of data, found"),
     ("nan", "map 2 contains NaN or inf"),
     ("rank", "expected maps of shape \\(N, H, W\\)"),
     ("size", "expected 32x32 maps, found 16x16"),
@@ -147,13 +147,22 @@ def test_interrupted_generation_leaves_no_file(tmp_path, cli_run, monkeypatch):
 
 
 def test_console_script_exit_code_and_single_line(tmp_path):
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+    # TensorFlow's start-up lines (absl notice, CUDA probes) must not bury the one-line error
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
     p = subprocess.run([sys.executable, "-m", "paper_repro", "train", "--preset", "tiny", "--data",
                         str(tmp_path / "none.npy"), "--out", str(tmp_path / "r")],
                        capture_output=True, text=True, env=env)
     assert p.returncode == 2
-    assert "Traceback" not in p.stderr
-    assert p.stderr.strip().splitlines()[-1] == f"paper-repro train: error: {tmp_path / 'none.npy'}: no such file"
+    assert p.stderr.strip().splitlines() == [f"paper-repro train: error: {tmp_path / 'none.npy'}: no such file"]
+
+
+def test_version(capsys):
+    import paper_repro
+
+    with pytest.raises(SystemExit) as exc:
+        main(["--version"])
+    assert exc.value.code == 0
+    assert capsys.readouterr().out.strip() == f"paper-repro {paper_repro.__version__}"
 
 
 class _nullctx:

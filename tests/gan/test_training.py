@@ -399,8 +399,8 @@ def test_the_caller_gives_the_selection_scorer_and_training_imports_no_evaluatio
     import subprocess
     import sys
 
-    from tests.helpers import weights_scorer
     from paper_repro.config import get_preset
+    from tests.helpers import weights_scorer
     dev = tmp_path / "dev.npy"
     np.save(dev, smooth_maps(32, 32, seed=1))
     preset = get_preset("tiny").replace(epochs=1, selection_epochs=1, selection_every=3)

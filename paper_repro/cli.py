@@ -5,14 +5,17 @@ Errors a user can cause print as one line on stderr and exit with status 2.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import sys
 import tempfile
 from typing import Callable, Sequence
 
 from . import __version__
+from .config import SPLITS, get_dataset_preset
 from .errors import PaperReproError
 from .evaluation import certification, reproduction, selection
+from .maps import datasets
 
 #: subcommand name -> (function adding its arguments, function running it)
 COMMANDS: dict[str, tuple[Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]]] = {}
@@ -105,8 +108,6 @@ def _simulate_args(p: argparse.ArgumentParser) -> None:
 
 
 def _parse_splits(text: str, base) -> dict[str, int]:
-    from .config import SPLITS
-
     counts = {name: 0 for name in SPLITS}
     for item in filter(None, (s.strip() for s in text.split(","))):
         name, _, value = item.partition("=")
@@ -126,11 +127,6 @@ def _parse_splits(text: str, base) -> dict[str, int]:
 @command("simulate", _simulate_args)
 def _simulate(args: argparse.Namespace) -> int:
     """Simulate convergence maps and write a train/validation/development/auxiliary dataset."""
-    import dataclasses
-
-    from .config import get_dataset_preset
-    from .maps import datasets as data
-
     cfg = get_dataset_preset(args.preset)
     sim, cos = cfg.simulation, cfg.simulation.cosmology
     cos_kw = {k: v for k, v in (("Omega_m", args.omega_m), ("sigma_8", args.sigma_8)) if v is not None}
@@ -161,7 +157,7 @@ def _simulate(args: argparse.Namespace) -> int:
         cfg = dataclasses.replace(cfg, **kw)
     except TypeError as exc:
         raise PaperReproError(f"invalid simulation settings: {exc}") from None
-    manifest = data.build_dataset(args.out, cfg, overwrite=args.overwrite, progress=not args.quiet)
+    manifest = datasets.build_dataset(args.out, cfg, overwrite=args.overwrite, progress=not args.quiet)
     counts = ", ".join(f"{name} {n * cfg.crops_per_map}" for name, n in cfg.splits.items())
     print(f"wrote {args.out}: {counts} crops of {cfg.crop_size}^2 px ({cfg.crop_angle_deg:.4g} deg, "
           f"{sim.model}); manifest {manifest}")

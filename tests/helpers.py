@@ -62,3 +62,40 @@ def crops(seed, n_parents=6, per_map=100, model="lognormal", sigma_8=0.798):
     out = [random_crops(sim.map(np.random.SeedSequence([seed, i])), SIZE, per_map, rng)[0]
            for i in range(n_parents)]
     return np.concatenate(out).astype(np.float32)
+
+
+def epoch_weights(run, epoch: int, preset: str = "tiny") -> list:
+    """Trainable generator weights a run saved at the end of ``epoch`` (1-based)."""
+    from paper_repro.gan.models import build_generator
+
+    model = build_generator(preset)
+    model.load_weights(run / "generators" / f"epoch-{epoch:04d}.weights.h5")
+    return [w.numpy() for w in model.trainable_weights]
+
+
+def check_birthday_separates(features, angle_deg: float):
+    """The birthday test in every space, ``features`` the features space: a set collapsed onto 10
+    maps fails by a wide margin, an independent set passes; returns the collapsed set's verdict."""
+    from paper_repro.stats.birthday import birthday_test
+
+    reference = smooth_maps(300, 32, seed=31)
+    independent = smooth_maps(300, 32, seed=32)
+    rng = np.random.default_rng(33)
+    modes = smooth_maps(10, 32, seed=34)
+    collapsed = (modes[rng.integers(0, 10, 300)] + 0.003 * rng.standard_normal((300, 32, 32))).astype(np.float32)
+    kw = dict(features=features, angle_deg=angle_deg)
+    good = birthday_test(independent, reference, **kw)
+    bad = birthday_test(collapsed, reference, **kw)
+    assert good.passed and set(good.spaces) == {"pixel", "power", "features"}
+    assert not bad.passed
+    for space in ("pixel", "power", "features"):
+        b, g = bad.spaces[space], good.spaces[space]
+        assert not b["passed"] and b["p_value"] < 1e-6, space
+        assert b["duplicates"] > 20 * max(1.0, b["expected_duplicates"]), space
+        assert g["passed"], space
+        assert g["duplicates"] <= 5 * max(2.0, g["expected_duplicates"]), space
+        assert len(b["closest_pairs"]) == 10
+    # pixel space: the support estimate recovers the 10 distinct maps
+    assert 5 < bad.spaces["pixel"]["support"] < 20
+    assert bad.spaces["pixel"]["support_ratio"] < 0.01
+    return bad

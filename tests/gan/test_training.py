@@ -9,7 +9,7 @@ from paper_repro.errors import PaperReproError, TrainingDiverged
 from paper_repro.gan import runs
 from paper_repro.gan.batches import epoch_permutation, read_batch
 from paper_repro.gan.training import train
-from tests.helpers import KillAfter, Killed, smooth_maps
+from tests.helpers import KillAfter, Killed, epoch_weights, smooth_maps
 
 
 def _final_state(run):
@@ -118,20 +118,12 @@ def _learning_rates(preset, state):
     return [float(x) for x, p in zip(state, paths) if p.endswith("learning_rate")]
 
 
-def _epoch_weights(run, epoch):
-    """Trainable generator weights saved at the end of ``epoch``."""
-    from paper_repro.gan.models import build_generator
-    model = build_generator("tiny")
-    model.load_weights(run / "generators" / f"epoch-{epoch:04d}.weights.h5")
-    return [w.numpy() for w in model.trainable_weights]
-
-
 def test_annealed_epochs_run_at_the_lower_rate_and_resume_exactly(tmp_path, tiny_data, reference_run):
     from paper_repro.config import get_preset
     preset = get_preset("tiny").replace(checkpoint_every=4, anneal_epochs=1, anneal_factor=0.25)
     full = train(tmp_path / "full", preset, tiny_data, seed=7, progress=False)
     # epoch 1 is not annealed: the same weights as the constant-rate run's
-    for x, y in zip(_epoch_weights(full, 1), _epoch_weights(reference_run, 1)):
+    for x, y in zip(epoch_weights(full, 1), epoch_weights(reference_run, 1)):
         np.testing.assert_array_equal(x, y)
     state, _ = _final_state(full)
     want, _ = _final_state(reference_run)
@@ -139,7 +131,7 @@ def test_annealed_epochs_run_at_the_lower_rate_and_resume_exactly(tmp_path, tiny
     assert _learning_rates(preset, want) == pytest.approx([2e-4, 2e-4])
     # epoch 2 at a quarter of the rate moved the generator less
     def moved(run):
-        return sum(np.abs(b - a).sum() for a, b in zip(_epoch_weights(run, 1), _epoch_weights(run, 2)))
+        return sum(np.abs(b - a).sum() for a, b in zip(epoch_weights(run, 1), epoch_weights(run, 2)))
     assert moved(full) < 0.5 * moved(reference_run)
     # killed inside the annealed epoch and resumed: the same final state
     run = tmp_path / "run"
@@ -255,9 +247,9 @@ def test_augmented_epochs_change_training_and_resume_exactly(tmp_path, tiny_data
     preset = get_preset("tiny").replace(checkpoint_every=4, augment_from_epoch=2)
     full = train(tmp_path / "full", preset, tiny_data, seed=7, progress=False)
     # epoch 1 is not augmented: the same weights as the reference run's; epoch 2 differs
-    for x, y in zip(_epoch_weights(full, 1), _epoch_weights(reference_run, 1)):
+    for x, y in zip(epoch_weights(full, 1), epoch_weights(reference_run, 1)):
         np.testing.assert_array_equal(x, y)
-    assert any(not np.array_equal(x, y) for x, y in zip(_epoch_weights(full, 2), _epoch_weights(reference_run, 2)))
+    assert any(not np.array_equal(x, y) for x, y in zip(epoch_weights(full, 2), epoch_weights(reference_run, 2)))
     run = tmp_path / "run"
     with pytest.raises(Killed):
         train(run, preset, tiny_data, seed=7, progress=False, callbacks=[KillAfter(10)])
@@ -379,10 +371,10 @@ def test_discriminator_rate_factor_from_an_epoch(tmp_path, tiny_data, reference_
     straight = train(tmp_path / "straight", late, tiny_data, seed=7, progress=False)
     assert _learning_rates(late, _final_state(straight)[0]) == pytest.approx([8e-4, 2e-4])
     # epoch 1 ran at the paper's rates: the same generator as the run without the factor
-    for x, y in zip(_epoch_weights(straight, 1), _epoch_weights(reference_run, 1)):
+    for x, y in zip(epoch_weights(straight, 1), epoch_weights(reference_run, 1)):
         np.testing.assert_array_equal(x, y)
     assert not all(np.array_equal(x, y) for x, y in
-                   zip(_epoch_weights(straight, 2), _epoch_weights(reference_run, 2)))
+                   zip(epoch_weights(straight, 2), epoch_weights(reference_run, 2)))
     # the factor switched on by a resume at the end of epoch 1: bit-identical to the straight run
     cont = tmp_path / "continued"
     train(cont, base, tiny_data, seed=7, progress=False, epochs=1)

@@ -8,7 +8,7 @@ from paper_repro.errors import PaperReproError
 from paper_repro.gan import runs
 from paper_repro.gan.spectral import SpectralTerm, batch_log_power, spectral_loss, target_log_power
 from paper_repro.gan.training import train
-from tests.helpers import KillAfter, Killed, smooth_maps
+from tests.helpers import KillAfter, Killed, epoch_weights, smooth_maps
 
 
 def _complex_modes(n):
@@ -125,16 +125,10 @@ def test_training_with_the_term_logs_it_changes_training_and_resumes_exactly(tmp
     assert all(float(r[3]) > 0 for r in rows[1:])
     assert not (plain / "spectral.csv").exists()
 
-    def weights(run, epoch):
-        from paper_repro.gan.models import build_generator
-        g = build_generator("tiny")
-        g.load_weights(run / "generators" / f"epoch-{epoch:04d}.weights.h5")
-        return [w.numpy() for w in g.trainable_weights]
-
     # weight 0 in epoch 1: the term is out of the graph, so exactly the weights of a run without it
-    for x, y in zip(weights(full, 1), weights(plain, 1)):
+    for x, y in zip(epoch_weights(full, 1), epoch_weights(plain, 1)):
         np.testing.assert_array_equal(x, y)
-    assert any(not np.array_equal(x, y) for x, y in zip(weights(full, 2), weights(plain, 2)))
+    assert any(not np.array_equal(x, y) for x, y in zip(epoch_weights(full, 2), epoch_weights(plain, 2)))
     run = tmp_path / "run"
     with pytest.raises(Killed):
         train(run, preset, tiny_data, seed=7, progress=False, callbacks=[KillAfter(10)])

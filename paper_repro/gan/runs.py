@@ -174,18 +174,6 @@ def save_generator(generator, path: Path) -> None:
         raise
 
 
-def list_epoch_generators(run: str | os.PathLike, first_epoch: int = 1,
-                          last_epoch: int | None = None) -> dict[int, Path]:
-    """{epoch: path} of the epoch-end generators in a run's ``generators/``, ``first_epoch..last_epoch``."""
-    found = {}
-    for f in sorted((Path(run) / "generators").glob("epoch-*.weights.h5")):
-        if m := re.fullmatch(r"epoch-(\d+)\.weights\.h5", f.name):
-            e = int(m.group(1))
-            if e >= first_epoch and (last_epoch is None or e <= last_epoch):
-                found[e] = f
-    return dict(sorted(found.items()))
-
-
 def candidate_path(run: str | os.PathLike, global_step: int) -> Path:
     """Where a run keeps the selection snapshot taken after ``global_step`` steps."""
     return Path(run) / "candidates" / f"step-{global_step:09d}.weights.h5"

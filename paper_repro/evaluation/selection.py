@@ -162,7 +162,7 @@ class WorstMeanScorer:
     Minkowski thresholds) against a reference set, for each latent seed; W is its maximum over
     components and statistics, averaged over the seeds. Certification fails a statistic on one bad
     component, which a mean of z^2 (:class:`StatisticsScorer`) dilutes: the shipped model of
-    2026-12-04 scored lowest on that but failed by one Minkowski V2 mean (MODEL_CARD.md).
+    2026-12-04 scored lowest on that but failed by one Minkowski V2 mean (docs/history.md).
     """
 
     reference: dict             # statistic -> (N_ref, K) of the reference maps

@@ -1,7 +1,7 @@
 """Output calibration of a trained generator: its fixed pattern removed, its 2D power matched mode by mode.
 
 A generator of stride-2 transposed convolutions leaves two errors that training with the spectral
-term did not remove (MODEL_CARD.md, Limits): a fixed pattern, the same on every map, whose power
+term did not remove (docs/history.md, 2026-12-03 to 2026-12-04): a fixed pattern, the same on every map, whose power
 sits on the upsampling grid (all of the 1.4x excess at mode (16, 16) of the shipped model), and
 single Fourier modes 10-15% low or high off that grid. Both are linear, so a fixed linear output
 layer corrects them: subtract the pattern (the generator's mean map minus its spatial mean), then

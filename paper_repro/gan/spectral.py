@@ -3,7 +3,7 @@
 Generators built of stride-2 transposed convolutions leave a fixed pattern on their upsampling grid,
 seen as excess power at single Fourier modes (Odena et al. 2016; Durall et al. 2020, CVPR, who add
 a spectral term to the generator's loss). On the cpu64 runs here it is the one failure that long
-training does not remove (MODEL_CARD.md: modes such as (16, 32) at 3x the simulator's power). This
+training does not remove (docs/history.md: modes such as (16, 32) at 3x the simulator's power). This
 term is not in the paper (whose generator loss is purely adversarial), so it is off (weight 0) in
 every preset that reproduces the paper.
 

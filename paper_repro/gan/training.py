@@ -11,7 +11,7 @@ Everything random derives from the run's seed: weights (initialiser seeds), late
 an uninterrupted one in the tests (tiny preset). At cpu64 scale on a 2-core AVX-512 machine that
 held for stretches of 200-260 steps, but two straight runs once parted in the 4th digit near step
 150 and a resumed run near step 600: rare last-bit differences in TensorFlow's CPU kernels, which
-adversarial training then amplifies (MODEL_CARD.md, "Reproducibility of training").
+adversarial training then amplifies (docs/history.md, "reproducibility of training").
 """
 from __future__ import annotations
 

@@ -12,7 +12,7 @@ import tempfile
 from typing import Callable, Sequence
 
 from . import __version__
-from .config import SPLITS, get_dataset_preset
+from .config import PRECISIONS, SPLITS, get_dataset_preset
 from .errors import PaperReproError
 from .evaluation import certification, reproduction, selection
 from .maps import datasets
@@ -184,6 +184,17 @@ def _train_args(p: argparse.ArgumentParser) -> None:
                         "paper; default: the preset's); with --resume it changes the run from now on")
     p.add_argument("--spectral-from-epoch", type=_positive_int, default=None,
                    help="first 1-based epoch with the spectral term (default: the preset's)")
+    p.add_argument("--devices", type=_devices, default=None,
+                   help="train data-parallel on N devices (or 'all'), the batch being the global batch; "
+                        "the backend is chosen by KERAS_BACKEND (tensorflow, the default, or jax)")
+    p.add_argument("--precision", choices=PRECISIONS, default=None,
+                   help="compute precision of a new run (default: the preset's, float32 as the paper)")
+
+
+def _devices(text: str) -> int | str:
+    if text == "all":
+        return text
+    return _positive_int(text)
 
 
 @command("train", _train_args)
@@ -194,7 +205,8 @@ def _train(args: argparse.Namespace) -> int:
     training.train(out=args.out, preset=args.preset, data=args.data, epochs=args.epochs,
                    seed=args.seed, resume=args.resume, development=args.development,
                    augment_from_epoch=args.augment_from_epoch, spectral_weight=args.spectral_weight,
-                   spectral_from_epoch=args.spectral_from_epoch, scorer_factory=selection.scorer_for)
+                   spectral_from_epoch=args.spectral_from_epoch, scorer_factory=selection.scorer_for,
+                   devices=args.devices, precision=args.precision)
     return 0
 
 

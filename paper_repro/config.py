@@ -56,6 +56,8 @@ class ModelConfig:
 
 #: checkpoint-selection scores (:mod:`paper_repro.evaluation.selection`)
 SELECTION_SCORES = ("power_spectrum", "statistics")
+#: the compute precisions a run may train at (Keras dtype policies)
+PRECISIONS = ("float32", "mixed_bfloat16")
 
 
 @dataclass(frozen=True)
@@ -97,6 +99,8 @@ class TrainingConfig:
                                     # Durall et al. 2020); 0: off, G's loss purely adversarial (the paper)
     spectral_from_epoch: int = 1    # the term applies from this epoch on (1-based, selection epochs
                                     # included)
+    precision: str = "float32"      # "float32" (the paper) or "mixed_bfloat16": layers compute in
+                                    # bfloat16 with float32 weights, D's logits and G's output (GPUs)
 
     def __post_init__(self) -> None:
         _check(self.learning_rate > 0, f"learning_rate must be > 0, got {self.learning_rate}")
@@ -115,6 +119,8 @@ class TrainingConfig:
             _check(isinstance(v, int) and v >= low, f"{name} must be {what}, got {v!r}")
         _check(self.selection_score in SELECTION_SCORES,
                f"unknown selection_score {self.selection_score!r}; choose one of {', '.join(SELECTION_SCORES)}")
+        _check(self.precision in PRECISIONS,
+               f"unknown precision {self.precision!r}; choose one of {', '.join(PRECISIONS)}")
         _check(0.0 < self.anneal_factor <= 1.0, f"anneal_factor must be in (0, 1], got {self.anneal_factor!r}")
         for name, positive in (("d_lr_factor", True), ("spectral_weight", False)):
             v = getattr(self, name)

@@ -105,46 +105,91 @@ class CosmoGAN(keras.Model):
     def call(self, z, training=False):
         return self.generator(z, training=training)
 
-    def draw_labels(self, batch):
-        """(flipped, real labels, fake labels): one uniform draw per step; with probability
-        flip_prob the labels of the whole batch are swapped (real -> 0, fake -> 1)."""
-        flipped = ops.cast(keras.random.uniform((), seed=self.seed_generator) < self.flip_prob, "float32")
+    def draw_labels(self, batch, u=None):
+        """(flipped, real labels, fake labels): one uniform draw ``u`` per step (drawn from the
+        model's seed generator unless given); with probability flip_prob (u < flip_prob) the labels
+        of the whole batch are swapped (real -> 0, fake -> 1)."""
+        if u is None:
+            u = keras.random.uniform((), seed=self.seed_generator)
+        flipped = ops.cast(ops.reshape(u, ()) < self.flip_prob, "float32")
         ones = ops.ones((batch, 1), "float32")
         return flipped, ones * (1.0 - flipped), ones * flipped
 
+    def step_draws(self, data):
+        """(real, z, u) of one step from ``data``: a batch of maps, or (maps, z) or (maps, z, u) where
+        the caller supplies the latents z (B, latent_dim) and the swap uniform u; what is not supplied
+        is drawn from the model's seed generator (z first, then u), as in every training run."""
+        parts = tuple(data) if isinstance(data, (tuple, list)) else (data,)
+        real, z, u = (parts + (None, None))[:3]
+        if z is None:
+            z = keras.random.normal((ops.shape(real)[0], self.latent_dim), seed=self.seed_generator)
+        return real, z, u
+
+    def paper_losses(self, real, fake, d_real, d_fake, u, term_weights):
+        """The step's losses from its one forward pass: (d_loss, g_total, logs), where G's total adds
+        each active term's weight times its value on the same fake batch (``term_weights``: name ->
+        weight, the traced terms only)."""
+        batch = ops.shape(real)[0]
+        flipped, real_labels, fake_labels = self.draw_labels(batch, u)
+        d_real = ops.cast(d_real, "float32")
+        d_fake = ops.cast(d_fake, "float32")
+        d_loss = self.bce(real_labels, d_real) + self.bce(fake_labels, d_fake)
+        g_loss = self.bce(ops.ones((batch, 1), "float32"), d_fake)
+        g_total, values = g_loss, {}
+        for term in self.loss_terms:
+            if term.name in term_weights:
+                values[term.name] = ops.cast(term(ops.cast(fake, "float32")), "float32")
+                g_total = g_total + term_weights[term.name] * values[term.name]
+        logs = {"d_loss": d_loss, "g_loss": g_loss, "d_real": ops.mean(ops.sigmoid(d_real)),
+                "d_fake": ops.mean(ops.sigmoid(d_fake)), "flipped": flipped}
+        logs.update(values)   # each active term's value at this step
+        return d_loss, g_total, logs
+
     def train_step(self, data):
+        """The paper's step on the TensorFlow backend (two gradient tapes over one forward pass)."""
         import tensorflow as tf  # the TensorFlow backend's GradientTape
 
-        real = data[0] if isinstance(data, (tuple, list)) else data
-        batch = ops.shape(real)[0]
-        z = keras.random.normal((batch, self.latent_dim), seed=self.seed_generator)
-        flipped, real_labels, fake_labels = self.draw_labels(batch)
-        ones = ops.ones((batch, 1), "float32")
-
+        real, z, u = self.step_draws(data)
+        weights = {t.name: t.weight for t in self.loss_terms if t.name in self._traced_terms}
         with tf.GradientTape() as d_tape, tf.GradientTape() as g_tape:
             fake = self.generator(z, training=True)
             d_real = self.discriminator(real, training=True)
             d_fake = self.discriminator(fake, training=True)
-            d_loss = self.bce(real_labels, d_real) + self.bce(fake_labels, d_fake)
-            g_loss = self.bce(ones, d_fake)
-            g_total, values = g_loss, {}
-            for term in self.loss_terms:
-                if term.name in self._traced_terms:   # its weight was above 0 when traced
-                    values[term.name] = term(fake)
-                    g_total = g_total + term.weight * values[term.name]
+            d_loss, g_total, logs = self.paper_losses(real, fake, d_real, d_fake, u, weights)
         d_grads = d_tape.gradient(d_loss, self.discriminator.trainable_weights)
         g_grads = g_tape.gradient(g_total, self.generator.trainable_weights)
         self.d_optimizer.apply_gradients(zip(d_grads, self.discriminator.trainable_weights))
         self.g_optimizer.apply_gradients(zip(g_grads, self.generator.trainable_weights))
+        return self.track(logs)
 
-        self.d_loss_tracker.update_state(d_loss)
-        self.g_loss_tracker.update_state(g_loss)
-        self.d_real_tracker.update_state(ops.mean(ops.sigmoid(d_real)))
-        self.d_fake_tracker.update_state(ops.mean(ops.sigmoid(d_fake)))
-        self.flip_tracker.update_state(flipped)
+    def track(self, logs: dict) -> dict:
+        """Update the metric trackers from a step's logs; return the logs with the trackers' results."""
+        for m in self.metrics:
+            m.update_state(logs[m.name])
         out = {m.name: m.result() for m in self.metrics}
-        out.update(values)   # each active term's value at this step
+        out.update({k: v for k, v in logs.items() if k not in out})
         return out
+
+    def train_on_batch(self, x, y=None, sample_weight=None, class_weight=None, return_dict=False):
+        """One training step on batch ``x`` (or (maps, z[, u]), see :meth:`step_draws`): Keras' own on
+        TensorFlow (data-parallel: :mod:`paper_repro.gan.mirrored`); on JAX the stateless step of
+        :mod:`paper_repro.gan.jax_step` (data-parallel under a ``keras.distribution``)."""
+        if keras.backend.backend() == "tensorflow":
+            from .mirrored import active_strategy
+            from .mirrored import train_on_batch as mirrored_train_on_batch
+
+            strategy = active_strategy()
+            if strategy is not None:    # several devices: paper_repro.gan.mirrored
+                logs = mirrored_train_on_batch(self, strategy, x)
+                return logs if return_dict else [logs[m.name] for m in self.metrics]
+        if keras.backend.backend() != "jax":
+            if isinstance(x, (tuple, list)):   # Keras hands (x, y, sample_weight) to train_step
+                x, y, sample_weight = (tuple(x) + (None, None))[:3]
+                sample_weight = None if sample_weight is None else np.reshape(sample_weight, (1,))
+            return super().train_on_batch(x, y, sample_weight, class_weight, return_dict)
+        from .jax_step import train_on_batch
+        logs = train_on_batch(self, x)
+        return logs if return_dict else [logs[m.name] for m in self.metrics]
 
     # ---- full training state, for checkpoints -------------------------------------------------
     def state_variables(self) -> list:

@@ -64,16 +64,20 @@ def target_log_power(maps: np.ndarray, batch_size: int, *, scale: float = 1.0, s
 
 
 def spectral_loss(fake, target):
-    """The spectral term for a generated batch ``fake`` (B, H, W, 1), a TensorFlow tensor, against
-    ``target`` (H, W // 2 + 1): mean over modes k != 0 of (log batch-mean power - target)^2."""
-    import tensorflow as tf
+    """The spectral term for a generated batch ``fake`` (B, H, W, 1), a backend tensor, against
+    ``target`` (H, W // 2 + 1): mean over modes k != 0 of (log batch-mean power - target)^2.
+    Written with ``keras.ops`` (a real FFT along W, then a complex FFT along H), so it is the same
+    term on every Keras backend."""
+    from keras import ops
 
-    x = tf.cast(fake[..., 0], tf.float32)
-    p = tf.reduce_mean(tf.square(tf.abs(tf.signal.rfft2d(x))), axis=0)
-    d = tf.math.log(p + EPS) - target
-    mask = np.ones(target.shape, np.float32)
+    x = ops.cast(fake[..., 0], "float32")
+    re, im = ops.rfft(x)                                      # along W: (B, H, W // 2 + 1)
+    re, im = ops.fft((ops.swapaxes(re, 1, 2), ops.swapaxes(im, 1, 2)))   # along H
+    p = ops.swapaxes(ops.mean(ops.square(re) + ops.square(im), axis=0), 0, 1)
+    d = ops.log(p + EPS) - target
+    mask = np.ones(tuple(target.shape), np.float32)
     mask[0, 0] = 0.0
-    return tf.reduce_sum(tf.square(d) * mask) / float(mask.sum())
+    return ops.sum(ops.square(d) * mask) / float(mask.sum())
 
 
 class SpectralTerm:

@@ -30,6 +30,7 @@ from . import callbacks as cbs
 from . import runs
 from .batches import epoch_permutation, read_batch, symmetry_augment
 from .cosmogan import CosmoGAN
+from .devices import compute_on
 from .diagnostics import monitor_sets
 from .spectral import SpectralTerm
 
@@ -38,12 +39,15 @@ ScorerFactory = Callable[[Preset, str], cbs.Scorer]
 
 
 def configure_determinism(seed: int) -> None:
-    """Seed Python, NumPy and TensorFlow, and make TensorFlow's ops deterministic (same results for
-    the same inputs, run after run, in one process or another)."""
-    import tensorflow as tf  # the backend's determinism switch
-
+    """Seed Python, NumPy and the backend, and make the backend's ops deterministic (same results for
+    the same inputs, run after run). TensorFlow: op determinism switched on. JAX: XLA on CPU is
+    deterministic as it is; on GPUs set ``XLA_FLAGS=--xla_gpu_deterministic_ops=true`` before the
+    first JAX call (an XLA flag cannot be switched on later)."""
     keras.utils.set_random_seed(seed)
-    tf.config.experimental.enable_op_determinism()
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf  # the TensorFlow backend's determinism switch
+
+        tf.config.experimental.enable_op_determinism()
 
 
 def run_info(run: Path, preset: str | Preset | None, data: str | os.PathLike | None, *, resume: bool,
@@ -94,7 +98,8 @@ def train(out: str | os.PathLike, preset: str | Preset | None = None, data: str 
           development: str | os.PathLike | None = None, augment_from_epoch: int | None = None,
           spectral_weight: float | None = None, spectral_from_epoch: int | None = None,
           scorer: cbs.Scorer | None = None, scorer_factory: ScorerFactory | None = None,
-          callbacks: Sequence = (), progress: bool = True) -> Path:
+          callbacks: Sequence = (), progress: bool = True, devices: int | str | None = None,
+          precision: str | None = None) -> Path:
     """Train (or with ``resume=True`` continue) the run in ``out``; return the run directory.
 
     ``epochs`` is the run's total number of main epochs; the preset's selection epochs follow them.
@@ -106,11 +111,13 @@ def train(out: str | os.PathLike, preset: str | Preset | None = None, data: str 
     override the preset's spectral term (also when resuming: a finished run continued with the term).
     ``callbacks`` (``keras.callbacks.Callback``s, or objects with some of its hooks) see each step
     after its logs and selection snapshot and before its checkpoint, and each epoch's end first.
+    ``devices`` (an int or "all") trains data-parallel with the batch as the global batch
+    (:mod:`paper_repro.gan.devices`); ``precision`` ("mixed_bfloat16") is recorded with a new run.
     """
     run = Path(out)
     info = run_info(run, preset, data, resume=resume, seed=seed, development=development, overrides={
         "epochs": epochs, "augment_from_epoch": augment_from_epoch, "spectral_weight": spectral_weight,
-        "spectral_from_epoch": spectral_from_epoch})
+        "spectral_from_epoch": spectral_from_epoch, "precision": precision})
     p, seed = info.preset, info.seed
     t = p.training
     maps = open_maps(info.data, size=p.model.image_size)
@@ -123,57 +130,58 @@ def train(out: str | os.PathLike, preset: str | Preset | None = None, data: str 
         runs.write_run_info(run, info)
     runs.clean_partial(run)
 
-    configure_determinism(seed)
-    terms = []
-    if t.spectral_weight > 0:
-        if progress:
-            print("spectral term: estimating the real maps' log power from the training set")
-        terms.append(SpectralTerm.from_maps(maps, t, seed))
-    gan = CosmoGAN.from_preset(p, seed=seed, loss_terms=terms)
-    state, same_schedule = cbs.RunState(), True
-    ck = runs.latest_checkpoint(run) if resume else None
-    if ck is not None:
-        values, meta = runs.load_checkpoint(ck)
-        gan.set_state(values)
-        state = cbs.RunState(int(meta["epoch"]), int(meta["step_in_epoch"]), int(meta["global_step"]),
-                             float(meta.get("best_score", math.inf)))
-        if int(meta.get("main_epochs", t.epochs)) != t.epochs:
-            # resumed with another number of main epochs: a best from the earlier schedule's
-            # selection epochs does not compete with the selection epochs that now lie ahead
-            state.best_score, same_schedule = math.inf, False
-        if progress:
-            print(f"resuming {run} from {ck.name} (epoch {state.epoch + 1}, step {state.step})")
+    with compute_on(devices, t.precision):
+        configure_determinism(seed)
+        terms = []
+        if t.spectral_weight > 0:
+            if progress:
+                print("spectral term: estimating the real maps' log power from the training set")
+            terms.append(SpectralTerm.from_maps(maps, t, seed))
+        gan = CosmoGAN.from_preset(p, seed=seed, loss_terms=terms)
+        state, same_schedule = cbs.RunState(), True
+        ck = runs.latest_checkpoint(run) if resume else None
+        if ck is not None:
+            values, meta = runs.load_checkpoint(ck)
+            gan.set_state(values)
+            state = cbs.RunState(int(meta["epoch"]), int(meta["step_in_epoch"]), int(meta["global_step"]),
+                                 float(meta.get("best_score", math.inf)))
+            if int(meta.get("main_epochs", t.epochs)) != t.epochs:
+                # resumed with another number of main epochs: a best from the earlier schedule's
+                # selection epochs does not compete with the selection epochs that now lie ahead
+                state.best_score, same_schedule = math.inf, False
+            if progress:
+                print(f"resuming {run} from {ck.name} (epoch {state.epoch + 1}, step {state.step})")
 
-    monitor = monitor_sets(info, maps, seed)
-    hooks = [cbs.LossWeightSchedule({"spectral": t.spectral_weight_at} if terms else {}, verbose=progress),
-             cbs.LearningRateSchedule(t, verbose=progress)]
-    hooks += [cbs.ProgressBar(t, steps)] if progress else []
-    hooks += [cbs.MetricsLog(run, state, t.log_every, terms),
-              cbs.SelectionSnapshots(run, state, t, seed, scorer, same_schedule)]
-    hooks += list(callbacks)
-    hooks += [cbs.DiscriminatorMonitor(run, state, monitor, t.data_scale, verbose=progress)] if monitor else []
-    hooks += [cbs.GeneratorSaves(run, t, seed), cbs.Checkpoints(run, state, t, steps, p.name)]
-    for h in hooks:
-        if hasattr(h, "set_model"):
-            h.set_model(gan)
-    call_hooks(hooks, "on_train_begin")
+        monitor = monitor_sets(info, maps, seed)
+        hooks = [cbs.LossWeightSchedule({"spectral": t.spectral_weight_at} if terms else {}, verbose=progress),
+                 cbs.LearningRateSchedule(t, verbose=progress)]
+        hooks += [cbs.ProgressBar(t, steps)] if progress else []
+        hooks += [cbs.MetricsLog(run, state, t.log_every, terms),
+                  cbs.SelectionSnapshots(run, state, t, seed, scorer, same_schedule)]
+        hooks += list(callbacks)
+        hooks += [cbs.DiscriminatorMonitor(run, state, monitor, t.data_scale, verbose=progress)] if monitor else []
+        hooks += [cbs.GeneratorSaves(run, t, seed), cbs.Checkpoints(run, state, t, steps, p.name)]
+        for h in hooks:
+            if hasattr(h, "set_model"):
+                h.set_model(gan)
+        call_hooks(hooks, "on_train_begin")
 
-    while state.epoch < t.total_epochs:
-        epoch = state.epoch
-        order = epoch_permutation(seed, epoch, len(maps))
-        if state.step == 0:
-            gan.reset_metrics()
-        call_hooks(hooks, "on_epoch_begin", epoch)
-        for step in range(state.step, steps):
-            batch = read_batch(maps, order[step * t.batch_size:(step + 1) * t.batch_size], t.data_scale)
-            if t.augments(epoch):
-                batch = symmetry_augment(batch, seed, epoch, step)
-            logs = {k: float(v) for k, v in gan.train_on_batch(batch, return_dict=True).items()}
-            check_finite(run, logs, epoch, step)
-            state.step, state.global_step = step + 1, state.global_step + 1
-            call_hooks(hooks, "on_train_batch_end", step, logs)
-        state.epoch, state.step = epoch + 1, 0
-        call_hooks(hooks, "on_epoch_end", epoch)
+        while state.epoch < t.total_epochs:
+            epoch = state.epoch
+            order = epoch_permutation(seed, epoch, len(maps))
+            if state.step == 0:
+                gan.reset_metrics()
+            call_hooks(hooks, "on_epoch_begin", epoch)
+            for step in range(state.step, steps):
+                batch = read_batch(maps, order[step * t.batch_size:(step + 1) * t.batch_size], t.data_scale)
+                if t.augments(epoch):
+                    batch = symmetry_augment(batch, seed, epoch, step)
+                logs = {k: float(v) for k, v in gan.train_on_batch(batch, return_dict=True).items()}
+                check_finite(run, logs, epoch, step)
+                state.step, state.global_step = step + 1, state.global_step + 1
+                call_hooks(hooks, "on_train_batch_end", step, logs)
+            state.epoch, state.step = epoch + 1, 0
+            call_hooks(hooks, "on_epoch_end", epoch)
     return run
 
 

@@ -203,7 +203,7 @@ def build_dataset(out: str | os.PathLike, config="cpu", *, overwrite: bool = Fal
                     with contextlib.suppress(FileNotFoundError):
                         stale.unlink()
         total = sum(n for _, n in splits)
-        bar = _progress(total, progress, f"simulate {cfg.name}")
+        bar = progress_bar(total, progress, f"simulate {cfg.name}")
         stats = {}
         for split, n_parent in splits:
             n_crops = n_parent * cfg.crops_per_map
@@ -289,7 +289,7 @@ def build_dataset(out: str | os.PathLike, config="cpu", *, overwrite: bool = Fal
     return manifest_path
 
 
-def _progress(total: int, enabled: bool, desc: str):
+def progress_bar(total: int, enabled: bool, desc: str):
     """A tqdm bar on stderr (a no-op object when disabled)."""
     from tqdm.auto import tqdm
 

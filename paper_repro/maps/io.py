@@ -314,17 +314,16 @@ def read_fits(path: str | os.PathLike, *, check_finite: bool = True,
 
 
 def read_maps(path: str | os.PathLike, *, key: str | None = None, size: int | None = None,
-              check_finite: bool = True, angle_deg: float | None = None) -> tuple[np.ndarray, float | None]:
+              check_finite: bool = True) -> tuple[np.ndarray, float | None]:
     """Maps (N, H, W) and their side angle in degrees (None where the file does not say).
 
     ``.npy`` (memory-mapped, no angle), ``.npz`` (array ``key``, else ``maps``, else the only
-    array; angle from an ``angle_deg`` entry if present), FITS (one map, angle from ``ANGLE``, or
-    ``angle_deg`` where the header has none).
+    array; angle from an ``angle_deg`` entry if present), FITS (one map, angle from ``ANGLE``).
     """
     path = Path(path)
     name = path.name.lower()
     if name.endswith(FITS_SUFFIXES):
-        kappa, angle = read_fits(path, check_finite=check_finite, angle_deg=angle_deg)
+        kappa, angle = read_fits(path, check_finite=check_finite)
         return check_maps(kappa[None], name=str(path), size=size, check_finite=False), angle
     if name.endswith(".npy"):
         return open_maps(path, size=size, check_finite=check_finite), None

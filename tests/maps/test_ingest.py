@@ -223,3 +223,20 @@ def test_train_accepts_a_fits_folder_and_keeps_its_angle(tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert "big.fits: a 64x64 px map, expected 32x32 (the model's maps); cut 32^2 crops with " \
            "'paper-repro ingest --crop 32'" in err and "\n" not in err
+
+
+def test_train_bins_an_ingested_dataset_with_its_crop_angle(parents, tmp_path, capsys):
+    """train --data DS/train.npy of an ingested dataset: the preset's angle becomes the manifest's."""
+    import argparse
+
+    from paper_repro import cli
+
+    assert _ingest(parents, tmp_path / "ds", 7, "--crop", "32") == 0
+    args = argparse.Namespace(preset="tiny", data=str(tmp_path / "ds" / "train.npy"), development=None,
+                              angle=None, resume=False, out=str(tmp_path / "run"))
+    preset, data, _ = cli._train_inputs(args)
+    assert preset.angle_deg == pytest.approx(32 * ANGLE / PARENT) and data == args.data
+    assert "the run's statistics use that angle" in capsys.readouterr().out
+    args.angle = -1.0
+    with pytest.raises(PaperReproError, match="--angle must be a positive number"):
+        cli._train_inputs(args)

@@ -6,16 +6,17 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import math
 import os
 import sys
 import tempfile
 from typing import Callable, Sequence
 
 from . import __version__
-from .config import PRECISIONS, SPLITS, get_dataset_preset
+from .config import PRECISIONS, SPLITS, get_dataset_preset, get_preset
 from .errors import PaperReproError
 from .evaluation import certification, reproduction, selection
-from .maps import datasets
+from .maps import datasets, ingest
 
 #: subcommand name -> (function adding its arguments, function running it)
 COMMANDS: dict[str, tuple[Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]]] = {}
@@ -164,18 +165,65 @@ def _simulate(args: argparse.Namespace) -> int:
     return 0
 
 
+# -------------------------------------------------------------------------------------- ingest
+def _ingest_args(p: argparse.ArgumentParser) -> None:
+    p.description = ("Build a dataset from your own convergence maps: FITS files as LensTools writes them "
+                     "(the map in the primary HDU, its side in degrees in the ANGLE keyword), folders of "
+                     "them, or .npy maps with --angle. Each parent map goes to one split; each gives "
+                     "seeded random crops, written as 'paper-repro simulate' writes a dataset.")
+    p.add_argument("maps", nargs="+", metavar="MAPS",
+                   help="FITS maps or folders of them; .npy files of one map (H, W) or a stack (N, H, W)")
+    p.add_argument("--out", required=True, help="dataset directory (created; must not hold a dataset)")
+    p.add_argument("--crop", type=_positive_int, default=256, help="crop side in pixels (default 256)")
+    p.add_argument("--crops-per-map", type=_positive_int, default=200,
+                   help="random crops per parent map (default 200)")
+    p.add_argument("--splits", required=True,
+                   help="parent maps per split, e.g. 'train=80,validation=10,development=5,auxiliary=5'")
+    p.add_argument("--seed", type=_seed, default=0, help="seed of the split assignment and crops (default 0)")
+    p.add_argument("--angle", type=float,
+                   help="side of a parent map in degrees, for .npy maps and FITS maps without ANGLE")
+    p.add_argument("--overwrite", action="store_true", help="replace a dataset already in --out")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+class _CountRequired:
+    """The ``base`` of :func:`_parse_splits` when every split needs its number of maps."""
+
+    def __getattr__(self, name: str):
+        raise PaperReproError(f"--splits: give the number of parent maps of {name}, e.g. {name}=10")
+
+
+@command("ingest", _ingest_args)
+def _ingest(args: argparse.Namespace) -> int:
+    """Build a train/validation/development/auxiliary dataset from your own maps (FITS or .npy)."""
+    splits = _parse_splits(args.splits, _CountRequired())
+    manifest = ingest.ingest(args.maps, args.out, crop=args.crop, crops_per_map=args.crops_per_map,
+                             splits=splits, seed=args.seed, angle_deg=args.angle,
+                             overwrite=args.overwrite, progress=not args.quiet)
+    m = datasets.load_manifest(args.out)
+    counts = ", ".join(f"{name} {e['n_maps']} from {e['n_parent_maps']}" for name, e in m["splits"].items())
+    unused = f"; {len(m['unused_sources'])} parent maps unused" if m["unused_sources"] else ""
+    print(f"wrote {args.out}: crops from parent maps {counts}, of {m['crop_size']}^2 px ({m['angle_deg']:.4g} deg, "
+          f"{m['pixel_arcmin']:.4g} arcmin pixels){unused}; manifest {manifest}")
+    return 0
+
+
 # --------------------------------------------------------------------------------------- train
 def _train_args(p: argparse.ArgumentParser) -> None:
-    p.description = ("Train CosmoGAN on maps (.npy) with a named preset into a run directory, or continue "
+    p.description = ("Train CosmoGAN on maps (.npy or FITS) with a named preset into a run directory, or continue "
                      "one with --resume. With a development set, the selection epochs keep the "
                      "lowest-scoring generators in best/ and candidates/.")
     p.add_argument("--preset", help="named configuration: paper, cpu64, tiny (not with --resume)")
-    p.add_argument("--data", help="training maps, .npy (N, H, W) float32")
+    p.add_argument("--data", help="training maps, .npy (N, H, W) float32, or FITS maps of the preset's size "
+                                  "(a file or a folder; stacked into OUT/maps/)")
     p.add_argument("--out", required=True, help="run directory")
     p.add_argument("--epochs", type=_positive_int, help="total main epochs of the run")
     p.add_argument("--seed", type=_seed, default=None, help="seed for weights, latents, flips, order")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
-    p.add_argument("--development", help="development maps for checkpoint selection (.npy)")
+    p.add_argument("--development", help="development maps for checkpoint selection (.npy or FITS)")
+    p.add_argument("--angle", type=float,
+                   help="side of a map in degrees (default: the FITS maps' ANGLE, else the preset's); the "
+                        "selection statistics bin with it")
     p.add_argument("--augment-from-epoch", type=_non_negative_int, default=None,
                    help="from this 1-based epoch on, turn each real map by a random symmetry of the "
                         "square (0: never, the paper; default: the preset's)")
@@ -197,13 +245,38 @@ def _devices(text: str) -> int | str:
     return _positive_int(text)
 
 
+def _train_inputs(args: argparse.Namespace):
+    """(preset, training maps, development maps) of ``train``: FITS maps stacked into OUT/maps/, and
+    the preset's angle replaced by the maps' (FITS ANGLE, --angle or a dataset manifest) where it differs,
+    so the run's statistics bin with it."""
+    preset, data, development = args.preset, args.data, args.development
+    fits = {k: v for k, v in (("train", data), ("development", development)) if ingest.is_fits_input(v)}
+    angle = args.angle
+    if angle is not None and not (math.isfinite(angle) and angle > 0):
+        raise PaperReproError(f"--angle must be a positive number of degrees, got {angle}")
+    if fits and (args.resume or not os.path.exists(os.path.join(args.out, "config.json"))):
+        size = get_preset(preset).model.image_size if preset is not None else None
+        paths, angle = ingest.stack_maps(fits, os.path.join(args.out, "maps"), angle_deg=args.angle, size=size,
+                                         progress=True)
+        data, development = paths.get("train", data), paths.get("development", development)
+    if angle is None and data is not None:         # a dataset's maps: the angle in its manifest
+        angle = certification._angle_from(data)
+    if angle is not None and preset is not None and not math.isclose(angle, get_preset(preset).angle_deg,
+                                                                     rel_tol=1e-3):
+        preset = dataclasses.replace(get_preset(preset), angle_deg=float(angle))
+        print(f"maps of {angle:.5g} deg on a side: the run's statistics use that angle (preset "
+              f"{preset.name!r}: {get_preset(preset.name).angle_deg:.5g} deg)", flush=True)
+    return preset, data, development
+
+
 @command("train", _train_args)
 def _train(args: argparse.Namespace) -> int:
     """Train a GAN (or continue a run): checkpoints, logs, selection of the best generator."""
     _quiet_tensorflow()
     from .gan import training  # keras
-    training.train(out=args.out, preset=args.preset, data=args.data, epochs=args.epochs,
-                   seed=args.seed, resume=args.resume, development=args.development,
+    preset, data, development = _train_inputs(args)
+    training.train(out=args.out, preset=preset, data=data, epochs=args.epochs,
+                   seed=args.seed, resume=args.resume, development=development,
                    augment_from_epoch=args.augment_from_epoch, spectral_weight=args.spectral_weight,
                    spectral_from_epoch=args.spectral_from_epoch, scorer_factory=selection.scorer_for,
                    devices=args.devices, precision=args.precision)
@@ -295,21 +368,24 @@ def _inputs_args(p: argparse.ArgumentParser, *, seed_flag: str = "--seed") -> No
     p.add_argument("--n", type=_positive_int, help="maps to generate (default: as many as validation maps)")
     p.add_argument(seed_flag, type=_seed, default=20190101, dest="seed",
                    help="latent seed of the generated maps (default 20190101, the certified sample)")
-    p.add_argument("--training", help="training maps .npy for the memorisation test and Fig. 7 (default: "
+    p.add_argument("--training", help="training maps .npy (or FITS, for validate) for the memorisation test "
+                                      "and Fig. 7 (default: "
                                       "the run's training set, rebuilt from its record or read from its config)")
     p.add_argument("--data-root", help="folder for simulated datasets and generated maps (default: data/ "
                                        "in the working directory; says what it simulates, and how big, first)")
 
 
 def _validate_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--generated", help="generated maps .npy (N, H, W) instead of --run")
+    p.add_argument("--generated", help="generated maps .npy (N, H, W), or FITS maps (a file or a folder), "
+                                       "instead of --run")
     _inputs_args(p)
-    p.add_argument("--reference", help="validation maps .npy (simulations never used in training; "
+    p.add_argument("--reference", help="validation maps .npy or FITS (simulations never used in training; "
                                        "default: the 'reference' dataset under --data-root, simulated once)")
-    p.add_argument("--auxiliary", help="independent simulation maps .npy (the baseline; default with the "
+    p.add_argument("--auxiliary", help="independent simulation maps .npy or FITS (the baseline; default with the "
                                        "simulated reference: its auxiliary split); without one the "
                                        "reference set is split in two")
-    p.add_argument("--angle", type=float, help="side of a map in degrees (default: from the manifest)")
+    p.add_argument("--angle", type=float, help="side of a map in degrees (default: the FITS maps' ANGLE, "
+                                               "else the manifest beside the reference maps)")
     p.add_argument("--report", help="write the full JSON report here")
 
 
@@ -319,7 +395,7 @@ def _validate(args: argparse.Namespace) -> int:
     _quiet_tensorflow()
     with reproduction.job_inputs(generated=args.generated, run=args.run, reference=args.reference,
                                  auxiliary=args.auxiliary, training=args.training, n=args.n, seed=args.seed,
-                                 checkpoint=args.checkpoint, data_root=args.data_root) as src:
+                                 checkpoint=args.checkpoint, data_root=args.data_root, angle_deg=args.angle) as src:
         report = certification.certify(reproduction.load(src, angle_deg=args.angle), progress=True)
         if src.run is not None:
             report.speed = reproduction.generation_speed_of(src.run, src.checkpoint)

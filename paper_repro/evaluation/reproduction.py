@@ -15,6 +15,7 @@ describe one set of maps; :func:`draw_figures` is ``make-figures``.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import math
 import os
@@ -34,6 +35,7 @@ from ..maps.datasets import (
     load_manifest,
     open_split,
 )
+from ..maps.ingest import is_fits_input, stack_maps
 from ..maps.io import open_maps, sha256_file
 from . import certification
 from .certification import Inputs, Report, shown_path
@@ -60,6 +62,7 @@ class JobInputs:
     run: Path | None = None          # the generator's run (None: generated maps given as a file)
     checkpoint: str | None = None
     seed: int | None = None          # latent seed of the generated maps (None: given as a file)
+    angle_deg: float | None = None   # side of the maps in degrees when given as FITS maps (ANGLE)
 
 
 def dataset_bytes(config: str | DatasetConfig) -> tuple[int, int]:
@@ -125,10 +128,53 @@ def generated_maps(run: str | os.PathLike, n: int, seed: int, out: Path, checkpo
 
 
 @contextlib.contextmanager
-def job_inputs(*, generated=None, run=None, reference=None, auxiliary=None, training=None, data=None,
-               n: int | None = None, seed: int = GENERATION_SEED, checkpoint=None, data_root=None,
-               progress: bool = True) -> Iterator[JobInputs]:
-    """Resolve the map files of a certification once (see the module docstring); yields :class:`JobInputs`.
+def job_inputs(*, generated=None, run=None, reference=None, auxiliary=None, training=None,
+               angle_deg: float | None = None, progress: bool = True, **kw) -> Iterator[JobInputs]:
+    """Resolve the map files of a certification once (:func:`resolve_inputs`); yields :class:`JobInputs`.
+
+    ``generated``/``reference``/``auxiliary``/``training`` may also be FITS maps (a file or a folder,
+    one map a file; ``ANGLE`` in degrees, or ``angle_deg`` where missing): they are stacked into a
+    temporary folder (:func:`~paper_repro.maps.ingest.stack_maps`) and their angle is the
+    :attr:`JobInputs.angle_deg` the statistics bin with; it must agree with the other sets' manifests
+    and the run's preset.
+    """
+    given = {"generated": generated, "reference": reference, "auxiliary": auxiliary, "training": training}
+    fits = {k: v for k, v in given.items() if is_fits_input(v)}
+    if not fits:
+        with resolve_inputs(**given, run=run, progress=progress, **kw) as src:
+            yield src
+        return
+    with tempfile.TemporaryDirectory(prefix="paper-repro-fits-") as tmp:
+        paths, angle = stack_maps(fits, tmp, angle_deg=angle_deg, progress=progress)
+        check_fits_angle(angle, {k: v for k, v in given.items() if v is not None and k not in fits},
+                         None if generated is not None else REFERENCE_MODEL if run is None else Path(run))
+        with resolve_inputs(**(given | paths), run=run, progress=progress, **kw) as src:
+            yield dataclasses.replace(src, angle_deg=angle)
+
+
+def check_fits_angle(angle: float, others: dict, run: Path | None) -> None:
+    """FITS maps of ``angle`` degrees must match the dataset manifests beside the ``others`` (.npy) and
+    the preset of ``run`` (one-line error otherwise)."""
+    for name, path in others.items():
+        if (Path(path).parent / MANIFEST).exists():
+            other = float(load_manifest(Path(path).parent)["angle_deg"])
+            if not math.isclose(other, angle, rel_tol=1e-3):
+                raise PaperReproError(f"the FITS maps are {angle:.5g} deg on a side, the {name} maps "
+                                      f"{shown_path(path)} {other:.5g} deg (its manifest)")
+    if run is not None and (run / "config.json").exists():
+        from ..gan.runs import read_run_info  # keras
+
+        preset = read_run_info(run).preset
+        if not math.isclose(preset.angle_deg, angle, rel_tol=1e-3):
+            raise PaperReproError(f"the FITS maps are {angle:.5g} deg on a side, the maps of {shown_path(run)} "
+                                  f"{preset.angle_deg:.5g} deg (preset {preset.name!r})")
+
+
+@contextlib.contextmanager
+def resolve_inputs(*, generated=None, run=None, reference=None, auxiliary=None, training=None, data=None,
+                   n: int | None = None, seed: int = GENERATION_SEED, checkpoint=None, data_root=None,
+                   progress: bool = True) -> Iterator[JobInputs]:
+    """Resolve the map files (.npy) of a certification once (see the module docstring); yields :class:`JobInputs`.
 
     ``generated`` (a .npy) or ``run`` (default: the shipped model; its ``n`` maps, latent ``seed``,
     ``checkpoint``); ``reference``/``auxiliary``/``training``: .npy files, else from the dataset folder
@@ -239,9 +285,10 @@ def check_training_data(run: Path, dataset: Path) -> None:
 
 
 def load(src: JobInputs, *, angle_deg: float | None = None, config: CertificationConfig | None = None) -> Inputs:
-    """The checked map sets of ``src`` (memory-mapped), as :func:`~.certification.prepare` reads them."""
+    """The checked map sets of ``src`` (memory-mapped), as :func:`~.certification.prepare` reads them;
+    ``angle_deg`` (default: the FITS maps' ``src.angle_deg``, else the manifest's) sets the binning."""
     return certification.prepare(src.generated, src.validation, src.auxiliary, src.training,
-                                  angle_deg=angle_deg, config=config)
+                                  angle_deg=angle_deg if angle_deg is not None else src.angle_deg, config=config)
 
 
 def generation_speed_of(run: Path, checkpoint=None) -> dict:

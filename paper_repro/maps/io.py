@@ -273,10 +273,12 @@ def write_fits(path: str | os.PathLike, kappa: np.ndarray, angle_deg: float, *,
     return path
 
 
-def read_fits(path: str | os.PathLike, *, check_finite: bool = True) -> tuple[np.ndarray, float]:
+def read_fits(path: str | os.PathLike, *, check_finite: bool = True,
+              angle_deg: float | None = None) -> tuple[np.ndarray, float]:
     """Read one map from a FITS file: (kappa (H, W) float32, side angle in degrees from ``ANGLE``).
 
-    As LensTools' default loader: data and ``ANGLE`` (degrees) from the primary HDU.
+    As LensTools' default loader: data and ``ANGLE`` (degrees) from the primary HDU. ``angle_deg``
+    stands in for a missing ``ANGLE``; where both are there they must agree.
     """
     from astropy.io import fits
 
@@ -293,15 +295,21 @@ def read_fits(path: str | os.PathLike, *, check_finite: bool = True) -> tuple[np
         raise PaperReproError(f"{path}: the primary HDU holds no image")
     if data.ndim != 2:
         raise PaperReproError(f"{path}: expected a 2-D map in the primary HDU, found shape {data.shape}")
-    if angle is None:
-        raise PaperReproError(f"{path}: no ANGLE keyword (side angle in degrees) in the primary header")
+    if angle is None and angle_deg is None:
+        raise PaperReproError(f"{path}: no ANGLE keyword (side angle in degrees) in the primary header; "
+                              f"pass --angle DEG")
     try:
-        angle = float(angle)
+        angle = float(angle_deg if angle is None else angle)
     except (TypeError, ValueError):
         raise PaperReproError(f"{path}: ANGLE must be a number of degrees, found {angle!r}") from None
     if not (np.isfinite(angle) and angle > 0):
         raise PaperReproError(f"{path}: ANGLE must be a positive number of degrees, found {angle}")
-    check_maps(data[None], name=str(path), check_finite=check_finite)
+    if angle_deg is not None and not np.isclose(angle, angle_deg, rtol=1e-6, atol=0):
+        raise PaperReproError(f"{path}: ANGLE {angle:g} deg in the header, but --angle {angle_deg:g}")
+    if check_finite and not np.isfinite(data).all():
+        raise PaperReproError(f"{path}: {int(np.count_nonzero(~np.isfinite(data)))} of {data.size} "
+                              f"pixels are NaN or inf")
+    check_maps(data[None], name=str(path), check_finite=False)
     return data, angle
 
 

@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 
 from paper_repro.config import CertificationConfig
+from paper_repro.errors import PaperReproError
 from paper_repro.evaluation import certification
 from paper_repro.evaluation.criteria import calibrate
 from paper_repro.stats import peaks
@@ -119,3 +120,9 @@ def test_correlations_a_quarter_too_low_fail_covariance(sets):
     worst = d["worst_offdiag_relative_error"]
     assert set(worst["generated_vs_validation"]) == {"power_spectrum", "minkowski_functionals", "peak_counts"}
     assert "Armijo" in worst["note"]
+
+
+def test_bad_settings_are_one_line_errors():
+    for bad in ({"cov_bands": 0}, {"cov_corr_factor": 0.0}, {"peak_smoothing_arcmin": -1.0}):
+        with pytest.raises(PaperReproError, match=next(iter(bad))):
+            CertificationConfig(**bad)

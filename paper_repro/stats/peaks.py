@@ -9,9 +9,10 @@ The convention (one for every set a certification compares):
   Pixel-level statistics (the pixel histogram, the unsmoothed Minkowski functionals) are dominated
   by multipoles ell of order 10^4; peaks of maps smoothed at 1 arcmin see ell <~ 5,000, where the
   non-Gaussian structure of clusters and voids lives.
-* **Counting.** A peak (minimum) is a pixel strictly above (below) its 8 periodic neighbours:
-  :func:`paper_repro.stats.morphology.peak_counts`, LensTools' ``peakCount`` exactly; minima are
-  peaks of the negated map (LensTools has no minimum counter; so do Coulton et al. 2020).
+* **Counting.** A peak (minimum) is a pixel strictly above (below) its 8 periodic neighbours, with
+  the comparison of LensTools' ``peakCount`` (:func:`paper_repro.stats.morphology.peak_counts`, which
+  :func:`extrema` matches a batch at a time); minima are peaks of the negated map (LensTools has no
+  minimum counter).
 * **Bins.** In signal-to-noise nu = kappa / sigma with **one fixed sigma for every map and set**:
   the rms of the *validation* set's smoothed maps (:func:`reference_sigma`), i.e. LensTools'
   ``peakCount(nu * sigma, norm=False)``, bins of kappa. LensTools' other choice, ``norm=True``
@@ -30,7 +31,6 @@ from scipy import ndimage
 
 from ..errors import PaperReproError
 from .batching import as_batch, check_angle, check_edges, iter_chunks
-from .morphology import peak_counts
 
 #: Gaussian smoothing scale (standard deviation, arcmin) of the maps whose extrema are counted
 DEFAULT_SMOOTHING_ARCMIN = 1.0
@@ -89,16 +89,44 @@ def reference_sigma(maps, angle_deg: float, scale_arcmin: float = DEFAULT_SMOOTH
     return s
 
 
+def extrema(smoothed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Masks (N, H, W) of the maxima and minima of a batch: pixels strictly above (below) their 8
+    periodic neighbours, with LensTools' ``peakCount`` comparison (the centre rounded to float32, the
+    neighbours not). A batch at a time, the same pixels as :func:`paper_repro.stats.morphology.peak_counts`
+    finds map by map (for minima: applied to -kappa; float32 rounding is symmetric)."""
+    centre = smoothed.astype(np.float32).astype(np.float64)
+    padded = np.pad(smoothed, ((0, 0), (1, 1), (1, 1)), mode="wrap")
+    h, w = smoothed.shape[1:]
+    is_max = np.ones(smoothed.shape, dtype=bool)
+    is_min = np.ones(smoothed.shape, dtype=bool)
+    for dy in (-1, 0, 1):
+        for dx in (-1, 0, 1):
+            if dy or dx:
+                nb = padded[:, 1 + dy:1 + dy + h, 1 + dx:1 + dx + w]
+                is_max &= centre > nb
+                is_min &= centre < nb
+    return is_max, is_min
+
+
+def _binned(values: np.ndarray, rows: np.ndarray, edges: np.ndarray, n: int) -> np.ndarray:
+    """Counts (n, len(edges) - 1) of ``values`` with edges_k <= value < edges_{k+1}, per row index."""
+    nb = edges.size - 1
+    b = np.searchsorted(edges, values, side="right") - 1
+    ok = (b >= 0) & (b < nb)
+    return np.bincount(rows[ok] * nb + b[ok], minlength=n * nb).reshape(n, nb).astype(np.float64)
+
+
 def extremum_counts(maps, angle_deg: float, sigma: float, *,
                     scale_arcmin: float = DEFAULT_SMOOTHING_ARCMIN, peak_nu=None, minimum_nu=None,
-                    workers: int | None = None, chunk_maps: int = 256) -> tuple[list[str], np.ndarray]:
+                    chunk_maps: int = 256) -> tuple[list[str], np.ndarray]:
     """Numbers of peaks and of minima per map in bins of nu = kappa / ``sigma`` of the smoothed maps.
 
     ``sigma``: the shared unit (:func:`reference_sigma` of the validation set). ``peak_nu``,
     ``minimum_nu``: bin edges in nu (defaults :data:`DEFAULT_PEAK_NU`, :data:`DEFAULT_MINIMUM_NU`);
-    a peak bin holds t_i <= nu < t_{i+1}, a minimum bin t_i < nu <= t_{i+1} (minima are peaks of
-    -kappa). Returns (labels "peak@[a,b)" then "min@(a,b]", counts (N, K_peak + K_min)) for a batch,
-    (K,) for one map.
+    a peak bin holds t_i sigma <= kappa < t_{i+1} sigma (LensTools' ``peakCount(t sigma, norm=False)``
+    times the bin widths), a minimum bin t_i sigma < kappa <= t_{i+1} sigma (peaks of -kappa).
+    Returns (labels "peak@[a,b)" then "min@(a,b]", counts (N, K_peak + K_min)) for a batch, (K,) for
+    one map.
     """
     arr, single = as_batch(maps)
     if not (isinstance(sigma, (int, float)) and math.isfinite(sigma) and sigma > 0):
@@ -106,17 +134,15 @@ def extremum_counts(maps, angle_deg: float, sigma: float, *,
     pe = check_edges(DEFAULT_PEAK_NU if peak_nu is None else peak_nu, "peak_nu")
     me = check_edges(DEFAULT_MINIMUM_NU if minimum_nu is None else minimum_nu, "minimum_nu")
     # minima of kappa are peaks of -kappa: bin -kappa on the mirrored edges, then put the bins back in order
-    me_neg = -me[::-1]
+    me_neg = -me[::-1] * sigma
     out = np.empty((arr.shape[0], pe.size - 1 + me.size - 1))
     for start in range(0, arr.shape[0], chunk_maps):
         sm = smooth(arr[start:start + chunk_maps], angle_deg, scale_arcmin)
-        stop = start + sm.shape[0]
-        _, p = peak_counts(sm, pe * sigma, norm=False, workers=workers)
-        sm *= -1.0
-        _, m = peak_counts(sm, me_neg * sigma, norm=False, workers=workers)
-        # morphology.peak_counts returns counts per unit kappa (LensTools' dN/dkappa): back to numbers
-        out[start:stop, :pe.size - 1] = np.rint(np.atleast_2d(p) * np.diff(pe * sigma))
-        out[start:stop, pe.size - 1:] = np.rint(np.atleast_2d(m) * np.diff(me_neg * sigma))[:, ::-1]
+        n = sm.shape[0]
+        is_max, is_min = extrema(sm)
+        rows_max, rows_min = (np.nonzero(m)[0] for m in (is_max, is_min))
+        out[start:start + n, :pe.size - 1] = _binned(sm[is_max], rows_max, pe * sigma, n)
+        out[start:start + n, pe.size - 1:] = _binned(-sm[is_min], rows_min, me_neg, n)[:, ::-1]
     labels = ([f"peak@[{a:g},{b:g})" for a, b in zip(pe[:-1], pe[1:])]
               + [f"min@({a:g},{b:g}]" for a, b in zip(me[:-1], me[1:])])
     return labels, (out[0] if single else out)

@@ -39,6 +39,13 @@ def _stat(x, name: str) -> np.ndarray:
     return a
 
 
+def _cov(x: np.ndarray) -> np.ndarray:
+    """``np.cov(x, rowvar=False)`` (K, K) without BLAS: a BLAS product this small is slower than einsum
+    on busy cores (measured 0.1-0.3 s against 0.02 s for 4,000 x 57 with 2 cores oversubscribed)."""
+    xc = x - x.mean(axis=0)
+    return np.einsum("ni,nj->ij", xc, xc) / (x.shape[0] - 1)
+
+
 def varying(*stats) -> np.ndarray:
     """Components (K,) that vary across the maps of every set given (the testable ones)."""
     return np.logical_and.reduce([np.ptp(np.asarray(s), axis=0) > 0 for s in stats])
@@ -67,8 +74,7 @@ def compare(a, b, *, min_correlation: float = MIN_CORRELATION, keep: np.ndarray 
                                     "correlation_diff_max", "correlation_diff_rms", "offdiag_relative_error_max",
                                     "offdiag_relative_error_median", "offdiag_relative_error_mean_signed"),
                                    math.nan) | {"offdiag_pairs_used": 0}
-    ca = np.cov(a[:, keep], rowvar=False).reshape(k, k)
-    cb = np.cov(b[:, keep], rowvar=False).reshape(k, k)
+    ca, cb = _cov(a[:, keep]), _cov(b[:, keep])
     va, vb = np.diag(ca), np.diag(cb)
     ratio = va / vb
     ra = ca / np.sqrt(np.outer(va, va))

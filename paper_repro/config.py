@@ -430,6 +430,16 @@ class CertificationConfig:
     mean_k_sigma: float = 4.0
     # reported only: the paper-style tallies "bootstrap median p > level in k of K components"
     tally_levels: tuple = (0.99, 0.95, 0.9, 0.8)
+    # criterion "peak_counts": peaks and minima of the maps smoothed by a Gaussian of this std (arcmin),
+    # binned in kappa / sigma of the smoothed validation maps (paper_repro.stats.peaks); rules as "mean" etc.
+    peak_smoothing_arcmin: float = 1.0
+    # criterion "covariance" (P(ell) in cov_bands log bands, Minkowski functionals, peak counts): per
+    # statistic the largest and the rms |R_gen - R_val| off the diagonal <= cov_corr_factor x the
+    # baseline's, the largest |ln var_gen / var_val| <= cov_variance_factor x the baseline's (both scaled
+    # for set sizes as corr_factor); factors from independent simulation sets (paper_repro.stats.covariance)
+    cov_corr_factor: float = 2.5
+    cov_variance_factor: float = 4.0
+    cov_bands: int = 12
     # checkpoint selection (paper Sect. 2.3): chi-square distance of per-component histograms
     chi2_bins: int = 20
     seed: int = 0                    # the bootstrap's random seed
@@ -448,6 +458,12 @@ class CertificationConfig:
         _check(all(0.0 < v < 1.0 for v in self.tally_levels),
                f"tally_levels must be in (0, 1), got {self.tally_levels}")
         _check(self.chi2_bins >= 2, f"chi2_bins must be >= 2, got {self.chi2_bins}")
+        _check(self.peak_smoothing_arcmin >= 0,
+               f"peak_smoothing_arcmin must be >= 0, got {self.peak_smoothing_arcmin}")
+        _check(self.cov_corr_factor > 0 and self.cov_variance_factor > 0,
+               f"cov_corr_factor and cov_variance_factor must be > 0, got {self.cov_corr_factor}, "
+               f"{self.cov_variance_factor}")
+        _check(self.cov_bands >= 1, f"cov_bands must be >= 1, got {self.cov_bands}")
         object.__setattr__(self, "tally_levels", tuple(float(v) for v in self.tally_levels))
 
     def to_dict(self) -> dict[str, Any]:

@@ -1,5 +1,6 @@
 """Helpers shared by the unit tests, benchmarks and the certification suite: small seeded maps and
 a selection score that needs no maps. Import as ``from tests.helpers import smooth_maps``."""
+import functools
 from pathlib import Path
 
 import numpy as np
@@ -51,8 +52,10 @@ def check(report, name):
 SIZE, ANGLE = 64, 64 * 3.464 / 1024
 
 
+@functools.lru_cache(maxsize=8)
 def crops(seed, n_parents=6, per_map=100, model="lognormal", sigma_8=0.798):
-    """n_parents x per_map random 64^2 crops of 1024^2 maps at the paper's pixel scale."""
+    """n_parents x per_map random 64^2 crops of 1024^2 maps at the paper's pixel scale (read-only;
+    the last 8 sets are kept, so that test modules of one session simulate a set once)."""
     from paper_repro.config import CosmologyConfig, SimulationConfig
     from paper_repro.maps.datasets import random_crops
     from paper_repro.maps.simulation import get_simulator
@@ -61,7 +64,9 @@ def crops(seed, n_parents=6, per_map=100, model="lognormal", sigma_8=0.798):
     rng = np.random.default_rng(seed)
     out = [random_crops(sim.map(np.random.SeedSequence([seed, i])), SIZE, per_map, rng)[0]
            for i in range(n_parents)]
-    return np.concatenate(out).astype(np.float32)
+    maps = np.concatenate(out).astype(np.float32)
+    maps.setflags(write=False)
+    return maps
 
 
 def epoch_weights(run, epoch: int, preset: str = "tiny") -> list:

@@ -7,6 +7,10 @@ One entry point, :func:`certify`, used by ``paper-repro validate``, ``paper-repr
 - ``power_spectrum``: P(ell) at the paper's 248 modes (LensTools binning);
 - ``correlation_matrices``: the correlation matrix of the power spectra across maps (Fig. 4);
 - ``minkowski_functionals``: V0, V1, V2 at the paper's 19 thresholds (57 components);
+- ``peak_counts``: peaks and minima of the maps smoothed at 1 arcmin, in bins of kappa / sigma
+  (:mod:`paper_repro.stats.peaks`), calibrated as the statistics above;
+- ``covariance``: the covariance across maps of P(ell) in log bands, of the Minkowski functionals and
+  of the peak counts (:func:`paper_repro.evaluation.criteria.covariance_criterion`);
 - ``memorisation`` (when training maps are given): per generated map, nearest training map vs nearest
   held-out (validation + auxiliary) map, sets of the same parent structure
   (:func:`paper_repro.stats.copying.copying_test`).
@@ -34,14 +38,19 @@ from ..config import CertificationConfig, NoveltyConfig
 from ..errors import PaperReproError
 from ..maps.io import atomic_path, check_maps, open_maps
 from ..stats.copying import copying_test
+from ..stats.covariance import power_bands
 from ..stats.morphology import pixel_histogram
 from ..stats.paper import paper_statistics
+from ..stats.peaks import extremum_counts, reference_sigma
+from ..stats.reports import jsonable
 from ..stats.twosample import compare_fourier_modes, split_reference
-from .criteria import calibrate
+from .criteria import calibrate, covariance_criterion
 
 STATISTICS = ("pixel_intensity", "power_spectrum", "minkowski_functionals")
+#: certified like STATISTICS but not part of checkpoint selection's scores
+EXTRA_STATISTICS = ("peak_counts",)
 CRITERIA = ("pixel_intensity", "power_spectrum", "correlation_matrices", "minkowski_functionals",
-            "memorisation")
+            "peak_counts", "covariance", "memorisation")
 PIXEL_BINS = 20
 
 
@@ -273,8 +282,10 @@ def certify(inputs: Inputs, config: CertificationConfig | None = None, *, memori
     stats = {name: statistics_of(np.asarray(arr), inputs.angle_deg, edges)
              for name, arr in (("generated", inputs.generated), ("validation", inputs.validation),
                                ("auxiliary", inputs.auxiliary))}
+    say("peak and minimum counts: generated, validation, auxiliary maps ...")
+    add_extremum_counts(stats, inputs, cfg)
     criteria: dict[str, dict[str, Any]] = {}
-    for stat in STATISTICS:
+    for stat in STATISTICS + EXTRA_STATISTICS:
         say(f"bootstrap tests: {stat} ...")
         v = calibrate(stats["generated"][stat][1], stats["validation"][stat][1], stats["auxiliary"][stat][1],
                       statistic=stat, labels=stats["validation"][stat][0], config=cfg,
@@ -286,6 +297,7 @@ def certify(inputs: Inputs, config: CertificationConfig | None = None, *, memori
             criteria["correlation_matrices"].pop("detail")
         else:
             criteria[stat] = _criterion_entry(v)
+    criteria["covariance"] = covariance_entry(stats, inputs, cfg)
     if memorisation and inputs.training is not None:
         say("memorisation: nearest training vs nearest held-out maps (shift/flip invariant) ...")
         nv = novelty or NoveltyConfig()
@@ -329,6 +341,36 @@ def certify(inputs: Inputs, config: CertificationConfig | None = None, *, memori
             "baseline_source": inputs.baseline_source, "sources": inputs.sources,
             "config": cfg.to_dict()}
     return Report(criteria, info, descriptive, seconds=time.perf_counter() - t0, statistics=stats)
+
+
+def add_extremum_counts(stats: dict, inputs: Inputs, cfg: CertificationConfig) -> None:
+    """Add each set's peak and minimum counts (``"peak_counts"``) to ``stats``, in bins of kappa over
+    the rms of the smoothed validation maps (one binning for the three sets)."""
+    sigma = reference_sigma(inputs.validation, inputs.angle_deg, cfg.peak_smoothing_arcmin)
+    for name, arr in (("generated", inputs.generated), ("validation", inputs.validation),
+                      ("auxiliary", inputs.auxiliary)):
+        stats[name]["peak_counts"] = extremum_counts(arr, inputs.angle_deg, sigma,
+                                                     scale_arcmin=cfg.peak_smoothing_arcmin)
+
+
+def covariance_entry(stats: dict, inputs: Inputs, cfg: CertificationConfig) -> dict[str, Any]:
+    """The ``covariance`` criterion's report entry from the sets' statistics (P(ell) rebinned to bands)."""
+    size = int(inputs.validation.shape[1])
+    blocks = {}
+    for stat in ("power_spectrum", "minkowski_functionals", "peak_counts"):
+        sets = [stats[k][stat][1] for k in ("generated", "validation", "auxiliary")]
+        if stat == "power_spectrum":
+            sets = [power_bands(p, size, inputs.angle_deg, n_bands=cfg.cov_bands)[1] for p in sets]
+        blocks[stat] = tuple(sets)
+    crit, detail = covariance_criterion(blocks, cfg)
+    worst = detail["worst_offdiag_relative_error"]
+    head = "; ".join(f"{c.name} {_f(c.value)} (limit {_f(c.limit)}, baseline {_f(c.baseline)})" for c in crit
+                     if c.name.endswith("correlation_rms"))
+    head += "; worst off-diagonal relative error " + ", ".join(
+        f"{k} {_f(v)} (baseline {_f(worst['auxiliary_vs_validation'][k])})"
+        for k, v in worst["generated_vs_validation"].items())
+    return {"passed": all(c.passed for c in crit), "headline": head, "criteria": [c.to_dict() for c in crit],
+            "detail": jsonable(detail)}
 
 
 @contextlib.contextmanager

@@ -26,7 +26,7 @@ def test_independent_simulations_are_certified(sets):
     rep = _certify(sets["independent"], sets)
     assert rep.passed, rep.summary()
     assert set(rep.criteria) == {"pixel_intensity", "power_spectrum", "correlation_matrices",
-                                 "minkowski_functionals"}
+                                 "minkowski_functionals", "peak_counts", "covariance"}
 
 
 def test_gaussian_field_with_same_power_fails_non_gaussian_statistics(sets):

@@ -260,7 +260,7 @@ def _train_inputs(args: argparse.Namespace):
                                          progress=True)
         data, development = paths.get("train", data), paths.get("development", development)
     if angle is None and data is not None:         # a dataset's maps: the angle in its manifest
-        angle = certification._angle_from(data)
+        angle = certification.angle_from(data)
     if angle is not None and preset is not None and not math.isclose(angle, get_preset(preset).angle_deg,
                                                                      rel_tol=1e-3):
         preset = dataclasses.replace(get_preset(preset), angle_deg=float(angle))

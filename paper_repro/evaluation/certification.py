@@ -83,7 +83,7 @@ def shown_path(path: str | os.PathLike) -> str:
         return Path(*p.parts[-2:]).as_posix()
 
 
-def _angle_from(path: str | os.PathLike | None) -> float | None:
+def angle_from(path: str | os.PathLike | None) -> float | None:
     """The crop angle (deg) of a dataset split, from the manifest beside it, if there is one."""
     if path is None:
         return None
@@ -131,7 +131,7 @@ def prepare(generated, reference, auxiliary=None, training=None, *, angle_deg: f
             raise PaperReproError(f"{name} maps are {arr.shape[1]}x{arr.shape[2]}, reference maps are "
                                   f"{size}x{size}: the sets must have the same shape")
     if angle_deg is None:
-        angle_deg = _angle_from(reference if isinstance(reference, (str, os.PathLike)) else None)
+        angle_deg = angle_from(reference if isinstance(reference, (str, os.PathLike)) else None)
     if angle_deg is None:
         raise PaperReproError("the maps' angle is unknown: pass --angle DEG (no dataset manifest "
                               "beside the reference file)")

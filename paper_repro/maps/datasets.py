@@ -131,7 +131,7 @@ def parent_crops(config, split: str, index: int) -> tuple[np.ndarray, np.ndarray
     return random_crops(kappa, config.crop_size, config.crops_per_map, rng)
 
 
-class _RunningStats:
+class RunningStats:
     """Pixel statistics accumulated crop chunk by crop chunk (float64 sums)."""
 
     def __init__(self) -> None:
@@ -208,7 +208,7 @@ def build_dataset(out: str | os.PathLike, config="cpu", *, overwrite: bool = Fal
         for split, n_parent in splits:
             n_crops = n_parent * cfg.crops_per_map
             index = np.empty((n_crops, 3), dtype=np.int32)
-            running = _RunningStats()
+            running = RunningStats()
             path = out / f"{split}.npy"
             with NpyWriter(path, n_crops, c) as writer:
                 for i in range(n_parent):

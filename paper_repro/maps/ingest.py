@@ -25,10 +25,10 @@ from ..errors import PaperReproError
 from .datasets import (
     MANIFEST,
     MANIFEST_FORMAT,
-    _progress,
-    _RunningStats,
+    RunningStats,
     load_manifest,
     package_versions,
+    progress_bar,
     random_crops,
 )
 from .io import FITS_SUFFIXES, NpyWriter, atomic_path, check_maps, check_npy, read_fits, sha256_file
@@ -129,7 +129,7 @@ def scan_sources(paths, *, angle_deg: float | None = None, progress: bool = Fals
     if angle_deg is not None and not (math.isfinite(angle_deg) and angle_deg > 0):
         raise PaperReproError(f"--angle must be a positive number of degrees, got {angle_deg}")
     parents: list[ParentMap] = []
-    bar = _progress(len(files), progress, "check maps")
+    bar = progress_bar(len(files), progress, "check maps")
     for path, name in zip(files, _relative_names(files)):
         digest = sha256_file(path)
         if is_fits(path):
@@ -264,12 +264,12 @@ def ingest(sources, out: str | os.PathLike, *, crop: int, crops_per_map: int, sp
     pixel_arcmin = parents[0].pixel_arcmin
     created = _prepare_out(out, overwrite)
     with _removed_on_error(out, created) as written:
-        bar = _progress(sum(len(ids) for ids in chosen.values()), progress, "crop maps")
+        bar = progress_bar(sum(len(ids) for ids in chosen.values()), progress, "crop maps")
         entries = {}
         for split, ids in chosen.items():
             n = len(ids) * crops_per_map
             index = np.empty((n, 3), dtype=np.int32)
-            running = _RunningStats()
+            running = RunningStats()
             path, ipath = out / f"{split}.npy", out / f"{split}_index.npy"
             with NpyWriter(path, n, crop) as writer:
                 for i, pid in enumerate(ids):
@@ -357,7 +357,7 @@ def stack_maps(sets: dict[str, str | os.PathLike], out: str | os.PathLike, *, an
     with _removed_on_error(out, created) as written:
         entries = {}
         for name, parents in scanned.items():
-            bar = _progress(len(parents), progress, f"stack {name} maps")
+            bar = progress_bar(len(parents), progress, f"stack {name} maps")
             with NpyWriter(paths[name], len(parents), first.size) as writer:
                 for p in parents:
                     writer.write(p.read(angle_deg))

@@ -187,3 +187,19 @@ def test_a_negative_seed_is_a_one_line_error(tmp_path, capsys, monkeypatch, comm
     err = capsys.readouterr().err
     assert "a seed must be a non-negative integer, got -1" in err and "Traceback" not in err
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("args, match", [
+    (["--devices", "64"], "--devices 64: only 1 tensorflow device"),
+    (["--devices", "0"], "expected a positive integer"),
+    (["--precision", "float8"], "invalid choice: 'float8'"),
+])
+def test_train_bad_devices_or_precision_one_line_exit_2(tmp_path, capsys, tiny_data, args, match):
+    out = tmp_path / "run"
+    try:    # argparse's own errors exit through SystemExit(2), ours return 2
+        code = main(["train", "--preset", "tiny", "--data", str(tiny_data), "--out", str(out)] + args)
+    except SystemExit as exc:
+        code = exc.code
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and match in err.splitlines()[-1] and "Traceback" not in err, err
+    assert not out.exists()

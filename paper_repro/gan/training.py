@@ -30,7 +30,7 @@ from . import callbacks as cbs
 from . import runs
 from .batches import epoch_permutation, read_batch, symmetry_augment
 from .cosmogan import CosmoGAN
-from .devices import compute_on
+from .devices import choose_devices, compute_on
 from .diagnostics import monitor_sets
 from .spectral import SpectralTerm
 
@@ -115,6 +115,7 @@ def train(out: str | os.PathLike, preset: str | Preset | None = None, data: str 
     (:mod:`paper_repro.gan.devices`); ``precision`` ("mixed_bfloat16") is recorded with a new run.
     """
     run = Path(out)
+    choose_devices(devices)      # a bad --devices fails before anything is written
     info = run_info(run, preset, data, resume=resume, seed=seed, development=development, overrides={
         "epochs": epochs, "augment_from_epoch": augment_from_epoch, "spectral_weight": spectral_weight,
         "spectral_from_epoch": spectral_from_epoch, "precision": precision})

@@ -57,16 +57,16 @@ def test_copying_test_catches_copies_and_not_smoothness():
     train, held = smooth_maps(300, 32, seed=20), smooth_maps(100, 32, seed=21)
     independent = smooth_maps(90, 32, seed=24)
     copies, _ = copies_of(train, 90, seed=23, noise=0.002)
-    bad = copying_test(copies, train, held, candidates=16)
+    bad = copying_test(copies, train, held, candidates=16, calibration_maps=64)
     assert not bad.passed and bad.p_value < 1e-6 and bad.held_out_tail == 0
     assert bad.n_groups == 3 and bad.maps_per_set == 100 and bad.parents_per_set == 100
     assert bad.closest[0]["distance"] < 0.05 * bad.closest[0]["held_out_distance"]
     mixed = np.concatenate([independent[:70], copies[:20]])           # 22% copies
-    assert not copying_test(mixed, train, held, candidates=16).passed
-    good = copying_test(independent, train, held, candidates=16)
+    assert not copying_test(mixed, train, held, candidates=16, calibration_maps=64).passed
+    good = copying_test(independent, train, held, candidates=16, calibration_maps=64)
     assert good.passed
     smoother = gaussian_filter(independent, (0, 1, 1), mode="wrap")
-    assert copying_test(smoother, train, held, candidates=16).passed
+    assert copying_test(smoother, train, held, candidates=16, calibration_maps=64).passed
     assert not memorisation_test(smoother, held, train, candidates=16).passed   # the confound
     d = json.loads(bad.to_json())
     assert d["passed"] is False and len(d["closest"]) == 5
@@ -95,6 +95,8 @@ def test_copying_test_matches_parent_structure():
                         held_out_parents=hp)
     with pytest.raises(PaperReproError, match="tail_sigma"):
         copying_test(smooth_maps(20, 16, seed=32), train, held, tail_sigma=0)
+    with pytest.raises(PaperReproError, match="calibration_maps"):
+        copying_test(smooth_maps(20, 16, seed=32), train, held, calibration_maps=2)
 
 
 def test_bad_input_raises():

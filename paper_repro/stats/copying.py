@@ -15,10 +15,11 @@
   a training set is the median ln distance to it of held-out maps, the centre of the held-out set
   the median ln distance to it of training maps (each a real map against a set it is independent
   of), and sigma is 1.4826 x the MAD of those centred values. Centring by the generated maps'
-  own median (as an earlier version did) lets a generator that copies most of its maps set the
-  centre itself: a copy then no longer stands out. The binomial test's validity does not rest on
-  the yardstick (under no copying the sets are exchangeable for any generator, whatever the
-  threshold); the yardstick sets its power: every copy (d ~ 0, or the noise's norm) stands out by
+  own median would let a generator that copies most of its maps set the centre itself: a copy
+  would then no longer stand out. The binomial test's validity does not rest on the yardstick
+  (under no copying the sets are exchangeable for any generator, whatever the threshold, up to
+  the few extra parents a training set may hold, which the centring absorbs); the yardstick sets
+  its power: every copy (d ~ 0, or the noise's norm) stands out by
   tens of sigma, so a generator copying a fraction f of n maps fails with p ~ (K / (K + 1))^(f n).
 
 Both search with :func:`paper_repro.stats.neighbours.nearest_neighbors` (by default the shift- and

@@ -10,6 +10,18 @@
   several training sets and one held-out set of the same parent structure; a generated map whose
   nearest set stands out should find a training set there no more often than chance (binomial test).
 
+  Where the copying test's yardstick comes from. Each set's log distances are centred, and the
+  threshold for "stands out" is scaled, by real maps, never by the maps under test: the centre of
+  a training set is the median ln distance to it of held-out maps, the centre of the held-out set
+  the median ln distance to it of training maps (each a real map against a set it is independent
+  of), and sigma is 1.4826 x the MAD of those centred values. Centring by the generated maps'
+  own median would let a generator that copies most of its maps set the centre itself: a copy
+  would then no longer stand out. The binomial test's validity does not rest on the yardstick
+  (under no copying the sets are exchangeable for any generator, whatever the threshold, up to
+  the few extra parents a training set may hold, which the centring absorbs); the yardstick sets
+  its power: every copy (d ~ 0, or the noise's norm) stands out by
+  tens of sigma, so a generator copying a fraction f of n maps fails with p ~ (K / (K + 1))^(f n).
+
 Both search with :func:`paper_repro.stats.neighbours.nearest_neighbors` (by default the shift- and
 flip-invariant distance between standardized maps, so shifted, flipped or rescaled copies count).
 """
@@ -26,6 +38,11 @@ from .distances import DEFAULTS, check_level, check_map_set, check_same_size
 from .neighbours import TRANSFORM_NAMES, nearest_neighbors
 from .power import DEFAULT_ANGLE_DEG
 from .reports import JsonReport
+
+#: real maps on each side of the copying test's reference (held-out maps searched against each
+#: training set, training maps against the held-out set): they set the centres and the scale
+CALIBRATION_MAPS = 256
+_TINY = np.finfo(float).tiny
 
 
 @dataclass
@@ -127,7 +144,10 @@ class CopyingVerdict(JsonReport):
 
     ``passed`` is False when, among generated maps with one set much nearer than the others
     (by ``tail_sigma`` robust sigmas), that set is a training set more often than the
-    K / (K + 1) that exchangeable sets give: one-sided binomial p < ``alpha``.
+    K / (K + 1) that exchangeable sets give: one-sided binomial p < ``alpha``. ``certified``: share
+    of generated maps whose distances to every set are provably the exhaustive search's;
+    ``certified_outlying``: the same among maps with an outlying set, for that set (1.0 if none);
+    ``training_outliers``: indices of the generated maps whose outlying set is a training set.
     """
 
     space: str
@@ -135,6 +155,7 @@ class CopyingVerdict(JsonReport):
     n_groups: int
     parents_per_set: int
     maps_per_set: int
+    training_set_sizes: list
     parent_structure: str
     median_distance_training: float
     median_distance_held_out: float
@@ -148,6 +169,9 @@ class CopyingVerdict(JsonReport):
     alpha: float
     passed: bool
     certified: float
+    certified_outlying: float
+    calibration_maps: list = field(default_factory=list)
+    training_outliers: list = field(default_factory=list)
     closest: list = field(default_factory=list)
     method: str = ""
 
@@ -162,33 +186,28 @@ def _parent_ids(parents, n: int, name: str) -> np.ndarray:
     return ids
 
 
-def _matched_sets(parent_ids: np.ndarray, parents: np.ndarray, per_parent: int,
-                  rng: np.random.Generator) -> np.ndarray:
-    """Sorted map indices: ``per_parent`` random maps of each of ``parents``."""
-    out = [rng.choice(np.flatnonzero(parent_ids == p), per_parent, replace=False) for p in parents]
-    return np.sort(np.concatenate(out))
-
-
 def copying_test(generated, training, held_out, *, training_parents=None, held_out_parents=None,
                  alpha: float = DEFAULTS.alpha, tail_sigma: float = DEFAULTS.copying_tail_sigma, seed: int = 0,
                  candidates: int | None = DEFAULTS.prefilter_candidates,
-                 lb_modes: int | None = DEFAULTS.prefilter_modes, n_closest: int = 5,
-                 block_bytes: int | None = None, workers: int | None = None) -> CopyingVerdict:
+                 lb_modes: int | None = DEFAULTS.prefilter_modes, calibration_maps: int = CALIBRATION_MAPS,
+                 n_closest: int = 5, block_bytes: int | None = None, workers: int | None = None) -> CopyingVerdict:
     """Does the generator copy training maps? Control: held-out maps with the training set's structure.
 
     Each generated map g is compared, by the shift/flip-invariant distance between standardized
     maps, with K disjoint training sets T_1..T_K and one held-out set H of the same structure (as
-    many parent maps, as many crops of each; K = training parents // held-out parents). When the
+    many parent maps, K = training parents // held-out parents; the training parents are dealt
+    into the K sets, so every training map is in one, and a set may hold a few parents more than H,
+    a difference the centring absorbs). When the
     generator does not copy, the K + 1 sets are exchangeable: a generator that is merely smoother or
     more typical than the data moves every distance alike (the confound of
     :func:`memorisation_test`), while a copy of a training map (shifted, flipped, noisy) has
-    d(g, T_k) ~ 0 for the set holding its source. Per map, o_j = ln d_j - median of the other sets'
-    ln d (each set centred by its median over maps), sigma = 1.4826 MAD of the o of each map's
-    non-nearest sets (with K = 1 and most maps copied this scale inflates); among maps whose
-    nearest set stands out (o < -``tail_sigma`` sigma) the outlying set should be a training set
-    with probability K / (K + 1); more often is copying (one-sided binomial). ``*_parents``:
-    parent-map id of each map
-    (crops of one parent are alike); None treats every map as its own parent.
+    d(g, T_k) ~ 0 for the set holding its source. Per map, u_j = ln d(g, S_j) - c_j and o_j = u_j -
+    median of the other sets' u; among maps whose nearest set stands out (o < -``tail_sigma`` x
+    sigma) the outlying set should be a training set with probability K / (K + 1); more often is
+    copying (one-sided binomial). The centres c_j and the scale sigma come from real maps, never
+    from the maps under test (module docstring). ``calibration_maps``: maps of each side of that
+    reference. ``*_parents``: parent-map id of each map (crops of one parent are alike); None
+    treats every map as its own parent.
     """
     g = check_map_set(generated, "generated", min_maps=3)
     t = check_map_set(training, "training", min_maps=1)
@@ -198,49 +217,46 @@ def copying_test(generated, training, held_out, *, training_parents=None, held_o
     alpha = check_level(alpha, "alpha")
     if not (isinstance(tail_sigma, (int, float)) and math.isfinite(tail_sigma) and tail_sigma > 0):
         raise PaperReproError(f"tail_sigma: expected a positive number, found {tail_sigma!r}")
+    if not isinstance(calibration_maps, (int, np.integer)) or calibration_maps < 3:
+        raise PaperReproError(f"calibration_maps: expected an integer >= 3, found {calibration_maps!r}")
     tp = _parent_ids(training_parents, t.shape[0], "training")
     hp = _parent_ids(held_out_parents, h.shape[0], "held_out")
     structure = ("given parent ids" if training_parents is not None and held_out_parents is not None
                  else "unknown: maps treated as independent parents")
     rng = np.random.default_rng(seed)
-    t_par, t_cnt = np.unique(tp, return_counts=True)
-    h_par, h_cnt = np.unique(hp, return_counts=True)
-    per_parent = int(min(t_cnt.min(), h_cnt.min()))
+    t_par = np.unique(tp)
+    h_par = np.unique(hp)
     n_par = min(len(h_par), len(t_par))
     groups = len(t_par) // n_par
-    h_use = np.sort(rng.choice(h_par, n_par, replace=False))
-    t_perm = rng.permutation(t_par)
-    h_idx = _matched_sets(hp, h_use, per_parent, rng)
-    t_idx = [_matched_sets(tp, np.sort(t_perm[k * n_par:(k + 1) * n_par]), per_parent, rng)
-             for k in range(groups)]
+    h_idx = np.flatnonzero(np.isin(hp, np.sort(rng.choice(h_par, n_par, replace=False))))
+    t_perm = rng.permutation(t_par)             # parents dealt round-robin: every training map in one set
+    t_idx = [np.flatnonzero(np.isin(tp, t_perm[k::groups])) for k in range(groups)]
     kw = dict(space="invariant", standardize=True, candidates=None if candidates is None else
               min(int(candidates), len(h_idx)), lb_modes=lb_modes, block_bytes=block_bytes, workers=workers)
-    tiny = np.finfo(float).tiny
+    sets = [np.asarray(t[idx]) for idx in t_idx] + [np.asarray(h[h_idx])]   # T_1..T_K, then H
     n = g.shape[0]
-    dist = np.empty((n, groups + 1))            # columns: training sets T_1..T_K, then H
-    which = np.empty((n, groups), dtype=np.int64)
-    transforms, shifts = np.zeros((n, groups), dtype=np.int64), np.zeros((n, groups, 2), dtype=np.int64)
-    nh = nearest_neighbors(g, np.asarray(h[h_idx]), 1, **kw)
-    dist[:, groups] = nh.distances[:, 0]
-    cert = nh.certified.copy()
-    for k in range(groups):
-        nt = nearest_neighbors(g, np.asarray(t[t_idx[k]]), 1, **kw)
-        dist[:, k] = nt.distances[:, 0]
-        which[:, k] = t_idx[k][nt.indices[:, 0]]
-        transforms[:, k], shifts[:, k] = nt.transforms[:, 0], nt.shifts[:, 0]
-        cert &= nt.certified
-    u = np.log(np.maximum(dist, tiny))
-    offsets = np.median(u, axis=0)
-    u = u - offsets
+    found = [nearest_neighbors(g, s, 1, **kw) for s in sets]
+    dist = np.stack([f.distances[:, 0] for f in found], axis=1)
+    cert = np.logical_and.reduce([f.certified for f in found])
+    cert_each = np.stack([f.certified for f in found], axis=1)
+    # the reference: held-out maps to each training set, training maps to the held-out set
+    m = int(calibration_maps)
+    h_cal = sets[groups][np.sort(rng.choice(len(h_idx), min(m, len(h_idx)), replace=False))]
+    pool = np.concatenate(t_idx)
+    t_cal = np.asarray(t[np.sort(rng.choice(pool, min(m, len(pool)), replace=False))])
+    ref = [np.log(np.maximum(nearest_neighbors(h_cal, sets[k], 1, **kw).distances[:, 0], _TINY))
+           for k in range(groups)]
+    ref.append(np.log(np.maximum(nearest_neighbors(t_cal, sets[groups], 1, **kw).distances[:, 0], _TINY)))
+    offsets = np.array([np.median(r) for r in ref])
+    pooled = np.concatenate([r - c for r, c in zip(ref, offsets)])
+    sigma = float(1.4826 * np.median(np.abs(pooled - np.median(pooled))))
+    u = np.log(np.maximum(dist, _TINY)) - offsets
     # how much nearer each set is than the median of the others; exchangeable across sets when
-    # nothing is copied, so an outlying set is a training set with probability K / (K + 1). The
-    # scale comes from each map's non-nearest sets, which copies do not move (K >= 2).
+    # nothing is copied, so an outlying set is a training set with probability K / (K + 1)
     o = np.empty_like(u)
     for j in range(groups + 1):
         o[:, j] = u[:, j] - np.median(np.delete(u, j, axis=1), axis=1)
-    rest = np.sort(o, axis=1)[:, 1:]
-    sigma = float(1.4826 * np.median(np.abs(rest - np.median(rest))))
-    cut = tail_sigma * max(sigma, tiny)
+    cut = tail_sigma * max(sigma, _TINY)
     nearest = np.argmin(o, axis=1)
     outlying = o[np.arange(n), nearest] < -cut
     low = int(np.sum(outlying & (nearest < groups)))
@@ -250,22 +266,29 @@ def copying_test(generated, training, held_out, *, training_parents=None, held_o
          if low + high else 1.0)
     best_t = np.argmin(o[:, :groups], axis=1)
     rows = np.arange(n)
-    closest = [{"generated": int(i), "training": int(which[i, best_t[i]]), "distance": float(dist[i, best_t[i]]),
-                "held_out_distance": float(dist[i, groups]),
-                "transform": TRANSFORM_NAMES[int(transforms[i, best_t[i]])],
-                "shift": [int(x) for x in shifts[i, best_t[i]]]}
-               for i in np.argsort(o[rows, best_t], kind="stable")[:n_closest]]
-    method = (f"invariant distance of standardized maps to {groups} disjoint training sets and one "
-              f"held-out set of {n_par} parents x {per_parent} maps each; per generated map, o = ln d - "
-              f"median ln d of the other sets (sets centred by their median); maps with an outlying set "
+    closest = []
+    for i in np.argsort(o[rows, best_t], kind="stable")[:n_closest]:
+        f = found[best_t[i]]
+        closest.append({"generated": int(i), "training": int(t_idx[best_t[i]][f.indices[i, 0]]),
+                        "distance": float(dist[i, best_t[i]]), "held_out_distance": float(dist[i, groups]),
+                        "transform": TRANSFORM_NAMES[int(f.transforms[i, 0])],
+                        "shift": [int(x) for x in f.shifts[i, 0]]})
+    method = (f"invariant distance of standardized maps to {groups} disjoint training sets (every "
+              f"training map in one) and one held-out set of {n_par} parents; per generated map, u = ln d - c "
+              f"and o = u - median u of the other sets, with each set's centre c and the scale sigma "
+              f"(1.4826 MAD) from {len(h_cal)} held-out maps' distances to the training sets and "
+              f"{len(t_cal)} training maps' distances to the held-out set; maps with an outlying set "
               f"(o < -{tail_sigma:g} sigma): one-sided binomial test that the outlying set is a training "
               f"set more often than {groups}/{groups + 1}, alpha = {alpha}")
     return CopyingVerdict(
         space="invariant", n_generated=n, n_groups=groups, parents_per_set=n_par,
         maps_per_set=int(len(h_idx)), parent_structure=structure,
+        training_set_sizes=[int(len(i)) for i in t_idx],
         median_distance_training=float(np.median(dist[:, :groups])),
         median_distance_held_out=float(np.median(dist[:, groups])),
         log_distance_offsets=[float(x) for x in offsets], outlier_sigma=sigma, tail_sigma=float(tail_sigma),
         training_tail=low, held_out_tail=high, expected_training_share=share, p_value=p, alpha=alpha,
-        passed=bool(p >= alpha),
-        certified=float(np.mean(cert)), closest=closest, method=method)
+        passed=bool(p >= alpha), certified=float(np.mean(cert)),
+        certified_outlying=float(np.mean(cert_each[outlying, nearest[outlying]])) if outlying.any() else 1.0,
+        calibration_maps=[len(h_cal), len(t_cal)],
+        training_outliers=np.flatnonzero(outlying & (nearest < groups)).tolist(), closest=closest, method=method)

@@ -13,6 +13,7 @@ from paper_repro.config import PIXEL_DEG, DatasetConfig, SimulationConfig, Split
 from paper_repro.errors import PaperReproError
 from paper_repro.maps.datasets import build_dataset, load_dataset
 from paper_repro.stats.copying import copying_test, memorisation_test
+from paper_repro.stats.neighbours import dihedral_transform
 from tests.helpers import smooth_maps
 from tests.stats.references import copies_of
 
@@ -56,16 +57,16 @@ def test_copying_test_catches_copies_and_not_smoothness():
     train, held = smooth_maps(300, 32, seed=20), smooth_maps(100, 32, seed=21)
     independent = smooth_maps(90, 32, seed=24)
     copies, _ = copies_of(train, 90, seed=23, noise=0.002)
-    bad = copying_test(copies, train, held, candidates=16)
+    bad = copying_test(copies, train, held, candidates=16, calibration_maps=64)
     assert not bad.passed and bad.p_value < 1e-6 and bad.held_out_tail == 0
     assert bad.n_groups == 3 and bad.maps_per_set == 100 and bad.parents_per_set == 100
     assert bad.closest[0]["distance"] < 0.05 * bad.closest[0]["held_out_distance"]
     mixed = np.concatenate([independent[:70], copies[:20]])           # 22% copies
-    assert not copying_test(mixed, train, held, candidates=16).passed
-    good = copying_test(independent, train, held, candidates=16)
+    assert not copying_test(mixed, train, held, candidates=16, calibration_maps=64).passed
+    good = copying_test(independent, train, held, candidates=16, calibration_maps=64)
     assert good.passed
     smoother = gaussian_filter(independent, (0, 1, 1), mode="wrap")
-    assert copying_test(smoother, train, held, candidates=16).passed
+    assert copying_test(smoother, train, held, candidates=16, calibration_maps=64).passed
     assert not memorisation_test(smoother, held, train, candidates=16).passed   # the confound
     d = json.loads(bad.to_json())
     assert d["passed"] is False and len(d["closest"]) == 5
@@ -73,7 +74,7 @@ def test_copying_test_catches_copies_and_not_smoothness():
 
 def test_copying_test_false_alarm_rate_is_at_most_its_level():
     p = np.array([copying_test(smooth_maps(40, 16, seed=600 + s), smooth_maps(60, 16, seed=100 + s),
-                                  smooth_maps(20, 16, seed=300 + s), candidates=None).p_value
+                                  smooth_maps(20, 16, seed=300 + s), candidates=None, calibration_maps=20).p_value
                   for s in range(40)])
     assert (p < 0.05).sum() <= 6           # Binomial(40, 0.05) exceeds 6 with probability 0.014
     assert (p < 0.01).sum() <= 3
@@ -94,6 +95,8 @@ def test_copying_test_matches_parent_structure():
                         held_out_parents=hp)
     with pytest.raises(PaperReproError, match="tail_sigma"):
         copying_test(smooth_maps(20, 16, seed=32), train, held, tail_sigma=0)
+    with pytest.raises(PaperReproError, match="calibration_maps"):
+        copying_test(smooth_maps(20, 16, seed=32), train, held, calibration_maps=2)
 
 
 def test_bad_input_raises():
@@ -131,8 +134,13 @@ def _copying(d, q):
                         held_out_parents=d["held_parents"], candidates=16)
 
 
-def test_fast_independent_and_smoothed_simulated_maps_pass(small):
-    v = _copying(small, small["queries"])
+@pytest.fixture(scope="module")
+def small_null(small):
+    return _copying(small, small["queries"])
+
+
+def test_fast_independent_and_smoothed_simulated_maps_pass(small, small_null):
+    v = small_null
     assert v.passed and v.n_groups == 1 and v.maps_per_set == 200, v.to_json()
     smoother = gaussian_filter(small["queries"], (0, 0.7, 0.7), mode="wrap").astype(np.float32)
     assert _copying(small, smoother).passed
@@ -154,3 +162,42 @@ def test_fast_five_percent_simulated_copies_fail(small, seed):
     assert not v.passed and v.p_value < v.alpha, v.to_json()
     assert v.training_tail >= len(src) and v.held_out_tail == 0
     assert {row["training"] for row in v.closest} <= set(src.tolist())
+
+
+# ------------------------------------------------------------ power at every copying rate
+def _plant(queries, train, rate, seed):
+    """Replace a share ``rate`` of the queries by training maps: a third exact copies, a third
+    rolled and flipped/rotated, a third rolled and flipped with noise of 10% of the map's rms."""
+    rng = np.random.default_rng(seed)
+    q = queries.copy()
+    n = int(round(rate * len(q)))
+    src = rng.choice(len(train), n, replace=False)
+    kinds = {"exact": [], "shifted": [], "noisy": []}
+    for a, s in enumerate(src):
+        x = np.asarray(train[s], dtype=np.float64)
+        kind = ("exact", "shifted", "noisy")[a % 3]
+        if kind != "exact":
+            x = np.roll(dihedral_transform(x, int(rng.integers(1, 8))), tuple(rng.integers(0, x.shape[0], 2)),
+                        axis=(0, 1))
+        if kind == "noisy":
+            x = x + 0.1 * x.std() * rng.standard_normal(x.shape)
+        q[a] = x
+        kinds[kind].append(a)
+    return q, kinds
+
+
+@pytest.mark.parametrize("rate", [1.0, 0.5, 0.1])
+def test_fast_every_copying_rate_fails_and_every_copy_stands_out(small, small_null, rate):
+    """100%, 50% and 10% of 200 maps copied (exact, shifted + flipped, noisy): the criterion fails
+    by a wide margin, every copy is found standing out at a training set, no other map is."""
+    q, kinds = _plant(small["queries"], small["train"], rate, seed=int(rate * 10))
+    v = _copying(small, q)
+    n = sum(len(i) for i in kinds.values())
+    assert not v.passed and v.p_value <= 0.5 ** n * 1.0001, v.to_json()   # K = 1: p = 2^-copies
+    for kind, idx in kinds.items():
+        assert set(idx) <= set(v.training_outliers), kind
+    assert v.training_tail == n and v.held_out_tail == 0
+    assert v.certified_outlying == 1.0
+    # the yardstick is the real maps', not the maps under test: the same for every generated set
+    null = small_null
+    assert v.log_distance_offsets == null.log_distance_offsets and v.outlier_sigma == null.outlier_sigma

@@ -7,6 +7,7 @@ import pytest
 
 from paper_repro.errors import PaperReproError
 from paper_repro.maps.io import open_maps
+from paper_repro.stats import neighbours
 from paper_repro.stats.neighbours import dihedral_transform, invariant_distance, nearest_neighbors
 from paper_repro.stats.power import power_features
 from tests.helpers import smooth_maps
@@ -54,6 +55,47 @@ def test_invariant_search_equals_brute_force():
         # never below the true minimum (an uncertified answer is an upper bound)
         assert (res.distances[:, 0] >= d.min(axis=1) - 1e-9).all()
     assert nearest_neighbors(q, ref, k=3, space="invariant").certified.all()
+
+
+def test_candidate_search_is_exact_where_certified_and_certifies_every_copy(monkeypatch):
+    """The fast search (amplitude bounds, coarse ranking, exact verification) against brute force:
+    equal wherever it says certified, never below the true minimum, and every copy (exact, shifted
+    and flipped, noisy) found and certified; coarse maps (4^2) smaller than the maps (8^2)."""
+    monkeypatch.setattr(neighbours, "COARSE_SIZE", 4)
+    ref = smooth_maps(12, 8, seed=13)
+    exact, src_e = copies_of(ref, 2, seed=14)
+    noisy, src_n = copies_of(ref, 2, seed=15, noise=0.002)
+    q = np.concatenate([smooth_maps(3, 8, seed=16), ref[[3]], exact, noisy])
+    src = np.r_[3, src_e, src_n]
+    d = brute_invariant(q, ref)
+    for k in (1, 2):
+        idx = np.argsort(d, axis=1, kind="stable")[:, :k]
+        res = nearest_neighbors(q, ref, k=k, space="invariant", candidates=4, lb_modes=12, verify=1)
+        ok = res.certified
+        np.testing.assert_array_equal(res.indices[ok], idx[ok])
+        np.testing.assert_allclose(res.distances[ok], np.take_along_axis(d, idx, 1)[ok], rtol=1e-9, atol=1e-12)
+        assert (res.distances[:, 0] >= d.min(axis=1) - 1e-9).all()
+        for i in range(len(q)):        # the reported transform and shift give the reported distance
+            moved = np.roll(dihedral_transform(q[i].astype(np.float64), int(res.transforms[i, 0])),
+                            tuple(res.shifts[i, 0]), axis=(0, 1))
+            assert np.linalg.norm(moved - ref[res.indices[i, 0]]) == pytest.approx(res.distances[i, 0], rel=1e-9)
+    # with a few (reference, class) pairs verified, every copy is found, and certified
+    res = nearest_neighbors(q, ref, k=1, space="invariant", candidates=4, lb_modes=12, verify=4)
+    assert res.certified[3:].all() and (res.indices[3:, 0] == src).all()
+    np.testing.assert_allclose(res.distances[3:, 0], d[np.arange(3, len(q)), src], rtol=1e-9, atol=1e-12)
+    with pytest.raises(PaperReproError, match="verify"):
+        nearest_neighbors(q, ref, space="invariant", candidates=4, verify=0)
+
+
+def test_candidate_search_streams_coarse_bands_under_a_small_budget():
+    """With too little memory to keep every reference's coarse band the search recomputes them: same answer."""
+    ref = smooth_maps(40, 16, seed=17)
+    q = np.concatenate([smooth_maps(4, 16, seed=18), copies_of(ref, 3, seed=19, noise=0.002)[0]])
+    kw = dict(k=2, space="invariant", standardize=True, candidates=6, lb_modes=40, verify=2)
+    a, b = nearest_neighbors(q, ref, **kw), nearest_neighbors(q, ref, block_bytes=2**16, **kw)
+    np.testing.assert_array_equal(a.indices, b.indices)
+    np.testing.assert_allclose(a.distances, b.distances, rtol=1e-12)
+    np.testing.assert_array_equal(a.certified, b.certified)
 
 
 def test_shifted_and_flipped_copies_found_by_invariant_search_and_missed_by_pixel_l2(tmp_path):

@@ -399,6 +399,7 @@ def _validate(args: argparse.Namespace) -> int:
         report = certification.certify(reproduction.load(src, angle_deg=args.angle), progress=True)
         if src.run is not None:
             report.speed = reproduction.generation_speed_of(src.run, src.checkpoint)
+        report.architecture = src.architecture
     if args.report:
         report.write(args.report)
     print(report.summary())

@@ -138,7 +138,7 @@ def test_resolved_inputs_carry_the_checked_architecture(tmp_path, tiny_data):
 def test_a_generator_of_another_width_fails_validate_in_one_line(wide_run, tiny_data, tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
     code = main(["validate", "--run", str(wide_run), "--reference", str(tiny_data), "--angle", "0.11",
-                 "--report", "r.json"])
+                 "--report", "r.json", "--html", "r.html"])
     err = capsys.readouterr().err.strip()
     assert code == 2 and "\n" not in err
     assert err.startswith("paper-repro validate: error: ") and "does not match its preset 'tiny'" in err

@@ -13,6 +13,7 @@ is not in the paper: it is reported on its own and not counted against Table 1.
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 from dataclasses import dataclass
 from typing import Any
@@ -146,16 +147,9 @@ def found_layers(model) -> list[LayerSpec]:
         if kind == "Activation":
             kind = f"Activation({layer.get_config().get('activation')})"
         out.append(LayerSpec(layer.name, kind, tuple(int(d) for d in shape[1:]),
-                             sum(_size(w) for w in layer.trainable_weights),
-                             sum(_size(w) for w in layer.non_trainable_weights)))
+                             sum(math.prod(map(int, w.shape)) for w in layer.trainable_weights),
+                             sum(math.prod(map(int, w.shape)) for w in layer.non_trainable_weights)))
     return out
-
-
-def _size(weight) -> int:
-    n = 1
-    for d in weight.shape:
-        n *= int(d)
-    return n
 
 
 def compare(found: list[LayerSpec], preset: Preset, *, source: str = "generator") -> dict[str, Any]:

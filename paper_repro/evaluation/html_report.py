@@ -252,10 +252,14 @@ def tests_figure(name: str, criterion: dict[str, Any]):
         vals = [("generated", c.get("value"), COLORS["generated"] if c.get("passed") else "#7f0000"),
                 ("baseline", c.get("baseline"), "0.55")]
         vals = [(k, v, col) for k, v, col in vals if v is not None]
-        ax.barh([k for k, _, _ in vals], [v for _, v, _ in vals], color=[col for _, _, col in vals], height=0.6)
+        bars = ax.barh([k for k, _, _ in vals], [v for _, v, _ in vals], color=[col for _, _, col in vals],
+                       height=0.6)
+        ax.bar_label(bars, fmt="%.3g", fontsize=6, padding=2)
         if c.get("limit") is not None:
             ax.axvline(c["limit"], color="k", ls="--", lw=1.0)
         low = bool(LOWER_BOUND.search(c["name"]))
+        if low and all(v > 0 for _, v, _ in vals) and (c.get("limit") or 0) > 0:
+            ax.set_xscale("log")      # p-values: the limit (0.01) and p near 1 both visible
         ax.set_title(f"{c['name'].replace(':', ': ')}\n{'pass' if c.get('passed') else 'FAIL'} "
                      f"({'>=' if low else '<='} limit, dashed)", fontsize=7)
         ax.tick_params(labelsize=7)
@@ -269,8 +273,9 @@ def tests_figure(name: str, criterion: dict[str, Any]):
 
 
 def _tails_panel(ax, detail: dict) -> None:
-    ax.bar(["training", "held-out"], [detail["training_tail"], detail["held_out_tail"]],
-           color=[COLORS["generated"], "0.55"])
+    bars = ax.bar(["training", "held-out"], [detail["training_tail"], detail["held_out_tail"]],
+                  color=[COLORS["generated"], "0.55"])
+    ax.bar_label(bars, fontsize=7)
     ax.set_ylim(bottom=0, top=max(1, detail["training_tail"], detail["held_out_tail"]) * 1.15)
     ax.set_title("generated maps whose nearest set\nstands out, by that set", fontsize=7)
 

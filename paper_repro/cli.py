@@ -15,7 +15,7 @@ from typing import Callable, Sequence
 from . import __version__
 from .config import PRECISIONS, SPLITS, get_dataset_preset, get_preset
 from .errors import PaperReproError
-from .evaluation import certification, reproduction, selection
+from .evaluation import certification, html_report, reproduction, selection
 from .maps import datasets, ingest
 
 #: subcommand name -> (function adding its arguments, function running it)
@@ -387,11 +387,15 @@ def _validate_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--angle", type=float, help="side of a map in degrees (default: the FITS maps' ANGLE, "
                                                "else the manifest beside the reference maps)")
     p.add_argument("--report", help="write the full JSON report here")
+    p.add_argument("--html", help="write a self-contained HTML page of the report here (verdicts, "
+                                  "architecture, one figure per criterion)")
 
 
 @command("validate", _validate_args)
 def _validate(args: argparse.Namespace) -> int:
     """Certify generated maps against simulations; exit 0 pass, 1 fail, 2 bad input."""
+    if args.html:
+        html_report.check_output(args.html)      # before the certification, not after
     _quiet_tensorflow()
     with reproduction.job_inputs(generated=args.generated, run=args.run, reference=args.reference,
                                  auxiliary=args.auxiliary, training=args.training, n=args.n, seed=args.seed,
@@ -399,10 +403,29 @@ def _validate(args: argparse.Namespace) -> int:
         report = certification.certify(reproduction.load(src, angle_deg=args.angle), progress=True)
         if src.run is not None:
             report.speed = reproduction.generation_speed_of(src.run, src.checkpoint)
+        report.architecture = src.architecture
     if args.report:
         report.write(args.report)
+    if args.html:
+        html_report.write_html(report.to_dict(), args.html)
     print(report.summary())
+    if args.html:
+        print(f"HTML report: {args.html}")
     return 0 if report.passed else 1
+
+
+def _report_html_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("report", help="a report.json written by 'validate --report' or 'reproduce'")
+    p.add_argument("--out", required=True, help="the HTML file to write")
+
+
+@command("report-html", _report_html_args)
+def _report_html(args: argparse.Namespace) -> int:
+    """Write the self-contained HTML page of an existing JSON report (verdicts, architecture, figures)."""
+    html_report.check_output(args.out)
+    html_report.write_html(html_report.read_report(args.report), args.out)
+    print(f"wrote {args.out}")
+    return 0
 
 
 # ------------------------------------------------------------------------------------ diagnose

@@ -44,7 +44,9 @@ from ..stats.paper import paper_statistics
 from ..stats.peaks import extremum_counts, reference_sigma
 from ..stats.reports import jsonable
 from ..stats.twosample import compare_fourier_modes, split_reference
+from .architecture import summary_line as architecture_line
 from .criteria import calibrate, covariance_criterion
+from .html_report import set_summaries
 
 STATISTICS = ("pixel_intensity", "power_spectrum", "minkowski_functionals")
 #: certified like STATISTICS but not part of checkpoint selection's scores
@@ -213,8 +215,11 @@ class Report:
     descriptive: dict[str, Any]
     speed: dict[str, Any] | None = None
     seconds: float = 0.0
+    #: the generator's layers against its preset (:mod:`.architecture`); None for maps given as a file
+    architecture: dict[str, Any] | None = None
     #: each set's statistics {"generated"|"validation"|"auxiliary": {statistic: (labels, (N, K))}}, as
-    #: :func:`statistics_of` computed them once; kept for the figures, not written to JSON
+    #: :func:`statistics_of` computed them once; kept for the figures, written to JSON only as
+    #: per-set means and standard deviations (``set_summaries``)
     statistics: dict[str, dict[str, tuple[list, np.ndarray]]] = field(default_factory=dict, repr=False)
 
     @property
@@ -227,7 +232,8 @@ class Report:
     def to_dict(self) -> dict[str, Any]:
         return {"passed": self.passed, "failed": self.failed(), "criteria": self.criteria,
                 "inputs": self.inputs, "descriptive": self.descriptive, "speed": self.speed,
-                "seconds": self.seconds, "summary": self.summary()}
+                "seconds": self.seconds, "summary": self.summary(), "architecture": self.architecture,
+                "set_summaries": set_summaries(self.statistics)}
 
     def summary(self) -> str:
         lines = [f"certification: {'PASS' if self.passed else 'FAIL'} "
@@ -235,6 +241,8 @@ class Report:
                  f"{self.inputs['n_auxiliary']} auxiliary maps; baseline: {self.inputs['baseline_source']})"]
         for name, c in self.criteria.items():
             lines.append(f"  {name:24s} {'PASS' if c['passed'] else 'FAIL'}  {c['headline']}")
+        if self.architecture is not None:
+            lines.append(f"  architecture: {architecture_line(self.architecture)}")
         return "\n".join(lines)
 
     def markdown(self) -> str:

@@ -38,6 +38,7 @@ from ..maps.datasets import (
 from ..maps.ingest import is_fits_input, stack_maps
 from ..maps.io import open_maps, sha256_file
 from . import certification
+from .architecture import check_run
 from .certification import Inputs, Report, shown_path
 
 #: the shipped generator (a run directory: config.json + best/generator.keras)
@@ -63,6 +64,8 @@ class JobInputs:
     checkpoint: str | None = None
     seed: int | None = None          # latent seed of the generated maps (None: given as a file)
     angle_deg: float | None = None   # side of the maps in degrees when given as FITS maps (ANGLE)
+    #: the run's generator against its preset (:func:`.architecture.compare`; None without a run)
+    architecture: dict | None = None
 
 
 def dataset_bytes(config: str | DatasetConfig) -> tuple[int, int]:
@@ -187,7 +190,7 @@ def resolve_inputs(*, generated=None, run=None, reference=None, auxiliary=None, 
     if generated is not None and run is not None:
         raise PaperReproError("give generated maps or a run to generate them from, not both")
     root = DATA_ROOT if data_root is None else Path(data_root)
-    info = None
+    info = arch = None
     if generated is None:
         run = REFERENCE_MODEL if run is None else Path(run)
         if not (run / "config.json").exists():
@@ -195,6 +198,7 @@ def resolve_inputs(*, generated=None, run=None, reference=None, auxiliary=None, 
                                   + (" in the shipped reference model" if run == REFERENCE_MODEL else "")
                                   + "); train one with 'paper-repro train' and pass --run RUN_DIR")
         info = read_run_info(run)
+        arch = check_run(run, checkpoint)     # before anything is simulated or generated
     keep = None                        # our simulations' folder: generated maps are kept beside them
     folder = None
     if reference is None:
@@ -226,7 +230,8 @@ def resolve_inputs(*, generated=None, run=None, reference=None, auxiliary=None, 
             generated = generated_maps(run, count, seed, where / "generated.npy", checkpoint=checkpoint)
         yield JobInputs(Path(generated), Path(reference), None if auxiliary is None else Path(auxiliary),
                         None if training is None else Path(training), run,
-                        None if checkpoint is None else str(checkpoint), seed if run is not None else None)
+                        None if checkpoint is None else str(checkpoint), seed if run is not None else None,
+                        architecture=arch)
 
 
 def run_training_maps(run: Path, info, root: Path, *, progress: bool = True) -> Path | None:
@@ -330,6 +335,7 @@ def reproduce(out: str | os.PathLike = FIGURES, *, figures: bool = True, progres
         inputs = load(src, config=config)
         report = certification.certify(inputs, config, progress=progress)
         report.speed = generation_speed_of(src.run, src.checkpoint)
+        report.architecture = src.architecture
         out.mkdir(parents=True, exist_ok=True)
         report.write(out / "report.json")
         print(report.summary())

@@ -117,7 +117,8 @@ def test_committed_report_certifies_the_shipped_model_on_the_main_job_sample():
     rep = _committed("report.json")
     assert rep["passed"], rep["summary"]
     assert set(rep["criteria"]) == {"pixel_intensity", "power_spectrum", "correlation_matrices",
-                                    "minkowski_functionals", "memorisation"}
+                                    "minkowski_functionals", "peak_counts", "covariance",
+                                    "memorisation"}
     n_val = get_dataset_preset("reference").n_crops("validation")
     assert rep["inputs"]["n_generated"] == rep["inputs"]["n_validation"] == n_val == 4000
     assert rep["inputs"]["n_training"] == 25_600 and rep["inputs"]["baseline_source"] == "auxiliary set"

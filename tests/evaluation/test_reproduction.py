@@ -60,7 +60,8 @@ def test_reproduce_writes_the_report_and_figures(job, reproduced):
     code, printed, rep, _ = reproduced
     assert code == (0 if rep["passed"] else 1)
     assert set(rep["criteria"]) == {"pixel_intensity", "power_spectrum", "correlation_matrices",
-                                    "minkowski_functionals", "memorisation"}
+                                    "minkowski_functionals", "peak_counts", "covariance",
+                                    "memorisation"}
     assert rep["speed"]["maps_per_s"] > 0
     out = root / "figures"
     assert sorted(p.name for p in out.iterdir()) == sorted(

@@ -13,7 +13,11 @@ One entry point, :func:`certify`, used by ``paper-repro validate``, ``paper-repr
 
 Each statistical criterion is :func:`paper_repro.evaluation.criteria.calibrate` of generated-vs-validation
 against auxiliary-vs-validation, with the tolerances of :class:`~paper_repro.config.CertificationConfig`.
-Without an auxiliary set the reference set is split in two halves (said in the report).
+Without an auxiliary set the reference set is split in two halves (said in the report). Maps cut from
+one parent map are correlated: where a set's parent ids are known (a dataset's ``<split>_index.npy``
+beside its file, or given to :func:`prepare`), standard errors are cluster-robust over its parent maps
+and the bootstrap resamples its parents; a set without them (a generator's maps) counts as
+independent draws. The report says which (``inputs.clusters``).
 """
 from __future__ import annotations
 
@@ -246,6 +250,9 @@ class Report:
         lines = [f"certification: {'PASS' if self.passed else 'FAIL'} "
                  f"({self.inputs['n_generated']} generated, {self.inputs['n_validation']} validation, "
                  f"{self.inputs['n_auxiliary']} auxiliary maps; baseline: {self.inputs['baseline_source']})"]
+        if "clusters" in self.inputs:
+            lines.append("  clustered by parent map: " + ", ".join(
+                f"{k} {v if v == 'independent' else f'{v} parents'}" for k, v in self.inputs["clusters"].items()))
         for name, c in self.criteria.items():
             lines.append(f"  {name:24s} {'PASS' if c['passed'] else 'FAIL'}  {c['headline']}")
         return "\n".join(lines)

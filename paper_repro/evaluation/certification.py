@@ -17,7 +17,11 @@ One entry point, :func:`certify`, used by ``paper-repro validate``, ``paper-repr
 
 Each statistical criterion is :func:`paper_repro.evaluation.criteria.calibrate` of generated-vs-validation
 against auxiliary-vs-validation, with the tolerances of :class:`~paper_repro.config.CertificationConfig`.
-Without an auxiliary set the reference set is split in two halves (said in the report).
+Without an auxiliary set the reference set is split in two halves (said in the report). Maps cut from
+one parent map are correlated: where a set's parent ids are known (a dataset's ``<split>_index.npy``
+beside its file, or given to :func:`prepare`), standard errors are cluster-robust over its parent maps
+and the bootstrap resamples its parents; a set without them (a generator's maps) counts as
+independent draws. The report says which (``inputs.clusters``).
 """
 from __future__ import annotations
 
@@ -54,6 +58,10 @@ EXTRA_STATISTICS = ("peak_counts",)
 CRITERIA = ("pixel_intensity", "power_spectrum", "correlation_matrices", "minkowski_functionals",
             "peak_counts", "covariance", "memorisation")
 PIXEL_BINS = 20
+#: how the report's "clusters" entry reads
+CLUSTERS_NOTE = ("standard errors and bootstrap subsamples are clustered by parent map: a number is the set's "
+                 "parent maps (from <split>_index.npy); 'independent': no parent ids, each map its own cluster "
+                 "(a generator's maps are independent draws)")
 
 
 @dataclass
@@ -67,10 +75,17 @@ class Inputs:
     baseline_source: str
     training: np.ndarray | None = None
     sources: dict[str, str] = field(default_factory=dict)
-    #: parent-map id of each map per set ("validation", "auxiliary", "training"), from a dataset's
-    #: ``<split>_index.npy`` (column 0); auxiliary ids are offset past the validation ids unless
-    #: both halves come from one reference file. Used by the memorisation criterion's control.
+    #: parent-map id of each map per set ("generated", "validation", "auxiliary", "training"), from a
+    #: dataset's ``<split>_index.npy`` (column 0) or given; auxiliary ids are offset past the validation
+    #: ids unless both halves come from one reference file. The statistical criteria cluster their
+    #: standard errors and bootstrap by them; the memorisation criterion matches parent structure.
+    #: A set without ids (a generator's maps) is treated as independent draws.
     parents: dict[str, np.ndarray] = field(default_factory=dict)
+
+    def clusters(self) -> dict[str, Any]:
+        """Per set, how its maps were treated: the number of parent maps, or "independent"."""
+        return {name: int(np.unique(self.parents[name]).size) if name in self.parents else "independent"
+                for name in ("generated", "validation", "auxiliary")}
 
 
 def shown_path(path: str | os.PathLike) -> str:
@@ -100,16 +115,18 @@ def angle_from(path: str | os.PathLike | None) -> float | None:
 
 def prepare(generated, reference, auxiliary=None, training=None, *, angle_deg: float | None = None,
             config: CertificationConfig | None = None, sources: dict | None = None,
-            split_seed: int = 0) -> Inputs:
+            split_seed: int = 0, parents: dict | None = None) -> Inputs:
     """Check the sets (shape, size, finiteness, enough maps) and build the baseline.
 
     Arguments are arrays (N, H, W) or paths to ``.npy`` files. ``angle_deg`` defaults to the
-    angle in a dataset manifest next to the reference file.
+    angle in a dataset manifest next to the reference file. Parent-map ids come from a dataset's
+    ``<split>_index.npy`` beside a file, or from ``parents`` ({"generated"|"reference"|"auxiliary"|
+    "training": ids}, which wins); a set without them is treated as independent maps.
     """
     cfg = config or CertificationConfig()
     sources = dict(sources or {})
 
-    parents: dict[str, np.ndarray] = {}
+    given, parents = parents, {}
 
     def load(x, name):
         if x is None:
@@ -127,6 +144,15 @@ def prepare(generated, reference, auxiliary=None, training=None, *, angle_deg: f
     aux, train = load(auxiliary, "auxiliary"), load(training, "training")
     if gen is None or ref is None:
         raise PaperReproError("certification needs generated and reference maps")
+    for name, ids in (given or {}).items():
+        arr = {"generated": gen, "reference": ref, "auxiliary": aux, "training": train}.get(name)
+        if ids is None:
+            continue
+        ids = np.asarray(ids)
+        if arr is None or ids.ndim != 1 or len(ids) != len(arr) or not np.issubdtype(ids.dtype, np.integer):
+            raise PaperReproError(f"parents[{name!r}]: expected one integer parent-map id per map of that set, "
+                                  f"found {ids.dtype} array of shape {ids.shape}")
+        parents[name] = ids.astype(np.int64)
     size = ref.shape[1]
     for name, arr in (("generated", gen), ("auxiliary", aux), ("training", train)):
         if arr is not None and arr.shape[1] != size:
@@ -159,7 +185,7 @@ def prepare(generated, reference, auxiliary=None, training=None, *, angle_deg: f
         if len(arr) < cfg.min_maps:
             raise PaperReproError(f"{name} set has {len(arr)} maps, the bootstrap needs at least {cfg.min_maps}")
     return Inputs(gen, ref, aux, float(angle_deg), baseline, train, sources,
-                  {k: v for k, v in parents.items() if k in ("validation", "auxiliary", "training")})
+                  {k: v for k, v in parents.items() if k in ("generated", "validation", "auxiliary", "training")})
 
 
 def _parents_beside(path: str | os.PathLike, n: int) -> np.ndarray | None:
@@ -239,6 +265,9 @@ class Report:
         lines = [f"certification: {'PASS' if self.passed else 'FAIL'} "
                  f"({self.inputs['n_generated']} generated, {self.inputs['n_validation']} validation, "
                  f"{self.inputs['n_auxiliary']} auxiliary maps; baseline: {self.inputs['baseline_source']})"]
+        if "clusters" in self.inputs:
+            lines.append("  clustered by parent map: " + ", ".join(
+                f"{k} {v if v == 'independent' else f'{v} parents'}" for k, v in self.inputs["clusters"].items()))
         for name, c in self.criteria.items():
             lines.append(f"  {name:24s} {'PASS' if c['passed'] else 'FAIL'}  {c['headline']}")
         if self.architecture is not None:
@@ -293,11 +322,13 @@ def certify(inputs: Inputs, config: CertificationConfig | None = None, *, memori
     say("peak and minimum counts: generated, validation, auxiliary maps ...")
     add_extremum_counts(stats, inputs, cfg)
     criteria: dict[str, dict[str, Any]] = {}
+    groups = {k: inputs.parents.get(k) for k in ("generated", "validation", "auxiliary")}
     for stat in STATISTICS + EXTRA_STATISTICS:
         say(f"bootstrap tests: {stat} ...")
         v = calibrate(stats["generated"][stat][1], stats["validation"][stat][1], stats["auxiliary"][stat][1],
                       statistic=stat, labels=stats["validation"][stat][0], config=cfg,
-                      correlation=(stat == "power_spectrum"), baseline_source=inputs.baseline_source)
+                      correlation=(stat == "power_spectrum"), baseline_source=inputs.baseline_source,
+                      groups=groups)
         if stat == "power_spectrum":
             base = tuple(c.name for c in v.criteria if c.name != "correlation")
             criteria["power_spectrum"] = _criterion_entry(v, base)
@@ -347,6 +378,7 @@ def certify(inputs: Inputs, config: CertificationConfig | None = None, *, memori
             "n_training": None if inputs.training is None else int(len(inputs.training)),
             "map_size": int(inputs.validation.shape[1]), "angle_deg": inputs.angle_deg,
             "baseline_source": inputs.baseline_source, "sources": inputs.sources,
+            "clusters": inputs.clusters(), "clusters_note": CLUSTERS_NOTE,
             "config": cfg.to_dict()}
     return Report(criteria, info, descriptive, seconds=time.perf_counter() - t0, statistics=stats)
 

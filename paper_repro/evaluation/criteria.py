@@ -26,8 +26,10 @@ from ..stats.twosample import (
     BootstrapResult,
     as_stat,
     bootstrap_tests,
+    cluster_count,
     correlation_distance,
-    mean_z,
+    mean_z_df,
+    normal_equivalent,
     paper_tallies,
     smallest,
 )
@@ -68,6 +70,8 @@ class Verdict:
     tallies: dict[str, Any] = field(default_factory=dict)
     mean_z: list = field(default_factory=list, repr=False)
     config: dict[str, Any] = field(default_factory=dict, repr=False)
+    #: per set, its number of parent maps (clusters), or "independent" (each map its own cluster)
+    clusters: dict[str, Any] = field(default_factory=dict)
 
     @property
     def failed(self) -> list[str]:
@@ -91,6 +95,7 @@ class Verdict:
             "generated_vs_validation": self.generated.to_dict(self.labels, replicates),
             "auxiliary_vs_validation": self.baseline.to_dict(self.labels, replicates),
             "mean_z": jsonable(self.mean_z),
+            "clusters": self.clusters,
             "paper_style_tallies": self.tallies,
             "config": jsonable(self.config),
             "summary": self.summary(),
@@ -172,7 +177,7 @@ def covariance_criterion(blocks: dict[str, tuple], config: CertificationConfig |
 def calibrate(generated, validation, auxiliary, *, statistic: str, labels: Sequence | None = None,
               config: CertificationConfig | None = None, correlation: bool = False,
               baseline_source: str = "auxiliary set",
-              seed: int | np.random.Generator | None = None) -> Verdict:
+              seed: int | np.random.Generator | None = None, groups: dict | None = None) -> Verdict:
     """Certify one statistic: is ``generated`` no more distinguishable from ``validation`` than ``auxiliary``?
 
     Each argument is that set's statistic, (N, K). The criteria (tolerances from ``config``):
@@ -180,12 +185,18 @@ def calibrate(generated, validation, auxiliary, *, statistic: str, labels: Seque
     * ``ks_reject_fraction``, ``ad_reject_fraction``: fraction of tested components with
       bootstrap p < alpha, generated <= baseline + reject_margin;
     * ``ks_holm_min_p``, ``ad_holm_min_p``: Holm-adjusted valid bootstrap p, min >= holm_level;
-    * ``mean_within_k_se``: max |mean difference| / standard error <= mean_k_sigma;
+    * ``mean_within_k_se``: max |mean difference| / standard error <= mean_k_sigma (the standard
+      error cluster-robust over parent maps, see ``groups``; its t law with few parents turned into
+      the normal z of the same tail probability, :func:`~paper_repro.stats.twosample.normal_equivalent`);
     * ``correlation`` (if ``correlation``): quantile of |C_gen - C_val| <= corr_factor x the
       baseline's quantile of |C_aux - C_val| (size-corrected).
 
     Both comparisons use the same subsample size n = min(bootstrap_maps, smallest set // 2) and
     independent streams of the same seed. Sets with fewer than ``min_maps`` maps raise PaperReproError.
+    ``groups``: {"generated"|"validation"|"auxiliary": parent-map id of each map}; a set with ids
+    gets cluster-robust standard errors and a bootstrap that resamples its parents
+    (:func:`~paper_repro.stats.twosample.clustered_se`); a set without them is treated as
+    independent draws (each map its own cluster, as a generator's maps are).
     """
     cfg = config or CertificationConfig()
     g = as_stat(generated, "generated")
@@ -205,13 +216,18 @@ def calibrate(generated, validation, auxiliary, *, statistic: str, labels: Seque
         raise PaperReproError(f"{statistic}: expected {k} labels, found {len(labels)}")
     # at most half of the smallest set, so that replicates differ and their mean settles
     n_sub = max(2, min(cfg.bootstrap_maps, min(g.shape[0], v.shape[0], x.shape[0]) // 2))
+    ids = {name: (groups or {}).get(name) for name in ("generated", "validation", "auxiliary")}
+    clusters = {name: "independent" if ids[name] is None else cluster_count(ids[name], s.shape[0])
+                for name, s in (("generated", g), ("validation", v), ("auxiliary", x))}
     seed = cfg.seed if seed is None else seed
     ss = np.random.SeedSequence(seed) if not isinstance(seed, np.random.Generator) else None
     seeds = ss.spawn(2) if ss is not None else [seed, seed]
     gen_res = bootstrap_tests(g, v, n_sub=n_sub, replicates=cfg.bootstrap_replicates, alpha=cfg.alpha,
-                              seed=np.random.default_rng(seeds[0]))
+                              seed=np.random.default_rng(seeds[0]),
+                              groups_a=ids["generated"], groups_b=ids["validation"])
     base_res = bootstrap_tests(x, v, n_sub=n_sub, replicates=cfg.bootstrap_replicates, alpha=cfg.alpha,
-                               seed=np.random.default_rng(seeds[1]))
+                               seed=np.random.default_rng(seeds[1]),
+                               groups_a=ids["auxiliary"], groups_b=ids["validation"])
     # a component constant in one comparison but not the other is tested in both or neither
     const = gen_res.constant & base_res.constant
 
@@ -231,15 +247,17 @@ def calibrate(generated, validation, auxiliary, *, statistic: str, labels: Seque
             f"{test}_holm_min_p", bool(gv is None or gv >= cfg.holm_level), gv, cfg.holm_level, bv,
             f"smallest Holm-adjusted valid bootstrap {test.upper()} p, min(1, 2 x median), "
             f">= {cfg.holm_level:g}"))
-    z = mean_z(g, v)
-    zb = mean_z(x, v)
-    zt = np.abs(z[~const])
+    z, df = mean_z_df(g, v, ids["generated"], ids["validation"])
+    zb, dfb = mean_z_df(x, v, ids["auxiliary"], ids["validation"])
+    zt = normal_equivalent(z, df)[~const]
     zmax = float(zt.max()) if zt.size else 0.0
-    zbt = np.abs(zb[~const])
+    zbt = normal_equivalent(zb, dfb)[~const]
     criteria.append(Criterion(
         "mean_within_k_se", bool(zmax <= cfg.mean_k_sigma), zmax, cfg.mean_k_sigma,
         float(zbt.max()) if zbt.size else 0.0,
-        f"every component: |mean(generated) - mean(validation)| <= {cfg.mean_k_sigma:g} standard errors"))
+        f"every component: |mean(generated) - mean(validation)| <= {cfg.mean_k_sigma:g} standard errors "
+        f"(cluster-robust over parent maps where known; with few parents as the normal |z| of the same "
+        f"Student-t tail probability, Welch-Satterthwaite degrees of freedom from the parent counts)"))
     if correlation:
         criteria.append(correlation_criterion(g, v, x, cfg))
     tallies = {
@@ -254,7 +272,7 @@ def calibrate(generated, validation, auxiliary, *, statistic: str, labels: Seque
         statistic=statistic, passed=all(c.passed for c in criteria), criteria=criteria,
         baseline_source=baseline_source, n_generated=g.shape[0], n_validation=v.shape[0],
         n_auxiliary=x.shape[0], labels=labels, generated=gen_res, baseline=base_res,
-        tallies=tallies, mean_z=list(z), config=cfg.to_dict())
+        tallies=tallies, mean_z=list(z), config=cfg.to_dict(), clusters=clusters)
 
 
 def _fmt(v) -> str:

@@ -15,6 +15,10 @@ This module therefore
   across components (:func:`bootstrap_tests`, :func:`holm`);
 * gives the numbers the certification's criteria compare (mean z, correlation distances: the
   criteria themselves are :mod:`paper_repro.evaluation.criteria`);
+* respects the data's structure: maps cut from one parent map are correlated, so standard errors
+  are cluster-robust over parent maps (:func:`clustered_se`) and the bootstrap subsamples parent
+  maps first (``groups_a``/``groups_b`` of :func:`bootstrap_tests`); without parent ids every map is
+  its own cluster (independent draws, as a generator's maps are);
 * reports the paper-style tallies, labelled as such (:func:`paper_tallies`), and offers the
   chi-square histogram distance of the paper's checkpoint selection (:func:`histogram_chi2`).
 
@@ -49,6 +53,7 @@ __all__ = [
     "ks_test", "ad_test", "ad_pvalue", "constant_components", "holm", "bootstrap_tests",
     "BootstrapResult", "paper_tallies", "mean_z", "correlation_distance", "histogram_chi2",
     "split_reference", "compare_fourier_modes", "as_stat", "smallest", "adinf_sf",
+    "cluster_codes", "clustered_se", "cluster_count", "mean_z_df", "normal_equivalent",
 ]
 
 
@@ -79,6 +84,63 @@ def constant_components(*stats) -> np.ndarray:
     """Components (K,) whose value is the same in every map of every set given: not testable."""
     first = np.asarray(stats[0])[0]
     return np.logical_and.reduce([np.all(np.asarray(s) == first, axis=0) for s in stats])
+
+
+# --- clusters (parent maps) ----------------------------------------------------------------------------
+
+def cluster_codes(groups, n: int, name: str = "groups") -> np.ndarray | None:
+    """Parent-map ids of n maps as cluster codes 0..G-1 (None: every map its own cluster).
+
+    Raises PaperReproError unless ``groups`` holds n integer ids of at least 2 distinct parents.
+    """
+    if groups is None:
+        return None
+    g = np.asarray(groups)
+    if g.ndim != 1 or g.shape[0] != n or not np.issubdtype(g.dtype, np.integer):
+        raise PaperReproError(f"{name}: expected {n} integer parent-map ids, found {g.dtype} array of shape {g.shape}")
+    codes = np.unique(g, return_inverse=True)[1].ravel()
+    if codes.max(initial=0) < 1:
+        raise PaperReproError(f"{name}: all {n} maps come from one parent map; a standard error needs at least 2")
+    return codes
+
+
+def cluster_count(groups, n: int) -> int:
+    """Number of independent clusters among n maps: distinct parent maps, or n without parent ids."""
+    codes = cluster_codes(groups, n)
+    return n if codes is None else int(codes.max()) + 1
+
+
+def clustered_se(values, groups=None) -> np.ndarray:
+    """Cluster-robust standard error of each column's mean (K,), clusters = parent maps.
+
+    Var(mean) = G / (G - 1) sum_g (sum_{i in g} (x_i - mean))^2 / N^2 (the sandwich estimator with
+    the small-sample correction; Cameron & Miller 2015). Maps of one parent are correlated, so the
+    naive sqrt(var / N) understates the error when there are few parents. ``groups`` None: every
+    map its own cluster (independent draws), which gives exactly sqrt(var(ddof=1) / N).
+    """
+    x = as_stat(values, "values")
+    n = x.shape[0]
+    codes = cluster_codes(groups, n)
+    resid = x - x.mean(axis=0)
+    if codes is None:
+        sums, g = resid, n
+    else:
+        g = int(codes.max()) + 1
+        sums = np.zeros((g, x.shape[1]))
+        np.add.at(sums, codes, resid)
+    return np.sqrt(g / (g - 1.0) * (sums ** 2).sum(axis=0)) / n
+
+
+def _subsample(rng: np.random.Generator, codes: np.ndarray | None, n_total: int, n: int) -> np.ndarray:
+    """n map indices of one bootstrap replicate: without parent ids n maps at random; with them a
+    random half of the parent maps first (ceil(G / 2)), then n maps among theirs (all if fewer)."""
+    if codes is None:
+        return rng.permutation(n_total)[:n] if n < n_total else np.arange(n_total)
+    g = int(codes.max()) + 1
+    chosen = np.zeros(g, dtype=bool)
+    chosen[rng.permutation(g)[: (g + 1) // 2]] = True
+    pool = np.flatnonzero(chosen[codes])
+    return pool[rng.permutation(pool.size)[:n]] if n < pool.size else pool
 
 
 # --- vectorised two-sample tests ---------------------------------------------------------------------
@@ -305,13 +367,17 @@ class BootstrapResult:
 
 
 def bootstrap_tests(a, b, *, n_sub: int | None = None, replicates: int = 100, alpha: float = 0.05,
-                    seed: int | np.random.Generator = 0) -> BootstrapResult:
+                    seed: int | np.random.Generator = 0, groups_a=None, groups_b=None) -> BootstrapResult:
     """KS and AD tests of every component on ``replicates`` subsamples of ``n_sub`` maps of each set.
 
     Each replicate draws ``n_sub`` maps without replacement from a and, independently, from b
-    (default and maximum: the smaller set's size). The same seed gives the same result.
+    (default and maximum: the smaller set's size). With parent-map ids (``groups_a``, ``groups_b``)
+    a replicate resamples parents, not maps: a random half of the set's parents, then ``n_sub`` maps
+    among their maps, so replicates vary as new parent maps would. The same seed gives the same result.
     """
     a, b = _pair(a, b)
+    codes_a = cluster_codes(groups_a, a.shape[0], "groups_a")
+    codes_b = cluster_codes(groups_b, b.shape[0], "groups_b")
     na, nb_ = a.shape[0], b.shape[0]
     n = min(na, nb_) if n_sub is None else int(n_sub)
     if not 2 <= n <= min(na, nb_):
@@ -330,8 +396,8 @@ def bootstrap_tests(a, b, *, n_sub: int | None = None, replicates: int = 100, al
     if tested.size:
         at, bt = a[:, tested], b[:, tested]
         for r in range(replicates):
-            ia = rng.permutation(na)[:n] if n < na else np.arange(na)
-            ib = rng.permutation(nb_)[:n] if n < nb_ else np.arange(nb_)
+            ia = _subsample(rng, codes_a, na, n)
+            ib = _subsample(rng, codes_b, nb_, n)
             sa, sb = at[ia], bt[ib]
             pooled = _Pooled(sa, sb)
             ks_s[r, tested], ks_p[r, tested] = pooled.ks(sa, sb)
@@ -384,14 +450,45 @@ def paper_tallies(p, levels: Sequence[float] = (0.99, 0.95, 0.9, 0.8), label: st
             "counts": counts, "min_p": float(tested.min()) if tested.size else None, "text": text}
 
 
-def mean_z(gen, ref) -> np.ndarray:
-    """(mean_gen - mean_ref) / standard error, per component; NaN where both sets are constant."""
+def mean_z(gen, ref, gen_groups=None, ref_groups=None) -> np.ndarray:
+    """(mean_gen - mean_ref) / standard error, per component; NaN where both sets are constant.
+
+    The standard error is sqrt(se_gen^2 + se_ref^2), each :func:`clustered_se` over the set's
+    parent-map ids (None: independent maps, the plain sqrt(var / N)).
+    """
     g, r = _pair(gen, ref, ("gen", "ref"))
-    se = np.sqrt(g.var(axis=0, ddof=1) / g.shape[0] + r.var(axis=0, ddof=1) / r.shape[0])
+    se = np.hypot(clustered_se(g, gen_groups), clustered_se(r, ref_groups))
     diff = g.mean(axis=0) - r.mean(axis=0)
     with np.errstate(divide="ignore", invalid="ignore"):
         z = np.where(se > 0, diff / np.where(se > 0, se, 1.0), np.where(diff == 0, np.nan, np.inf))
     return z
+
+
+def mean_z_df(gen, ref, gen_groups=None, ref_groups=None) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`mean_z` and its degrees of freedom per component (Welch-Satterthwaite over clusters).
+
+    A cluster-robust standard error from G parent maps has G - 1 degrees of freedom, so with few
+    parents z follows Student's t, not a normal law: df = se^4 / (se_gen^4 / (G_gen - 1) +
+    se_ref^4 / (G_ref - 1)), G the number of parent maps (the number of maps without ids).
+    """
+    z = mean_z(gen, ref, gen_groups, ref_groups)
+    g, r = _pair(gen, ref, ("gen", "ref"))
+    vg, vr = clustered_se(g, gen_groups) ** 2, clustered_se(r, ref_groups) ** 2
+    dg, dr = cluster_count(gen_groups, g.shape[0]) - 1.0, cluster_count(ref_groups, r.shape[0]) - 1.0
+    with np.errstate(divide="ignore", invalid="ignore"):
+        df = (vg + vr) ** 2 / (vg ** 2 / dg + vr ** 2 / dr)
+    return z, np.where(np.isfinite(df), df, dg + dr)
+
+
+def normal_equivalent(z, df) -> np.ndarray:
+    """|z| of Student's t with ``df`` degrees of freedom as the normal |z| of the same two-sided tail
+    probability: a limit of k standard errors then means the same false-alarm rate with 5 parent
+    maps as with 5,000 independent maps. NaN stays NaN."""
+    z, df = np.broadcast_arrays(np.abs(np.asarray(z, dtype=np.float64)), np.asarray(df, dtype=np.float64))
+    with np.errstate(invalid="ignore"):
+        out = scipy.stats.norm.isf(scipy.stats.t.sf(z, df))
+    # t.sf underflows to 0 far out; there the t quantile already exceeds any limit used
+    return np.where(np.isinf(z) | (np.isfinite(z) & ~np.isfinite(out)), np.inf, np.where(np.isnan(z), np.nan, out))
 
 
 def compare_fourier_modes(generated, reference, *, top: int = 8, grid_period: int = 8,

@@ -13,7 +13,7 @@ import tempfile
 from typing import Callable, Sequence
 
 from . import __version__
-from .config import PRECISIONS, SPLITS, get_dataset_preset, get_preset
+from .config import COSMO_GRID_PRESETS, PRECISIONS, SPLITS, get_dataset_preset, get_preset
 from .errors import PaperReproError
 from .evaluation import certification, reproduction, selection
 from .maps import datasets, ingest
@@ -87,7 +87,8 @@ def _simulate_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", required=True, help="dataset directory (created; must not hold a dataset)")
     p.add_argument("--preset", default="cpu",
                    help="dataset preset: cpu (default, for the cpu64 training preset), paper "
-                        "(200,000 crops of 256^2 from 1000 maps), tiny")
+                        "(200,000 crops of 256^2 from 1000 maps), tiny; "
+                        "cosmo-grid or tiny-cosmo: maps at a grid of (Omega_m, sigma_8) nodes")
     p.add_argument("--maps", type=int, help="parent maps of the train split")
     p.add_argument("--map-size", type=int, help="parent map side in pixels")
     p.add_argument("--angle", type=float,
@@ -128,6 +129,8 @@ def _parse_splits(text: str, base) -> dict[str, int]:
 @command("simulate", _simulate_args)
 def _simulate(args: argparse.Namespace) -> int:
     """Simulate convergence maps and write a train/validation/development/auxiliary dataset."""
+    if args.preset in COSMO_GRID_PRESETS:
+        return _simulate_grid(args)
     cfg = get_dataset_preset(args.preset)
     sim, cos = cfg.simulation, cfg.simulation.cosmology
     cos_kw = {k: v for k, v in (("Omega_m", args.omega_m), ("sigma_8", args.sigma_8)) if v is not None}
@@ -162,6 +165,22 @@ def _simulate(args: argparse.Namespace) -> int:
     counts = ", ".join(f"{name} {n * cfg.crops_per_map}" for name, n in cfg.splits.items())
     print(f"wrote {args.out}: {counts} crops of {cfg.crop_size}^2 px ({cfg.crop_angle_deg:.4g} deg, "
           f"{sim.model}); manifest {manifest}")
+    return 0
+
+
+def _simulate_grid(args: argparse.Namespace) -> int:
+    """``simulate --preset cosmo-grid``: every node of a cosmology grid (paper_repro.maps.cosmo_grid)."""
+    from .maps import cosmo_grid
+
+    fixed = [f"--{k.replace('_', '-')}" for k, v in vars(args).items()
+             if v is not None and k not in ("out", "preset", "overwrite", "quiet", "command", "_run")]
+    if fixed:
+        raise PaperReproError(f"simulate --preset {args.preset}: the grid's settings are fixed by the preset; "
+                              f"drop {', '.join(fixed)}")
+    manifest = cosmo_grid.build_cosmo_grid(args.out, args.preset, overwrite=args.overwrite, progress=not args.quiet)
+    grid = cosmo_grid.load_cosmo_grid(args.out)
+    print(f"wrote {args.out}: {len(grid.node_names('train'))} training nodes ({len(grid.training()[0])} "
+          f"training crops), {len(grid.node_names('held_out'))} held-out nodes; manifest {manifest}")
     return 0
 
 

@@ -24,8 +24,12 @@ def _seed(seed: int | None, k: int) -> int | None:
     return None if seed is None else int(seed) * 101 + k
 
 
-def build_generator(preset: str | Preset | ModelConfig = "paper", seed: int | None = None) -> keras.Model:
-    """Table 1: Dense -> reshape -> [BN, ReLU, ConvT 5x5/2] x 4 -> tanh, z (latent,) -> (H, W, 1)."""
+def build_generator(preset: str | Preset | ModelConfig = "paper", seed: int | None = None,
+                    n_params: int = 0) -> keras.Model:
+    """Table 1: Dense -> reshape -> [BN, ReLU, ConvT 5x5/2] x 4 -> tanh, z (latent,) -> (H, W, 1).
+
+    ``n_params`` > 0: a conditional generator (:mod:`paper_repro.gan.conditional`) with inputs
+    [z, params], the (normalised) parameters concatenated to z before the dense layer."""
     cfg = _model_config(preset)
     s, f0 = cfg.start_size, cfg.base_filters * 2 ** (cfg.n_strided - 1)
 
@@ -36,7 +40,11 @@ def build_generator(preset: str | Preset | ModelConfig = "paper", seed: int | No
         return layers.BatchNormalization(momentum=cfg.bn_momentum, epsilon=cfg.bn_epsilon, name=name)
 
     z = keras.Input((cfg.latent_dim,), name="z")
-    x = layers.Dense(s * s * f0, kernel_initializer=normal(0), bias_initializer="zeros", name="dense")(z)
+    inputs, x = z, z
+    if n_params:
+        params = keras.Input((n_params,), name="params")
+        inputs, x = [z, params], layers.Concatenate(name="z_params")([z, params])
+    x = layers.Dense(s * s * f0, kernel_initializer=normal(0), bias_initializer="zeros", name="dense")(x)
     x = layers.Reshape((s, s, f0), name="reshape")(x)
     x = bn("bn0")(x)
     x = layers.ReLU(name="relu0")(x)
@@ -50,11 +58,16 @@ def build_generator(preset: str | Preset | ModelConfig = "paper", seed: int | No
                                kernel_initializer=normal(cfg.n_strided), bias_initializer="zeros",
                                name=f"deconv{cfg.n_strided}")(x)
     out = layers.Activation("tanh", name="tanh", dtype="float32")(x)
-    return keras.Model(z, out, name="generator")
+    return keras.Model(inputs, out, name="generator")
 
 
-def build_discriminator(preset: str | Preset | ModelConfig = "paper", seed: int | None = None) -> keras.Model:
-    """Table 2: Conv 5x5/2 + LReLU, [Conv 5x5/2 + BN + LReLU] x 3, flatten, dense -> logit."""
+def build_discriminator(preset: str | Preset | ModelConfig = "paper", seed: int | None = None,
+                        n_params: int = 0) -> keras.Model:
+    """Table 2: Conv 5x5/2 + LReLU, [Conv 5x5/2 + BN + LReLU] x 3, flatten, dense -> logit.
+
+    ``n_params`` > 0: a projection discriminator (Miyato & Koyama 2018) with inputs [map, params]:
+    logit + <V params, features>, V a bias-free dense map of the (normalised) parameters to the
+    flattened features (:mod:`paper_repro.gan.conditional`)."""
     cfg = _model_config(preset)
 
     def tnormal(k):
@@ -73,7 +86,14 @@ def build_discriminator(preset: str | Preset | ModelConfig = "paper", seed: int 
     logit = layers.Dense(1, kernel_initializer=keras.initializers.RandomNormal(
         stddev=cfg.init_stddev, seed=_seed(seed, 99)), bias_initializer="zeros",
         name="logit", dtype="float32")(x)
-    return keras.Model(x_in, logit, name="discriminator")
+    if not n_params:
+        return keras.Model(x_in, logit, name="discriminator")
+    params = keras.Input((n_params,), name="params")
+    embed = layers.Dense(int(x.shape[-1]), use_bias=False, kernel_initializer=keras.initializers.RandomNormal(
+        stddev=cfg.init_stddev, seed=_seed(seed, 98)), name="embed")(params)
+    projection = layers.Dot(axes=1, name="projection", dtype="float32")([x, embed])
+    logit = layers.Add(name="logit_projected", dtype="float32")([logit, projection])
+    return keras.Model([x_in, params], logit, name="discriminator")
 
 
 def recalibrate_batch_norm(model: keras.Model, batches: int = 100, batch_size: int = 64,

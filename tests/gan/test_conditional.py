@@ -1,0 +1,126 @@
+"""paper_repro.gan.conditional: the parameters reach G and D, bad parameters are refused, and the
+conditional step is the paper's step at the real batch's parameters."""
+from __future__ import annotations
+
+import keras
+import numpy as np
+import pytest
+
+from paper_repro.config import ConditionalPreset, Preset, get_preset
+from paper_repro.errors import PaperReproError
+from paper_repro.gan.conditional import (
+    ConditionalCosmoGAN,
+    build_conditional_discriminator,
+    build_conditional_generator,
+    normalise_parameters,
+)
+from paper_repro.gan.models import build_discriminator, build_generator, count_params
+
+PRESET = get_preset("tiny-cond")
+SPACE = PRESET.parameters
+SIZE, LATENT = PRESET.model.image_size, PRESET.model.latent_dim
+
+
+def batch(n=16, seed=0):
+    """Maps, normalised parameters and latents of one seeded batch."""
+    rng = np.random.default_rng(seed)
+    maps = rng.normal(0, 0.05, (n, SIZE, SIZE, 1)).astype(np.float32)
+    params = normalise_parameters(rng.uniform(SPACE.low, SPACE.high, (n, 2)), SPACE)
+    z = rng.standard_normal((n, LATENT)).astype(np.float32)
+    return maps, params, z
+
+
+def test_normalisation_maps_the_box_to_unit_range_and_refuses_bad_parameters():
+    np.testing.assert_allclose(normalise_parameters([SPACE.low, SPACE.high], SPACE), [[-1, -1], [1, 1]], atol=1e-6)
+    assert normalise_parameters((0.27, 0.8), SPACE).shape == (1, 2)
+    with pytest.raises(PaperReproError, match="must be finite"):
+        normalise_parameters((float("nan"), 0.8), SPACE)
+    with pytest.raises(PaperReproError, match="expected 2 parameters per map"):
+        normalise_parameters((0.3, 0.8, 0.96), SPACE)
+    with pytest.raises(PaperReproError, match="must be numbers"):
+        normalise_parameters(("a", 0.8), SPACE)
+    outside = (SPACE.high[0] + 0.05, 0.8)
+    assert normalise_parameters(outside, SPACE)[0, 0] > 1          # extrapolation allowed by default
+    with pytest.raises(PaperReproError, match=r"Omega_m = 0.37 lies outside the trained range .*strict"):
+        normalise_parameters(outside, SPACE, strict=True)
+
+
+def test_presets_and_topology():
+    assert isinstance(PRESET, ConditionalPreset) and PRESET.model == get_preset("tiny").model
+    assert Preset.from_dict(PRESET.to_dict()) == PRESET                     # run configs round-trip
+    assert not isinstance(Preset.from_dict(get_preset("tiny").to_dict()), ConditionalPreset)
+    with pytest.raises(PaperReproError, match="not conditional"):
+        build_conditional_generator("tiny")
+    # Tables 1-2 plus the parameters' weights only: G's dense layer gains 2 x its width, D one V
+    cond = get_preset("cpu64-cond")
+    g0, d0 = count_params(build_generator("cpu64"))[0], count_params(build_discriminator("cpu64"))[0]
+    g1 = count_params(build_conditional_generator(cond))[0]
+    d1 = count_params(build_conditional_discriminator(cond))[0]
+    features = 4 * 4 * 256
+    assert (g1 - g0, d1 - d0) == (2 * features, 2 * features)
+
+
+def test_parameters_reach_the_generator_and_the_discriminator():
+    g, d = build_conditional_generator(PRESET, seed=3), build_conditional_discriminator(PRESET, seed=3)
+    maps, params, z = batch()
+    one = np.repeat(params[:1], len(z), axis=0)
+    other = np.repeat(params[1:2], len(z), axis=0)
+    a, b = np.asarray(g([z, one])), np.asarray(g([z, other]))
+    assert np.abs(a - b).max() > 1e-3 * np.abs(a).max()                 # same z, other cosmology
+    np.testing.assert_array_equal(a, np.asarray(g([z, one])))           # deterministic in inference
+    sa, sb = np.asarray(d([maps, one])), np.asarray(d([maps, other]))
+    assert np.abs(sa - sb).min() > 0 and sa.shape == (len(maps), 1)
+    # the projection term is what moves D's score: with V = 0 the score ignores the parameters
+    d.get_layer("embed").kernel.assign(np.zeros_like(d.get_layer("embed").kernel.numpy()))
+    np.testing.assert_array_equal(np.asarray(d([maps, one])), np.asarray(d([maps, other])))
+
+
+def test_step_is_the_paper_step_at_the_real_batch_parameters():
+    maps, params, z = batch(seed=1)
+    u = np.float32(0.5)                                # no label swap (flip_prob 0.01)
+    gan = ConditionalCosmoGAN.from_preset(PRESET, seed=2)
+    bce = keras.losses.BinaryCrossentropy(from_logits=True)
+    ones, zeros = np.ones((len(maps), 1), np.float32), np.zeros((len(maps), 1), np.float32)
+
+    def losses(fake_params):
+        real_params = keras.ops.convert_to_tensor(params)
+        fake = gan.generator([z, fake_params], training=True)
+        d_real = gan.discriminator([keras.ops.convert_to_tensor(maps), real_params], training=True)
+        d_fake = gan.discriminator([fake, real_params], training=True)
+        return float(bce(ones, d_real) + bce(zeros, d_fake)), float(bce(ones, d_fake))
+
+    expected = losses(params)
+    shuffled = losses(params[::-1])
+    logs = gan.train_on_batch((maps, params, z, u), return_dict=True)
+    np.testing.assert_allclose((logs["d_loss"], logs["g_loss"]), expected, rtol=1e-5)
+    assert abs(shuffled[1] - expected[1]) > 1e-6      # G at other parameters would give other losses
+
+
+def test_training_steps_have_finite_losses_and_are_seeded():
+    runs = []
+    for _ in range(2):
+        gan = ConditionalCosmoGAN.from_preset(PRESET, seed=5)
+        logs = [gan.train_on_batch(batch(seed=s)[:2], return_dict=True) for s in range(2)]
+        runs.append((logs, gan.generator.get_weights()))
+    for logs in runs[0][0]:
+        assert all(np.isfinite(v) for v in logs.values())
+    assert runs[0][0] == runs[1][0]
+    for a, b in zip(runs[0][1], runs[1][1]):
+        np.testing.assert_array_equal(a, b)
+    gan = ConditionalCosmoGAN.from_preset(PRESET, seed=5)
+    assert not np.array_equal(gan.generator.get_weights()[0], runs[0][1][0])   # the steps trained G
+
+
+def test_generate_and_refusals(monkeypatch):
+    gan = ConditionalCosmoGAN.from_preset(PRESET, seed=4)
+    a = gan.generate((0.27, 0.8), 8, seed=0)
+    assert a.shape == (8, SIZE, SIZE)
+    np.testing.assert_array_equal(a, gan.generate((0.27, 0.8), 8, seed=0))
+    assert not np.array_equal(a, gan.generate((0.27, 0.85), 8, seed=0))
+    with pytest.raises(PaperReproError, match="strict"):
+        gan.generate((0.27, 0.95), 8, seed=0, strict=True)
+    with pytest.raises(PaperReproError, match=r"\(maps, params\)"):
+        gan.train_on_batch(batch()[0])
+    monkeypatch.setattr(keras.backend, "backend", lambda: "jax")
+    with pytest.raises(PaperReproError, match="TensorFlow only"):
+        gan.train_on_batch(batch()[:2])

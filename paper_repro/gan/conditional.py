@@ -69,6 +69,20 @@ def normalise_parameters(params, space: ParameterSpace, *, strict: bool = False)
     return (2.0 * (arr - low) / (high - low) - 1.0).astype(np.float32)
 
 
+def training_pairs(data, preset) -> tuple[np.ndarray, np.ndarray]:
+    """(maps (N, c, c) memory map, normalised parameters (N, P) float32) of the combined train set of
+    a cosmology-grid directory (:mod:`paper_repro.maps.cosmo_grid`), checked against a conditional
+    preset: the maps' size, and every node inside the preset's parameter box."""
+    from ..maps.cosmo_grid import load_cosmo_grid
+
+    p = conditional_preset(preset)
+    maps, params = load_cosmo_grid(data).training()
+    if maps.shape[1:] != (p.model.image_size,) * 2:
+        raise PaperReproError(f"{data}: maps of {maps.shape[1]}^2 px, preset {p.name!r} makes "
+                              f"{p.model.image_size}^2")
+    return maps, normalise_parameters(params, p.parameters, strict=True)
+
+
 def build_conditional_generator(preset, seed: int | None = None) -> keras.Model:
     """G(z, params) of a conditional preset (inputs ``z`` (B, latent), ``params`` (B, P) normalised)."""
     p = conditional_preset(preset)
@@ -150,15 +164,18 @@ class ConditionalCosmoGAN(CosmoGAN):
             raise PaperReproError("a conditional batch is (maps, params) or (maps, params, z[, u])")
         return keras.Model.train_on_batch(self, tuple(x), None, None, class_weight, return_dict)
 
-    def generate(self, params, n: int, seed: int, *, strict: bool = False, batch_size: int = 256) -> np.ndarray:
-        """``n`` maps (n, H, W) in the network's output units at the physical ``params`` ((P,): one
-        cosmology for all, or (n, P)), from seeded latents N(0, 1); inference mode."""
-        y = normalise_parameters(params, self.space, strict=strict)
-        if len(y) == 1:
-            y = np.repeat(y, n, axis=0)
-        if len(y) != n:
-            raise PaperReproError(f"expected 1 or {n} parameter rows, got {len(y)}")
-        z = np.random.default_rng(seed).standard_normal((n, self.latent_dim)).astype(np.float32)
-        out = [np.asarray(self.generator([z[a:a + batch_size], y[a:a + batch_size]], training=False))
-               for a in range(0, n, batch_size)]
-        return np.concatenate(out)[..., 0]
+
+def generation_inputs(preset, params, *, strict: bool = False) -> np.ndarray | None:
+    """The normalised parameter row (P,) a run's generator is called with: None for an unconditional
+    preset (where giving parameters is an error), else ``params`` checked (required)."""
+    if not isinstance(preset, ConditionalPreset):
+        if params is not None:
+            raise PaperReproError(f"preset {preset.name!r} is not conditional: it takes no parameters")
+        return None
+    if params is None:
+        raise PaperReproError(f"preset {preset.name!r} is conditional: give the parameters "
+                              f"({', '.join(preset.parameters.names)}, e.g. --omega-m 0.3 --sigma-8 0.8)")
+    y = normalise_parameters(params, preset.parameters, strict=strict)
+    if len(y) != 1:
+        raise PaperReproError(f"expected one set of parameters, got {len(y)}")
+    return y[0]

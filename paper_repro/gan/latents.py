@@ -16,10 +16,12 @@ def latents(n: int, latent_dim: int, seed: int) -> Iterator[np.ndarray]:
 
 
 def generate(generator, n: int, seed: int, *, batch_size: int = 256, data_scale: float = 1.0,
-             progress: bool = False) -> Iterator[np.ndarray]:
+             progress: bool = False, params: np.ndarray | None = None) -> Iterator[np.ndarray]:
     """Yield generated maps (b, H, W) float32 in convergence units (tanh output / data_scale).
 
     The maps depend only on ``seed`` and ``n``'s prefix: map i is the same whatever the batch size.
+    ``params``: a conditional generator's normalised parameters, one row (P,) for every map
+    (:mod:`paper_repro.gan.conditional`).
     """
     if n <= 0:
         raise PaperReproError(f"number of maps must be positive, got {n}")
@@ -32,7 +34,9 @@ def generate(generator, n: int, seed: int, *, batch_size: int = 256, data_scale:
         bar = tqdm(total=n, unit="map", desc="generate")
     for z in latents(n, latent_dim, seed):
         for s in range(0, len(z), batch_size):
-            out = generator(z[s:s + batch_size], training=False)
+            zb = z[s:s + batch_size]
+            inputs = zb if params is None else [zb, np.repeat(np.reshape(params, (1, -1)), len(zb), axis=0)]
+            out = generator(inputs, training=False)
             maps = np.asarray(out, dtype=np.float32)[..., 0] / np.float32(data_scale)
             if bar is not None:
                 bar.update(len(maps))

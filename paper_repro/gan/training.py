@@ -23,12 +23,13 @@ from typing import Callable, Sequence
 
 import keras
 
-from ..config import Preset, get_preset
+from ..config import ConditionalPreset, Preset, get_preset
 from ..errors import PaperReproError, TrainingDiverged
 from ..maps.io import open_maps
 from . import callbacks as cbs
 from . import runs
 from .batches import epoch_permutation, read_batch, symmetry_augment
+from .conditional import ConditionalCosmoGAN, training_pairs
 from .cosmogan import CosmoGAN
 from .devices import compute_on
 from .diagnostics import monitor_sets
@@ -120,7 +121,14 @@ def train(out: str | os.PathLike, preset: str | Preset | None = None, data: str 
         "spectral_from_epoch": spectral_from_epoch, "precision": precision})
     p, seed = info.preset, info.seed
     t = p.training
-    maps = open_maps(info.data, size=p.model.image_size)
+    conditional = isinstance(p, ConditionalPreset)   # data: a cosmology grid; batches (maps, params)
+    if conditional:
+        maps, params = training_pairs(info.data, p)
+        if t.spectral_weight > 0 or (devices not in (None, 1)):
+            raise PaperReproError("a conditional run has no spectral term and trains on one device")
+        scorer = scorer_factory = None    # no conditional selection score yet: snapshots not taken
+    else:
+        maps, params = open_maps(info.data, size=p.model.image_size), None
     steps = len(maps) // t.batch_size
     if steps == 0:
         raise PaperReproError(f"{info.data}: {len(maps)} maps is fewer than one batch of {t.batch_size}")
@@ -137,7 +145,7 @@ def train(out: str | os.PathLike, preset: str | Preset | None = None, data: str 
             if progress:
                 print("spectral term: estimating the real maps' log power from the training set")
             terms.append(SpectralTerm.from_maps(maps, t, seed))
-        gan = CosmoGAN.from_preset(p, seed=seed, loss_terms=terms)
+        gan = (ConditionalCosmoGAN if conditional else CosmoGAN).from_preset(p, seed=seed, loss_terms=terms)
         state, same_schedule = cbs.RunState(), True
         ck = runs.latest_checkpoint(run) if resume else None
         if ck is not None:
@@ -152,7 +160,7 @@ def train(out: str | os.PathLike, preset: str | Preset | None = None, data: str 
             if progress:
                 print(f"resuming {run} from {ck.name} (epoch {state.epoch + 1}, step {state.step})")
 
-        monitor = monitor_sets(info, maps, seed)
+        monitor = None if conditional else monitor_sets(info, maps, seed)
         hooks = [cbs.LossWeightSchedule({"spectral": t.spectral_weight_at} if terms else {}, verbose=progress),
                  cbs.LearningRateSchedule(t, verbose=progress)]
         hooks += [cbs.ProgressBar(t, steps)] if progress else []
@@ -173,9 +181,12 @@ def train(out: str | os.PathLike, preset: str | Preset | None = None, data: str 
                 gan.reset_metrics()
             call_hooks(hooks, "on_epoch_begin", epoch)
             for step in range(state.step, steps):
-                batch = read_batch(maps, order[step * t.batch_size:(step + 1) * t.batch_size], t.data_scale)
+                rows = order[step * t.batch_size:(step + 1) * t.batch_size]
+                batch = read_batch(maps, rows, t.data_scale)
                 if t.augments(epoch):
                     batch = symmetry_augment(batch, seed, epoch, step)
+                if conditional:
+                    batch = (batch, params[rows])
                 logs = {k: float(v) for k, v in gan.train_on_batch(batch, return_dict=True).items()}
                 check_finite(run, logs, epoch, step)
                 state.step, state.global_step = step + 1, state.global_step + 1

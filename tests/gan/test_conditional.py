@@ -6,8 +6,10 @@ import keras
 import numpy as np
 import pytest
 
+from paper_repro.cli import main
 from paper_repro.config import ConditionalPreset, Preset, get_preset
 from paper_repro.errors import PaperReproError
+from paper_repro.gan import runs
 from paper_repro.gan.conditional import (
     ConditionalCosmoGAN,
     build_conditional_discriminator,
@@ -15,6 +17,9 @@ from paper_repro.gan.conditional import (
     normalise_parameters,
 )
 from paper_repro.gan.models import build_discriminator, build_generator, count_params
+from paper_repro.gan.training import train
+from paper_repro.maps.cosmo_grid import build_cosmo_grid
+from tests.helpers import KillAfter, Killed
 
 PRESET = get_preset("tiny-cond")
 SPACE = PRESET.parameters
@@ -96,31 +101,59 @@ def test_step_is_the_paper_step_at_the_real_batch_parameters():
     assert abs(shuffled[1] - expected[1]) > 1e-6      # G at other parameters would give other losses
 
 
-def test_training_steps_have_finite_losses_and_are_seeded():
-    runs = []
-    for _ in range(2):
-        gan = ConditionalCosmoGAN.from_preset(PRESET, seed=5)
-        logs = [gan.train_on_batch(batch(seed=s)[:2], return_dict=True) for s in range(2)]
-        runs.append((logs, gan.generator.get_weights()))
-    for logs in runs[0][0]:
-        assert all(np.isfinite(v) for v in logs.values())
-    assert runs[0][0] == runs[1][0]
-    for a, b in zip(runs[0][1], runs[1][1]):
-        np.testing.assert_array_equal(a, b)
+def test_training_steps_have_finite_losses():
     gan = ConditionalCosmoGAN.from_preset(PRESET, seed=5)
-    assert not np.array_equal(gan.generator.get_weights()[0], runs[0][1][0])   # the steps trained G
+    before = gan.generator.get_weights()[0].copy()
+    for s in range(2):
+        logs = gan.train_on_batch(batch(seed=s)[:2], return_dict=True)
+        assert all(np.isfinite(v) for v in logs.values())
+    assert not np.array_equal(gan.generator.get_weights()[0], before)   # the steps trained G
+    # (seeded: a resumed run equals an uninterrupted one, test_train_resume_and_generate_through_the_cli)
 
 
-def test_generate_and_refusals(monkeypatch):
+def test_refusals_of_the_step(monkeypatch):
     gan = ConditionalCosmoGAN.from_preset(PRESET, seed=4)
-    a = gan.generate((0.27, 0.8), 8, seed=0)
-    assert a.shape == (8, SIZE, SIZE)
-    np.testing.assert_array_equal(a, gan.generate((0.27, 0.8), 8, seed=0))
-    assert not np.array_equal(a, gan.generate((0.27, 0.85), 8, seed=0))
-    with pytest.raises(PaperReproError, match="strict"):
-        gan.generate((0.27, 0.95), 8, seed=0, strict=True)
     with pytest.raises(PaperReproError, match=r"\(maps, params\)"):
         gan.train_on_batch(batch()[0])
     monkeypatch.setattr(keras.backend, "backend", lambda: "jax")
     with pytest.raises(PaperReproError, match="TensorFlow only"):
         gan.train_on_batch(batch()[:2])
+
+
+@pytest.fixture(scope="module")
+def grid(tmp_path_factory):
+    out = tmp_path_factory.mktemp("grid") / "tiny-cosmo"
+    build_cosmo_grid(out, "tiny-cosmo")
+    return out
+
+
+def test_train_resume_and_generate_through_the_cli(tmp_path, grid, capsys):
+    ref, run = tmp_path / "ref", tmp_path / "run"
+    assert main(["train", "--preset", "tiny-cond", "--data", str(grid), "--out", str(ref), "--seed", "7"]) == 0
+    with pytest.raises(Killed):      # killed in epoch 2 (4 steps an epoch): last checkpoint at step 4
+        train(run, "tiny-cond", grid, seed=7, progress=False, callbacks=[KillAfter(5)])
+    assert runs.load_checkpoint(runs.latest_checkpoint(run))[1]["global_step"] == 4
+    assert main(["train", "--out", str(run), "--resume"]) == 0
+    (got, meta), (want, _) = (runs.load_checkpoint(runs.latest_checkpoint(r)) for r in (run, ref))
+    assert meta["global_step"] == 8
+    for x, y in zip(got, want):
+        np.testing.assert_array_equal(x, y)
+    out = {}
+    for s8 in ("0.8", "0.85"):
+        path = tmp_path / f"maps-{s8}.npy"
+        assert main(["generate", "--run", str(run), "--n", "6", "--seed", "1", "--out", str(path),
+                     "--omega-m", "0.3", "--sigma-8", s8]) == 0
+        out[s8] = np.load(path)
+    assert out["0.8"].shape == (6, SIZE, SIZE) and np.isfinite(out["0.8"]).all()
+    assert not np.array_equal(out["0.8"], out["0.85"])       # same latents, other sigma_8
+    np.testing.assert_allclose(out["0.8"], runs.generate_maps(run, 6, 1, params=(0.3, 0.8)), rtol=1e-6)
+    capsys.readouterr()
+    bad = tmp_path / "bad.npy"
+    for extra, message in ((["--omega-m", "0.3"], "both --omega-m and --sigma-8"),
+                           ([], "is conditional: give the parameters"),
+                           (["--omega-m", "0.3", "--sigma-8", "0.95", "--strict"], "outside the trained range"),
+                           (["--omega-m", "nan", "--sigma-8", "0.8"], "must be finite")):
+        assert main(["generate", "--run", str(run), "--n", "2", "--seed", "1", "--out", str(bad), *extra]) == 2
+        err = capsys.readouterr().err
+        assert message in err and len(err.strip().splitlines()) == 1
+    assert not bad.exists()

@@ -470,7 +470,7 @@ class CosmoGridConfig:
 COSMO_GRID_PRESETS: dict[str, CosmoGridConfig] = {
     # 6 x 5 = 30 training nodes of 8 parents x 200 crops of 64^2 (48,000 training crops), with
     # 2,000 validation and 2,000 auxiliary crops per node; 4 held-out nodes with 4,000 + 4,000
-    # (3 inside the grid, (0.35, 0.835) on its edge). About 3.4 GB.
+    # (3 inside the grid, (0.35, 0.835) on its edge). About 3.5 GB.
     "cosmo-grid": CosmoGridConfig(
         "cosmo-grid", DatasetConfig("cosmo-grid-node", crop_size=64, crops_per_map=200,
                                     splits=SplitSizes(train=8, validation=10, development=2, auxiliary=10))),

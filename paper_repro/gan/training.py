@@ -12,6 +12,9 @@ an uninterrupted one in the tests (tiny preset). At cpu64 scale on a 2-core AVX-
 held for stretches of 200-260 steps, but two straight runs once parted in the 4th digit near step
 150 and a resumed run near step 600: rare last-bit differences in TensorFlow's CPU kernels, which
 adversarial training then amplifies (docs/history.md, "reproducibility of training").
+
+A conditional preset (:mod:`paper_repro.gan.conditional`) trains on a cosmology-grid directory: each
+batch is the maps and their own parameters, in the same seeded order.
 """
 from __future__ import annotations
 

@@ -681,17 +681,17 @@ PRESETS: dict[str, Preset] = {
 # The conditional emulator (paper_repro.gan.conditional) on the cosmology grids (COSMO_GRID_PRESETS).
 # cpu64-cond: cpu64's topology and recipe at its number of steps (160 epochs of the cosmo-grid
 # preset's 48,000 crops = 120,000 steps of 64), annealed and at the two time-scale rule from the
-# same fractions of the run; provisional, not yet trained. Off until they have conditional
-# versions: the spectral term (its target is one cosmology's mean power) and precise batch norm.
+# same fractions of the run; provisional, not yet trained. Off until it has a conditional version:
+# the spectral term (its target is one cosmology's mean power). Precise batch norm draws the
+# training maps' parameters with the latents.
 PRESETS["cpu64-cond"] = ConditionalPreset(
     "cpu64-cond", PRESETS["cpu64"].model,
     dataclasses.replace(PRESETS["cpu64"].training, epochs=150, selection_epochs=10, anneal_epochs=90,
-                        d_lr_factor_from_epoch=115, spectral_weight=0.0, spectral_from_epoch=1,
-                        bn_recalibration=0),
+                        d_lr_factor_from_epoch=115, spectral_weight=0.0, spectral_from_epoch=1),
     angle_deg=PRESETS["cpu64"].angle_deg, parameters=ParameterSpace.of_grid(COSMO_GRID_PRESETS["cosmo-grid"]))
 # For tests: the tiny networks over the tiny-cosmo grid.
 PRESETS["tiny-cond"] = ConditionalPreset(
-    "tiny-cond", PRESETS["tiny"].model, dataclasses.replace(PRESETS["tiny"].training, bn_recalibration=0),
+    "tiny-cond", PRESETS["tiny"].model, PRESETS["tiny"].training,
     angle_deg=PRESETS["tiny"].angle_deg, parameters=ParameterSpace.of_grid(COSMO_GRID_PRESETS["tiny-cosmo"]))
 
 

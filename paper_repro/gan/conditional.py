@@ -98,7 +98,8 @@ def build_conditional_discriminator(preset, seed: int | None = None) -> keras.Mo
 class ConditionalCosmoGAN(CosmoGAN):
     """CosmoGAN conditioned on parameters. A batch is (maps, params) or (maps, params, z, u):
     ``params`` (B, P) normalised (:func:`normalise_parameters`), z and the swap uniform u drawn from
-    the model's seed generator when not given. Metrics and state as :class:`CosmoGAN`."""
+    the model's seed generator when not given. Metrics and state as :class:`CosmoGAN`; the training
+    loop sets ``bn_params`` (the training maps' normalised parameters) for precise batch norm."""
 
     def __init__(self, generator: keras.Model, discriminator: keras.Model, *, latent_dim: int,
                  space: ParameterSpace, flip_prob: float = 0.01, seed: int | None = None,
@@ -106,6 +107,7 @@ class ConditionalCosmoGAN(CosmoGAN):
         super().__init__(generator, discriminator, latent_dim=latent_dim, flip_prob=flip_prob, seed=seed,
                          loss_terms=loss_terms, **kwargs)
         self.space = space
+        self.bn_params = None    # the training maps' normalised parameters, for precise batch norm
 
     @classmethod
     def from_preset(cls, preset, seed: int | None = None,

@@ -28,6 +28,11 @@ def generate(generator, n: int, seed: int, *, batch_size: int = 256, data_scale:
     if batch_size <= 0:
         raise PaperReproError(f"batch size must be positive, got {batch_size}")
     latent_dim = int(generator.inputs[0].shape[-1])
+    if (len(generator.inputs) > 1) != (params is not None):
+        raise PaperReproError("a conditional generator makes maps at given parameters (Omega_m, sigma_8), "
+                              "an unconditional one takes none" if params is not None else
+                              "this generator is conditional: it makes maps at given parameters (Omega_m, "
+                              "sigma_8), which this command does not take yet")
     bar = None
     if progress:
         from tqdm.auto import tqdm

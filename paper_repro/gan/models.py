@@ -97,7 +97,7 @@ def build_discriminator(preset: str | Preset | ModelConfig = "paper", seed: int 
 
 
 def recalibrate_batch_norm(model: keras.Model, batches: int = 100, batch_size: int = 64,
-                           seed: int = 0) -> keras.Model:
+                           seed: int = 0, params: np.ndarray | None = None) -> keras.Model:
     """Set every batch norm's moving mean and variance to its batch statistics averaged over
     ``batches`` training-mode passes of seeded N(0, 1) latents ("precise BN", Wu & Johnson 2021).
 
@@ -106,6 +106,8 @@ def recalibrate_batch_norm(model: keras.Model, batches: int = 100, batch_size: i
     can drift from what the discriminator saw (in the cpu64 model: pixel mean +0.0058 vs +0.0014
     after recalibration, against 0 in the data). Only the moving statistics change; trainable
     weights are untouched. Returns ``model`` (changed in place). Deterministic for a seed on CPU.
+    A conditional generator (inputs [z, params]) needs ``params``, the normalised parameters of the
+    training maps (N, P): each batch takes ``batch_size`` rows of it at random, as training batches do.
     """
     if not isinstance(batches, int) or batches < 1:
         raise ValueError(f"batches must be a positive integer, got {batches!r}")
@@ -115,6 +117,9 @@ def recalibrate_batch_norm(model: keras.Model, batches: int = 100, batch_size: i
     if not bns:
         return model
     latent = int(model.inputs[0].shape[-1])
+    if (len(model.inputs) > 1) != (params is not None):
+        raise ValueError("a conditional generator's batch norms are recalibrated with the training "
+                         "parameters (params), an unconditional one's without")
     rng = np.random.default_rng(seed)
     sums = {id(l): [0.0, 0.0] for l in bns}
     momenta = {id(l): l.momentum for l in bns}
@@ -122,7 +127,8 @@ def recalibrate_batch_norm(model: keras.Model, batches: int = 100, batch_size: i
         for l in bns:
             l.momentum = 0.0      # a training-mode call then leaves the batch statistics in moving_*
         for _ in range(batches):
-            model(rng.standard_normal((batch_size, latent), dtype=np.float32), training=True)
+            z = rng.standard_normal((batch_size, latent), dtype=np.float32)
+            model(z if params is None else [z, params[rng.integers(0, len(params), batch_size)]], training=True)
             for l in bns:
                 sums[id(l)][0] = sums[id(l)][0] + np.asarray(l.moving_mean, dtype=np.float64)
                 sums[id(l)][1] = sums[id(l)][1] + np.asarray(l.moving_variance, dtype=np.float64)
@@ -136,20 +142,21 @@ def recalibrate_batch_norm(model: keras.Model, batches: int = 100, batch_size: i
 
 
 def recalibrated_copy(model: keras.Model, batches: int = 100, batch_size: int = 64,
-                      seed: int = 0) -> keras.Model:
+                      seed: int = 0, params: np.ndarray | None = None) -> keras.Model:
     """A copy of ``model`` with recalibrated batch norms (:func:`recalibrate_batch_norm`); the
     original, e.g. the generator being trained, is left as it is."""
     copy = keras.models.clone_model(model)
     copy.set_weights(model.get_weights())
-    return recalibrate_batch_norm(copy, batches, batch_size, seed)
+    return recalibrate_batch_norm(copy, batches, batch_size, seed, params)
 
 
-def inference_copy(model: keras.Model, training, seed: int) -> keras.Model:
+def inference_copy(model: keras.Model, training, seed: int, params: np.ndarray | None = None) -> keras.Model:
     """The generator as it is scored and saved: a :func:`recalibrated_copy` when the training
-    config asks for precise batch norm (``bn_recalibration > 0``), else ``model`` itself."""
+    config asks for precise batch norm (``bn_recalibration > 0``), else ``model`` itself
+    (``params``: a conditional generator's training parameters)."""
     if not training.bn_recalibration:
         return model
-    return recalibrated_copy(model, training.bn_recalibration, training.batch_size, seed=seed)
+    return recalibrated_copy(model, training.bn_recalibration, training.batch_size, seed=seed, params=params)
 
 
 def feature_extractor(discriminator: keras.Model) -> keras.Model:

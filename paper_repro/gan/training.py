@@ -149,6 +149,8 @@ def train(out: str | os.PathLike, preset: str | Preset | None = None, data: str 
                 print("spectral term: estimating the real maps' log power from the training set")
             terms.append(SpectralTerm.from_maps(maps, t, seed))
         gan = (ConditionalCosmoGAN if conditional else CosmoGAN).from_preset(p, seed=seed, loss_terms=terms)
+        if conditional:
+            gan.bn_params = params
         state, same_schedule = cbs.RunState(), True
         ck = runs.latest_checkpoint(run) if resume else None
         if ck is not None:

@@ -16,7 +16,7 @@ from paper_repro.gan.conditional import (
     build_conditional_generator,
     normalise_parameters,
 )
-from paper_repro.gan.models import build_discriminator, build_generator, count_params
+from paper_repro.gan.models import build_discriminator, build_generator, count_params, recalibrated_copy
 from paper_repro.gan.training import train
 from paper_repro.maps.cosmo_grid import build_cosmo_grid
 from tests.helpers import KillAfter, Killed
@@ -96,19 +96,26 @@ def test_step_is_the_paper_step_at_the_real_batch_parameters():
 
     expected = losses(params)
     shuffled = losses(params[::-1])
+    before = gan.generator.get_weights()[0].copy()
     logs = gan.train_on_batch((maps, params, z, u), return_dict=True)
     np.testing.assert_allclose((logs["d_loss"], logs["g_loss"]), expected, rtol=1e-5)
+    assert all(np.isfinite(v) for v in logs.values()) and logs["flipped"] == 0
+    assert not np.array_equal(gan.generator.get_weights()[0], before)   # the step trained G
     assert abs(shuffled[1] - expected[1]) > 1e-6      # G at other parameters would give other losses
 
 
-def test_training_steps_have_finite_losses():
-    gan = ConditionalCosmoGAN.from_preset(PRESET, seed=5)
-    before = gan.generator.get_weights()[0].copy()
-    for s in range(2):
-        logs = gan.train_on_batch(batch(seed=s)[:2], return_dict=True)
-        assert all(np.isfinite(v) for v in logs.values())
-    assert not np.array_equal(gan.generator.get_weights()[0], before)   # the steps trained G
-    # (seeded: a resumed run equals an uninterrupted one, test_train_resume_and_generate_through_the_cli)
+def test_precise_batch_norm_draws_the_training_parameters():
+    g = build_conditional_generator(PRESET, seed=6)
+    _, params, _ = batch(n=64, seed=2)
+    a = recalibrated_copy(g, batches=2, batch_size=16, seed=1, params=params)
+    b = recalibrated_copy(g, batches=2, batch_size=16, seed=1, params=params)
+    c = recalibrated_copy(g, batches=2, batch_size=16, seed=1, params=np.ones_like(params))
+    stats = [np.asarray(m.get_layer("bn0").moving_mean) for m in (g, a, b, c)]
+    assert not np.array_equal(stats[0], stats[1])                 # recalibrated
+    np.testing.assert_array_equal(stats[1], stats[2])              # seeded
+    assert not np.array_equal(stats[1], stats[3])                  # the parameters matter
+    with pytest.raises(ValueError, match="conditional"):
+        recalibrated_copy(g, batches=1, batch_size=4)
 
 
 def test_refusals_of_the_step(monkeypatch):

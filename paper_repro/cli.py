@@ -13,7 +13,7 @@ import tempfile
 from typing import Callable, Sequence
 
 from . import __version__
-from .config import PRECISIONS, SPLITS, get_dataset_preset, get_preset
+from .config import COSMO_GRID_PRESETS, PRECISIONS, SPLITS, ConditionalPreset, get_dataset_preset, get_preset
 from .errors import PaperReproError
 from .evaluation import certification, html_report, reproduction, selection
 from .maps import datasets, ingest
@@ -87,7 +87,8 @@ def _simulate_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", required=True, help="dataset directory (created; must not hold a dataset)")
     p.add_argument("--preset", default="cpu",
                    help="dataset preset: cpu (default, for the cpu64 training preset), paper "
-                        "(200,000 crops of 256^2 from 1000 maps), tiny")
+                        "(200,000 crops of 256^2 from 1000 maps), tiny; "
+                        "cosmo-grid or tiny-cosmo: maps at a grid of (Omega_m, sigma_8) nodes")
     p.add_argument("--maps", type=int, help="parent maps of the train split")
     p.add_argument("--map-size", type=int, help="parent map side in pixels")
     p.add_argument("--angle", type=float,
@@ -128,6 +129,8 @@ def _parse_splits(text: str, base) -> dict[str, int]:
 @command("simulate", _simulate_args)
 def _simulate(args: argparse.Namespace) -> int:
     """Simulate convergence maps and write a train/validation/development/auxiliary dataset."""
+    if args.preset in COSMO_GRID_PRESETS:
+        return _simulate_grid(args)
     cfg = get_dataset_preset(args.preset)
     sim, cos = cfg.simulation, cfg.simulation.cosmology
     cos_kw = {k: v for k, v in (("Omega_m", args.omega_m), ("sigma_8", args.sigma_8)) if v is not None}
@@ -162,6 +165,22 @@ def _simulate(args: argparse.Namespace) -> int:
     counts = ", ".join(f"{name} {n * cfg.crops_per_map}" for name, n in cfg.splits.items())
     print(f"wrote {args.out}: {counts} crops of {cfg.crop_size}^2 px ({cfg.crop_angle_deg:.4g} deg, "
           f"{sim.model}); manifest {manifest}")
+    return 0
+
+
+def _simulate_grid(args: argparse.Namespace) -> int:
+    """``simulate --preset cosmo-grid``: every node of a cosmology grid (paper_repro.maps.cosmo_grid)."""
+    from .maps import cosmo_grid
+
+    fixed = [f"--{k.replace('_', '-')}" for k, v in vars(args).items()
+             if v is not None and k not in ("out", "preset", "overwrite", "quiet", "command", "_run")]
+    if fixed:
+        raise PaperReproError(f"simulate --preset {args.preset}: the grid's settings are fixed by the preset; "
+                              f"drop {', '.join(fixed)}")
+    manifest = cosmo_grid.build_cosmo_grid(args.out, args.preset, overwrite=args.overwrite, progress=not args.quiet)
+    grid = cosmo_grid.load_cosmo_grid(args.out)
+    print(f"wrote {args.out}: {len(grid.node_names('train'))} training nodes ({len(grid.training()[0])} "
+          f"training crops), {len(grid.node_names('held_out'))} held-out nodes; manifest {manifest}")
     return 0
 
 
@@ -213,7 +232,8 @@ def _train_args(p: argparse.ArgumentParser) -> None:
     p.description = ("Train CosmoGAN on maps (.npy or FITS) with a named preset into a run directory, or continue "
                      "one with --resume. With a development set, the selection epochs keep the "
                      "lowest-scoring generators in best/ and candidates/.")
-    p.add_argument("--preset", help="named configuration: paper, cpu64, tiny (not with --resume)")
+    p.add_argument("--preset", help="named configuration: paper, cpu64, tiny, or conditional cpu64-cond, tiny-cond "
+                                    "(--data: a cosmology grid from 'simulate --preset cosmo-grid'; not with --resume)")
     p.add_argument("--data", help="training maps, .npy (N, H, W) float32, or FITS maps of the preset's size "
                                   "(a file or a folder; stacked into OUT/maps/)")
     p.add_argument("--out", required=True, help="run directory")
@@ -274,7 +294,10 @@ def _train(args: argparse.Namespace) -> int:
     """Train a GAN (or continue a run): checkpoints, logs, selection of the best generator."""
     _quiet_tensorflow()
     from .gan import training  # keras
-    preset, data, development = _train_inputs(args)
+    if args.preset is not None and isinstance(get_preset(args.preset), ConditionalPreset):
+        preset, data, development = args.preset, args.data, args.development   # a cosmology-grid directory
+    else:
+        preset, data, development = _train_inputs(args)
     training.train(out=args.out, preset=preset, data=data, epochs=args.epochs,
                    seed=args.seed, resume=args.resume, development=development,
                    augment_from_epoch=args.augment_from_epoch, spectral_weight=args.spectral_weight,
@@ -346,6 +369,10 @@ def _generate_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=_seed, required=True, help="seed of the latents (same seed, same maps)")
     p.add_argument("--out", required=True, help="output .npy (N, H, W) float32")
     p.add_argument("--batch-size", type=_positive_int, default=256, help="maps per generator call (default 256)")
+    p.add_argument("--omega-m", type=float, help="Omega_m of the maps (conditional runs; with --sigma-8)")
+    p.add_argument("--sigma-8", type=float, help="sigma_8 of the maps (conditional runs; with --omega-m)")
+    p.add_argument("--strict", action="store_true",
+                   help="refuse parameters outside the box the conditional model was trained over")
 
 
 @command("generate", _generate_args)
@@ -353,8 +380,11 @@ def _generate(args: argparse.Namespace) -> int:
     """Generate maps from a run's generator into a .npy file."""
     _quiet_tensorflow()
     from .gan import runs  # keras
-    runs.generate_to_file(args.run, args.out, n=args.n, seed=args.seed,
-                          checkpoint=args.checkpoint, batch_size=args.batch_size)
+    given = [v for v in (args.omega_m, args.sigma_8) if v is not None]
+    if len(given) == 1:
+        raise PaperReproError("give both --omega-m and --sigma-8, or neither")
+    runs.generate_to_file(args.run, args.out, n=args.n, seed=args.seed, checkpoint=args.checkpoint,
+                          batch_size=args.batch_size, params=given or None, strict=args.strict)
     return 0
 
 

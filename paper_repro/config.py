@@ -173,6 +173,8 @@ class Preset:
     def from_dict(cls, d: dict[str, Any]) -> "Preset":
         """The preset of ``to_dict``; a run recorded with a retired training setting loads when
         the setting was off, and is refused (see :data:`RETIRED_TRAINING`) when it was on."""
+        if cls is Preset and isinstance(d, dict) and "parameters" in d:   # a conditional preset
+            return ConditionalPreset.from_dict(d)
         try:
             return cls(name=d["name"], model=ModelConfig(**d["model"]),
                        training=TrainingConfig(**drop_retired(d["training"])),
@@ -387,14 +389,149 @@ DATASET_PRESETS: dict[str, DatasetConfig] = {
 
 def get_dataset_preset(name: str | DatasetConfig) -> DatasetConfig:
     """The dataset preset called ``name`` (a :class:`DatasetConfig` is returned unchanged)."""
-    if isinstance(name, DatasetConfig):
-        return name
+    return name if isinstance(name, DatasetConfig) else _named(DATASET_PRESETS, name, "dataset preset")
+
+
+def _named(table: dict, name, what: str):
+    """``table[name]``, or a one-line error listing the names of ``table``."""
     try:
-        return DATASET_PRESETS[name]
+        return table[name]
     except (KeyError, TypeError):
-        raise PaperReproError(
-            f"unknown dataset preset {name!r}; choose one of {', '.join(sorted(DATASET_PRESETS))}"
-        ) from None
+        raise PaperReproError(f"unknown {what} {name!r}; choose one of {', '.join(sorted(table))}") from None
+
+
+# --- datasets over cosmology (paper_repro.maps.cosmo_grid) -------------------------------------
+#: the conditioning parameters of the conditional emulator, in this order
+COSMO_PARAMETERS = ("Omega_m", "sigma_8")
+
+
+@dataclass(frozen=True)
+class CosmoGridConfig:
+    """Maps at a grid of (Omega_m, sigma_8) nodes plus held-out nodes (issue: conditional emulator).
+
+    Training nodes: every pair of ``omega_m`` x ``sigma_8`` (a regular grid through the paper's
+    fiducial (0.26, 0.798), so that finite differences at the fiducial use neighbouring nodes; its
+    convex hull is the box of the axes). Held-out nodes are never trained on: ``held_out`` lists
+    them, inside the box and at least one on its edge. Each node is one :class:`DatasetConfig`
+    (``node``'s geometry and splits; held-out nodes ``held_out_splits``, no train split) at its own
+    cosmology and its own seeds: node k of the training grid has seed ``seed + 2k`` and auxiliary seed
+    ``seed + 2k + 1``, held-out node j ``held_out_seed + 2j`` and ``+ 1``. Omega_b follows Omega_m at
+    the fiducial baryon fraction (as ``paper-repro simulate --omega-m`` does), and the log-normal shift
+    is the empty-beam convergence of each node's cosmology.
+    """
+
+    name: str
+    node: DatasetConfig
+    omega_m: tuple = (0.20, 0.23, 0.26, 0.29, 0.32, 0.35)
+    sigma_8: tuple = (0.65, 0.724, 0.798, 0.872, 0.946)
+    held_out: tuple = ((0.275, 0.761), (0.245, 0.835), (0.305, 0.687), (0.35, 0.835))
+    held_out_splits: SplitSizes = field(default_factory=lambda: SplitSizes(
+        train=0, validation=20, development=0, auxiliary=20))
+    seed: int = 36000
+    held_out_seed: int = 36900
+
+    def __post_init__(self) -> None:
+        for name in ("omega_m", "sigma_8"):
+            v = tuple(float(x) for x in getattr(self, name))
+            _check(len(v) >= 2 and all(math.isfinite(x) for x in v) and list(v) == sorted(set(v)),
+                   f"cosmology grid {name} must be >= 2 increasing finite values, got {v!r}")
+            object.__setattr__(self, name, v)
+        held = tuple((float(a), float(b)) for a, b in self.held_out)
+        object.__setattr__(self, "held_out", held)
+        (lo_m, lo_s), (hi_m, hi_s) = self.low, self.high
+        for om, s8 in held:
+            _check(lo_m <= om <= hi_m and lo_s <= s8 <= hi_s,
+                   f"held-out node ({om}, {s8}) lies outside the training grid's hull")
+            _check((om, s8) not in self.training_nodes(), f"held-out node ({om}, {s8}) is a training node")
+        _check(self.node.splits.train > 0, "the training nodes need a train split")
+        _check(self.held_out_splits.train == 0, "held-out nodes must not have a train split")
+        for name in ("seed", "held_out_seed"):
+            v = getattr(self, name)
+            _check(isinstance(v, int) and v >= 0, f"{name} must be a non-negative integer, got {v!r}")
+
+    @property
+    def low(self) -> tuple[float, float]:
+        """The hull's lower corner (Omega_m, sigma_8)."""
+        return self.omega_m[0], self.sigma_8[0]
+
+    @property
+    def high(self) -> tuple[float, float]:
+        """The hull's upper corner (Omega_m, sigma_8)."""
+        return self.omega_m[-1], self.sigma_8[-1]
+
+    def training_nodes(self) -> list[tuple[float, float]]:
+        """(Omega_m, sigma_8) of every training node, Omega_m slowest."""
+        return [(om, s8) for om in self.omega_m for s8 in self.sigma_8]
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+COSMO_GRID_PRESETS: dict[str, CosmoGridConfig] = {
+    # 6 x 5 = 30 training nodes of 8 parents x 200 crops of 64^2 (48,000 training crops), with
+    # 2,000 validation and 2,000 auxiliary crops per node; 4 held-out nodes with 4,000 + 4,000
+    # (3 inside the grid, (0.35, 0.835) on its edge). About 3.5 GB.
+    "cosmo-grid": CosmoGridConfig(
+        "cosmo-grid", DatasetConfig("cosmo-grid-node", crop_size=64, crops_per_map=200,
+                                    splits=SplitSizes(train=8, validation=10, development=2, auxiliary=10))),
+    # For tests: 2 x 2 nodes of 256^2 parents (the paper's pixels), one held-out node inside and one
+    # on the edge; seconds to build.
+    "tiny-cosmo": CosmoGridConfig(
+        "tiny-cosmo", DatasetConfig("tiny-cosmo-node", SimulationConfig(map_size=256, angle_deg=256 * PIXEL_DEG),
+                                    crop_size=32, crops_per_map=8,
+                                    splits=SplitSizes(train=2, validation=1, development=0, auxiliary=1)),
+        omega_m=(0.22, 0.32), sigma_8=(0.70, 0.90), held_out=((0.27, 0.80), (0.32, 0.80)),
+        held_out_splits=SplitSizes(train=0, validation=1, development=0, auxiliary=1)),
+}
+
+
+def get_cosmo_grid_preset(name: str | CosmoGridConfig) -> CosmoGridConfig:
+    """The cosmology-grid dataset preset called ``name`` (a config is returned unchanged)."""
+    return name if isinstance(name, CosmoGridConfig) else _named(COSMO_GRID_PRESETS, name, "cosmology-grid preset")
+
+
+@dataclass(frozen=True)
+class ParameterSpace:
+    """The conditioning parameters of a conditional emulator and the box they were trained over
+    (the training grid's hull). The networks see each parameter mapped linearly to [-1, 1] over the
+    box (:func:`paper_repro.gan.conditional.normalise_parameters`)."""
+
+    names: tuple = COSMO_PARAMETERS
+    low: tuple = (0.20, 0.65)
+    high: tuple = (0.35, 0.946)
+
+    def __post_init__(self) -> None:
+        for name in ("names", "low", "high"):
+            object.__setattr__(self, name, tuple(getattr(self, name)))
+        _check(len(self.names) >= 1 and len(self.low) == len(self.names) == len(self.high),
+               f"parameter space: names, low and high need one entry per parameter, got {self.names}, "
+               f"{self.low}, {self.high}")
+        _check(all(isinstance(a, (int, float)) and isinstance(b, (int, float)) and math.isfinite(a)
+                   and math.isfinite(b) and a < b for a, b in zip(self.low, self.high)),
+               f"parameter space: need finite low < high, got {self.low}, {self.high}")
+
+    @classmethod
+    def of_grid(cls, grid: "CosmoGridConfig") -> "ParameterSpace":
+        """The box of a cosmology grid's training nodes."""
+        return cls(COSMO_PARAMETERS, grid.low, grid.high)
+
+
+@dataclass(frozen=True)
+class ConditionalPreset(Preset):
+    """A preset of the conditional emulator G(z | parameters), D(x | parameters): the same topology
+    and training settings as :class:`Preset`, plus the parameter space it conditions on."""
+
+    parameters: ParameterSpace = field(default_factory=ParameterSpace)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "ConditionalPreset":
+        base = Preset.from_dict({k: v for k, v in d.items() if k != "parameters"})
+        try:
+            space = ParameterSpace(**d["parameters"])
+        except (KeyError, TypeError) as exc:
+            raise PaperReproError(f"invalid configuration: {exc}") from None
+        return cls(base.name, base.model, base.training, base.angle_deg, space)
+
 
 
 # --- certification settings (paper_repro.evaluation, validation/) ------------------------------
@@ -541,6 +678,21 @@ PRESETS: dict[str, Preset] = {
         angle_deg=32 * PIXEL_DEG,
     ),
 }
+# The conditional emulator (paper_repro.gan.conditional) on the cosmology grids (COSMO_GRID_PRESETS).
+# cpu64-cond: cpu64's topology and recipe at its number of steps (160 epochs of the cosmo-grid
+# preset's 48,000 crops = 120,000 steps of 64), annealed and at the two time-scale rule from the
+# same fractions of the run; provisional, not yet trained. Off until it has a conditional version:
+# the spectral term (its target is one cosmology's mean power). Precise batch norm draws the
+# training maps' parameters with the latents.
+PRESETS["cpu64-cond"] = ConditionalPreset(
+    "cpu64-cond", PRESETS["cpu64"].model,
+    dataclasses.replace(PRESETS["cpu64"].training, epochs=150, selection_epochs=10, anneal_epochs=90,
+                        d_lr_factor_from_epoch=115, spectral_weight=0.0, spectral_from_epoch=1),
+    angle_deg=PRESETS["cpu64"].angle_deg, parameters=ParameterSpace.of_grid(COSMO_GRID_PRESETS["cosmo-grid"]))
+# For tests: the tiny networks over the tiny-cosmo grid.
+PRESETS["tiny-cond"] = ConditionalPreset(
+    "tiny-cond", PRESETS["tiny"].model, PRESETS["tiny"].training,
+    angle_deg=PRESETS["tiny"].angle_deg, parameters=ParameterSpace.of_grid(COSMO_GRID_PRESETS["tiny-cosmo"]))
 
 
 def get_preset(name: str | Preset) -> Preset:

@@ -196,7 +196,7 @@ class SelectionSnapshots(keras.callbacks.Callback):
         s, t = self.state, self.training
         if self.scorer is None or s.epoch < t.epochs or s.global_step % t.selection_every:
             return
-        kept = inference_copy(self.model.generator, t, self.seed)
+        kept = inference_copy(self.model.generator, t, self.seed, getattr(self.model, "bn_params", None))
         score = float(self.scorer(kept))
         self.log.write({"global_step": s.global_step, "epoch": s.epoch + 1, "score": score})
         if t.selection_candidates > 1:
@@ -270,7 +270,7 @@ class GeneratorSaves(keras.callbacks.Callback):
         self.run, self.training, self.seed = run, training, seed
 
     def on_epoch_end(self, epoch, logs=None):
-        kept = inference_copy(self.model.generator, self.training, self.seed)
+        kept = inference_copy(self.model.generator, self.training, self.seed, getattr(self.model, "bn_params", None))
         runs.save_generator(kept, self.run / "generators" / f"epoch-{epoch + 1:04d}.weights.h5")
         runs.save_generator(kept, self.run / "generator.keras")
 

@@ -156,11 +156,15 @@ class CosmoGAN(keras.Model):
             d_real = self.discriminator(real, training=True)
             d_fake = self.discriminator(fake, training=True)
             d_loss, g_total, logs = self.paper_losses(real, fake, d_real, d_fake, u, weights)
+        self.apply_tapes(d_tape, g_tape, d_loss, g_total)
+        return self.track(logs)
+
+    def apply_tapes(self, d_tape, g_tape, d_loss, g_total) -> None:
+        """Both optimizers' updates from the two tapes of one forward pass (TensorFlow)."""
         d_grads = d_tape.gradient(d_loss, self.discriminator.trainable_weights)
         g_grads = g_tape.gradient(g_total, self.generator.trainable_weights)
         self.d_optimizer.apply_gradients(zip(d_grads, self.discriminator.trainable_weights))
         self.g_optimizer.apply_gradients(zip(g_grads, self.generator.trainable_weights))
-        return self.track(logs)
 
     def track(self, logs: dict) -> dict:
         """Update the metric trackers from a step's logs; return the logs with the trackers' results."""

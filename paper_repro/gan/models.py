@@ -24,8 +24,12 @@ def _seed(seed: int | None, k: int) -> int | None:
     return None if seed is None else int(seed) * 101 + k
 
 
-def build_generator(preset: str | Preset | ModelConfig = "paper", seed: int | None = None) -> keras.Model:
-    """Table 1: Dense -> reshape -> [BN, ReLU, ConvT 5x5/2] x 4 -> tanh, z (latent,) -> (H, W, 1)."""
+def build_generator(preset: str | Preset | ModelConfig = "paper", seed: int | None = None,
+                    n_params: int = 0) -> keras.Model:
+    """Table 1: Dense -> reshape -> [BN, ReLU, ConvT 5x5/2] x 4 -> tanh, z (latent,) -> (H, W, 1).
+
+    ``n_params`` > 0: a conditional generator (:mod:`paper_repro.gan.conditional`) with inputs
+    [z, params], the (normalised) parameters concatenated to z before the dense layer."""
     cfg = _model_config(preset)
     s, f0 = cfg.start_size, cfg.base_filters * 2 ** (cfg.n_strided - 1)
 
@@ -36,7 +40,11 @@ def build_generator(preset: str | Preset | ModelConfig = "paper", seed: int | No
         return layers.BatchNormalization(momentum=cfg.bn_momentum, epsilon=cfg.bn_epsilon, name=name)
 
     z = keras.Input((cfg.latent_dim,), name="z")
-    x = layers.Dense(s * s * f0, kernel_initializer=normal(0), bias_initializer="zeros", name="dense")(z)
+    inputs, x = z, z
+    if n_params:
+        params = keras.Input((n_params,), name="params")
+        inputs, x = [z, params], layers.Concatenate(name="z_params")([z, params])
+    x = layers.Dense(s * s * f0, kernel_initializer=normal(0), bias_initializer="zeros", name="dense")(x)
     x = layers.Reshape((s, s, f0), name="reshape")(x)
     x = bn("bn0")(x)
     x = layers.ReLU(name="relu0")(x)
@@ -50,11 +58,16 @@ def build_generator(preset: str | Preset | ModelConfig = "paper", seed: int | No
                                kernel_initializer=normal(cfg.n_strided), bias_initializer="zeros",
                                name=f"deconv{cfg.n_strided}")(x)
     out = layers.Activation("tanh", name="tanh", dtype="float32")(x)
-    return keras.Model(z, out, name="generator")
+    return keras.Model(inputs, out, name="generator")
 
 
-def build_discriminator(preset: str | Preset | ModelConfig = "paper", seed: int | None = None) -> keras.Model:
-    """Table 2: Conv 5x5/2 + LReLU, [Conv 5x5/2 + BN + LReLU] x 3, flatten, dense -> logit."""
+def build_discriminator(preset: str | Preset | ModelConfig = "paper", seed: int | None = None,
+                        n_params: int = 0) -> keras.Model:
+    """Table 2: Conv 5x5/2 + LReLU, [Conv 5x5/2 + BN + LReLU] x 3, flatten, dense -> logit.
+
+    ``n_params`` > 0: a projection discriminator (Miyato & Koyama 2018) with inputs [map, params]:
+    logit + <V params, features>, V a bias-free dense map of the (normalised) parameters to the
+    flattened features (:mod:`paper_repro.gan.conditional`)."""
     cfg = _model_config(preset)
 
     def tnormal(k):
@@ -73,11 +86,18 @@ def build_discriminator(preset: str | Preset | ModelConfig = "paper", seed: int 
     logit = layers.Dense(1, kernel_initializer=keras.initializers.RandomNormal(
         stddev=cfg.init_stddev, seed=_seed(seed, 99)), bias_initializer="zeros",
         name="logit", dtype="float32")(x)
-    return keras.Model(x_in, logit, name="discriminator")
+    if not n_params:
+        return keras.Model(x_in, logit, name="discriminator")
+    params = keras.Input((n_params,), name="params")
+    embed = layers.Dense(int(x.shape[-1]), use_bias=False, kernel_initializer=keras.initializers.RandomNormal(
+        stddev=cfg.init_stddev, seed=_seed(seed, 98)), name="embed")(params)
+    projection = layers.Dot(axes=1, name="projection", dtype="float32")([x, embed])
+    logit = layers.Add(name="logit_projected", dtype="float32")([logit, projection])
+    return keras.Model([x_in, params], logit, name="discriminator")
 
 
 def recalibrate_batch_norm(model: keras.Model, batches: int = 100, batch_size: int = 64,
-                           seed: int = 0) -> keras.Model:
+                           seed: int = 0, params: np.ndarray | None = None) -> keras.Model:
     """Set every batch norm's moving mean and variance to its batch statistics averaged over
     ``batches`` training-mode passes of seeded N(0, 1) latents ("precise BN", Wu & Johnson 2021).
 
@@ -86,6 +106,8 @@ def recalibrate_batch_norm(model: keras.Model, batches: int = 100, batch_size: i
     can drift from what the discriminator saw (in the cpu64 model: pixel mean +0.0058 vs +0.0014
     after recalibration, against 0 in the data). Only the moving statistics change; trainable
     weights are untouched. Returns ``model`` (changed in place). Deterministic for a seed on CPU.
+    A conditional generator (inputs [z, params]) needs ``params``, the normalised parameters of the
+    training maps (N, P): each batch takes ``batch_size`` rows of it at random, as training batches do.
     """
     if not isinstance(batches, int) or batches < 1:
         raise ValueError(f"batches must be a positive integer, got {batches!r}")
@@ -95,6 +117,9 @@ def recalibrate_batch_norm(model: keras.Model, batches: int = 100, batch_size: i
     if not bns:
         return model
     latent = int(model.inputs[0].shape[-1])
+    if (len(model.inputs) > 1) != (params is not None):
+        raise ValueError("a conditional generator's batch norms are recalibrated with the training "
+                         "parameters (params), an unconditional one's without")
     rng = np.random.default_rng(seed)
     sums = {id(l): [0.0, 0.0] for l in bns}
     momenta = {id(l): l.momentum for l in bns}
@@ -102,7 +127,8 @@ def recalibrate_batch_norm(model: keras.Model, batches: int = 100, batch_size: i
         for l in bns:
             l.momentum = 0.0      # a training-mode call then leaves the batch statistics in moving_*
         for _ in range(batches):
-            model(rng.standard_normal((batch_size, latent), dtype=np.float32), training=True)
+            z = rng.standard_normal((batch_size, latent), dtype=np.float32)
+            model(z if params is None else [z, params[rng.integers(0, len(params), batch_size)]], training=True)
             for l in bns:
                 sums[id(l)][0] = sums[id(l)][0] + np.asarray(l.moving_mean, dtype=np.float64)
                 sums[id(l)][1] = sums[id(l)][1] + np.asarray(l.moving_variance, dtype=np.float64)
@@ -116,20 +142,21 @@ def recalibrate_batch_norm(model: keras.Model, batches: int = 100, batch_size: i
 
 
 def recalibrated_copy(model: keras.Model, batches: int = 100, batch_size: int = 64,
-                      seed: int = 0) -> keras.Model:
+                      seed: int = 0, params: np.ndarray | None = None) -> keras.Model:
     """A copy of ``model`` with recalibrated batch norms (:func:`recalibrate_batch_norm`); the
     original, e.g. the generator being trained, is left as it is."""
     copy = keras.models.clone_model(model)
     copy.set_weights(model.get_weights())
-    return recalibrate_batch_norm(copy, batches, batch_size, seed)
+    return recalibrate_batch_norm(copy, batches, batch_size, seed, params)
 
 
-def inference_copy(model: keras.Model, training, seed: int) -> keras.Model:
+def inference_copy(model: keras.Model, training, seed: int, params: np.ndarray | None = None) -> keras.Model:
     """The generator as it is scored and saved: a :func:`recalibrated_copy` when the training
-    config asks for precise batch norm (``bn_recalibration > 0``), else ``model`` itself."""
+    config asks for precise batch norm (``bn_recalibration > 0``), else ``model`` itself
+    (``params``: a conditional generator's training parameters)."""
     if not training.bn_recalibration:
         return model
-    return recalibrated_copy(model, training.bn_recalibration, training.batch_size, seed=seed)
+    return recalibrated_copy(model, training.bn_recalibration, training.batch_size, seed=seed, params=params)
 
 
 def feature_extractor(discriminator: keras.Model) -> keras.Model:

@@ -32,10 +32,11 @@ from typing import Any
 import keras
 import numpy as np
 
-from ..config import Preset
+from ..config import ConditionalPreset, Preset
 from ..errors import PaperReproError
 from ..maps.io import NpyWriter, atomic_path
 from . import calibration  # also registers the calibration layer, so .keras files load
+from .conditional import build_conditional_generator, generation_inputs
 from .latents import generate
 from .models import build_generator
 
@@ -247,7 +248,8 @@ def load_generator(run: str | os.PathLike, checkpoint: str | int | None = None):
         if path.name.endswith(".keras"):
             model = keras.saving.load_model(path, compile=False)
         else:
-            model = build_generator(info.preset)
+            build = build_conditional_generator if isinstance(info.preset, ConditionalPreset) else build_generator
+            model = build(info.preset)
             model.load_weights(path)
     except (OSError, ValueError) as exc:
         raise PaperReproError(f"{path}: cannot load generator ({exc})") from None
@@ -309,15 +311,18 @@ def calibrate_run(run: str | os.PathLike, out: str | os.PathLike, real_maps: np.
 
 
 # -------------------------------------------------------------------------------- generation
-def generate_maps(run: str | os.PathLike, n: int, seed: int, checkpoint=None, batch_size: int = 256) -> np.ndarray:
-    """Generate n maps from a run into memory (N, H, W)."""
+def generate_maps(run: str | os.PathLike, n: int, seed: int, checkpoint=None, batch_size: int = 256,
+                  params=None, strict: bool = False) -> np.ndarray:
+    """Generate n maps from a run into memory (N, H, W); ``params`` (Omega_m, sigma_8) for a
+    conditional run (``strict``: inside the trained box)."""
     model, preset = load_generator(run, checkpoint)
+    y = generation_inputs(preset, params, strict=strict)
     return np.concatenate(list(generate(model, n, seed, batch_size=batch_size,
-                                        data_scale=preset.training.data_scale)))
+                                        data_scale=preset.training.data_scale, params=y)))
 
 
 def generate_to_file(run: str | os.PathLike, out: str | os.PathLike, *, n: int, seed: int,
-                     checkpoint=None, batch_size: int = 256) -> Path:
+                     checkpoint=None, batch_size: int = 256, params=None, strict: bool = False) -> Path:
     """Stream n generated maps into ``out`` (.npy, N x H x W float32); memory does not grow with n."""
     out = Path(out)
     if n <= 0:
@@ -325,9 +330,10 @@ def generate_to_file(run: str | os.PathLike, out: str | os.PathLike, *, n: int, 
     if out.suffix != ".npy":
         raise PaperReproError(f"{out}: output must be a .npy file")
     model, preset = load_generator(run, checkpoint)
+    y = generation_inputs(preset, params, strict=strict)
     size = preset.model.image_size
     with NpyWriter(out, n, size) as writer:
         for maps in generate(model, n, seed, batch_size=batch_size,
-                             data_scale=preset.training.data_scale, progress=True):
+                             data_scale=preset.training.data_scale, progress=True, params=y):
             writer.write(maps)
     return out

@@ -12,6 +12,9 @@ an uninterrupted one in the tests (tiny preset). At cpu64 scale on a 2-core AVX-
 held for stretches of 200-260 steps, but two straight runs once parted in the 4th digit near step
 150 and a resumed run near step 600: rare last-bit differences in TensorFlow's CPU kernels, which
 adversarial training then amplifies (docs/history.md, "reproducibility of training").
+
+A conditional preset (:mod:`paper_repro.gan.conditional`) trains on a cosmology-grid directory: each
+batch is the maps and their own parameters, in the same seeded order.
 """
 from __future__ import annotations
 
@@ -23,12 +26,13 @@ from typing import Callable, Sequence
 
 import keras
 
-from ..config import Preset, get_preset
+from ..config import ConditionalPreset, Preset, get_preset
 from ..errors import PaperReproError, TrainingDiverged
 from ..maps.io import open_maps
 from . import callbacks as cbs
 from . import runs
 from .batches import epoch_permutation, read_batch, symmetry_augment
+from .conditional import ConditionalCosmoGAN, training_pairs
 from .cosmogan import CosmoGAN
 from .devices import choose_devices, compute_on
 from .diagnostics import monitor_sets
@@ -121,7 +125,14 @@ def train(out: str | os.PathLike, preset: str | Preset | None = None, data: str 
         "spectral_from_epoch": spectral_from_epoch, "precision": precision})
     p, seed = info.preset, info.seed
     t = p.training
-    maps = open_maps(info.data, size=p.model.image_size)
+    conditional = isinstance(p, ConditionalPreset)   # data: a cosmology grid; batches (maps, params)
+    if conditional:
+        maps, params = training_pairs(info.data, p)
+        if t.spectral_weight > 0 or (devices not in (None, 1)):
+            raise PaperReproError("a conditional run has no spectral term and trains on one device")
+        scorer = scorer_factory = None    # no conditional selection score yet: snapshots not taken
+    else:
+        maps, params = open_maps(info.data, size=p.model.image_size), None
     steps = len(maps) // t.batch_size
     if steps == 0:
         raise PaperReproError(f"{info.data}: {len(maps)} maps is fewer than one batch of {t.batch_size}")
@@ -138,7 +149,9 @@ def train(out: str | os.PathLike, preset: str | Preset | None = None, data: str 
             if progress:
                 print("spectral term: estimating the real maps' log power from the training set")
             terms.append(SpectralTerm.from_maps(maps, t, seed))
-        gan = CosmoGAN.from_preset(p, seed=seed, loss_terms=terms)
+        gan = (ConditionalCosmoGAN if conditional else CosmoGAN).from_preset(p, seed=seed, loss_terms=terms)
+        if conditional:
+            gan.bn_params = params
         state, same_schedule = cbs.RunState(), True
         ck = runs.latest_checkpoint(run) if resume else None
         if ck is not None:
@@ -153,7 +166,7 @@ def train(out: str | os.PathLike, preset: str | Preset | None = None, data: str 
             if progress:
                 print(f"resuming {run} from {ck.name} (epoch {state.epoch + 1}, step {state.step})")
 
-        monitor = monitor_sets(info, maps, seed)
+        monitor = None if conditional else monitor_sets(info, maps, seed)
         hooks = [cbs.LossWeightSchedule({"spectral": t.spectral_weight_at} if terms else {}, verbose=progress),
                  cbs.LearningRateSchedule(t, verbose=progress)]
         hooks += [cbs.ProgressBar(t, steps)] if progress else []
@@ -174,9 +187,12 @@ def train(out: str | os.PathLike, preset: str | Preset | None = None, data: str 
                 gan.reset_metrics()
             call_hooks(hooks, "on_epoch_begin", epoch)
             for step in range(state.step, steps):
-                batch = read_batch(maps, order[step * t.batch_size:(step + 1) * t.batch_size], t.data_scale)
+                rows = order[step * t.batch_size:(step + 1) * t.batch_size]
+                batch = read_batch(maps, rows, t.data_scale)
                 if t.augments(epoch):
                     batch = symmetry_augment(batch, seed, epoch, step)
+                if conditional:
+                    batch = (batch, params[rows])
                 logs = {k: float(v) for k, v in gan.train_on_batch(batch, return_dict=True).items()}
                 check_finite(run, logs, epoch, step)
                 state.step, state.global_step = step + 1, state.global_step + 1

@@ -126,9 +126,19 @@ def parent_map(config, split: str, index: int) -> np.ndarray:
 
 def parent_crops(config, split: str, index: int) -> tuple[np.ndarray, np.ndarray]:
     """The crops (crops_per_map, c, c) and corners the dataset builder cuts from one parent map."""
-    kappa = parent_map(config, split, index)
-    rng = np.random.default_rng(child_seed(parent_seed(config, split, index), 1))
-    return random_crops(kappa, config.crop_size, config.crops_per_map, rng)
+    return simulated_crops(get_simulator(config.simulation), config, split, index)
+
+
+def simulated_crops(sim, config, split: str, index: int) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`parent_crops` with the simulator ``sim`` of ``config.simulation`` made once by the
+    caller (its set-up costs more than one map); NaN or inf in a crop is an error."""
+    ss = parent_seed(config, split, index)
+    kappa = sim.map(child_seed(ss, 0))
+    crops, corners = random_crops(kappa, config.crop_size, config.crops_per_map,
+                                  np.random.default_rng(child_seed(ss, 1)))
+    if not np.isfinite(crops).all():
+        raise PaperReproError(f"{split} parent map {index}: simulation gave NaN/inf")
+    return crops, corners
 
 
 class RunningStats:
@@ -163,6 +173,23 @@ class RunningStats:
                 "map_fraction_outside_unit": self.maps_outside / self.n_maps}
 
 
+def check_output(out: Path, need: int, overwrite: bool) -> Path:
+    """The manifest path of a dataset to be built in ``out``, after checking that ``out`` is a
+    directory or absent, holds no dataset (unless ``overwrite``) and has room for ``need`` bytes."""
+    if out.exists() and not out.is_dir():
+        raise PaperReproError(f"{out}: exists and is not a directory")
+    manifest_path = out / MANIFEST
+    if manifest_path.exists() and not overwrite:
+        raise PaperReproError(f"{out}: already holds a dataset ({MANIFEST}); choose another "
+                              f"directory or overwrite it")
+    probe = out if out.exists() else next((p for p in out.parents if p.exists()), Path("."))
+    free = shutil.disk_usage(probe).free
+    if need > free:
+        raise PaperReproError(f"{out}: the dataset needs {need / 1e9:.2f} GB, only "
+                              f"{free / 1e9:.2f} GB free")
+    return manifest_path
+
+
 def build_dataset(out: str | os.PathLike, config="cpu", *, overwrite: bool = False,
                   progress: bool = False) -> Path:
     """Simulate parent maps, cut random crops, write one ``{split}.npy`` per split and the manifest.
@@ -176,20 +203,9 @@ def build_dataset(out: str | os.PathLike, config="cpu", *, overwrite: bool = Fal
     """
     cfg = get_dataset_preset(config)
     out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise PaperReproError(f"{out}: exists and is not a directory")
-    manifest_path = out / MANIFEST
-    if manifest_path.exists() and not overwrite:
-        raise PaperReproError(f"{out}: already holds a dataset ({MANIFEST}); choose another "
-                              f"directory or overwrite it")
     splits = cfg.splits.items()
     c = cfg.crop_size
-    need = sum(n * cfg.crops_per_map * c * c * 4 for _, n in splits)
-    probe = out if out.exists() else next((p for p in out.parents if p.exists()), Path("."))
-    free = shutil.disk_usage(probe).free
-    if need > free:
-        raise PaperReproError(f"{out}: the dataset needs {need / 1e9:.2f} GB, only "
-                              f"{free / 1e9:.2f} GB free")
+    manifest_path = check_output(out, sum(n * cfg.crops_per_map * c * c * 4 for _, n in splits), overwrite)
 
     created_dir = not out.exists()
     sim = get_simulator(cfg.simulation)       # C_ell and the field set-up, once
@@ -212,12 +228,7 @@ def build_dataset(out: str | os.PathLike, config="cpu", *, overwrite: bool = Fal
             path = out / f"{split}.npy"
             with NpyWriter(path, n_crops, c) as writer:
                 for i in range(n_parent):
-                    ss = parent_seed(cfg, split, i)
-                    kappa = sim.map(child_seed(ss, 0))
-                    crops, corners = random_crops(kappa, c, cfg.crops_per_map,
-                                                  np.random.default_rng(child_seed(ss, 1)))
-                    if not np.isfinite(crops).all():
-                        raise PaperReproError(f"{split} parent map {i}: simulation gave NaN/inf")
+                    crops, corners = simulated_crops(sim, cfg, split, i)
                     writer.write(crops)
                     running.add(crops)
                     rows = slice(i * cfg.crops_per_map, (i + 1) * cfg.crops_per_map)

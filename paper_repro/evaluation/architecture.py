@@ -20,6 +20,7 @@ from typing import Any
 
 from ..config import PRESETS, ModelConfig, Preset
 from ..errors import PaperReproError
+from ..maps.io import shown_path
 
 #: Table 1 as printed: (layer type, output shape channels x height x width, trainable parameters
 #: as the paper rounds them); the BatchNorm rows carry the ReLU, the last row the tanh
@@ -238,7 +239,6 @@ def require_match(entry: dict[str, Any]) -> dict[str, Any]:
 def run_architecture(run: str | os.PathLike, checkpoint: str | int | None = None) -> dict[str, Any]:
     """The ``architecture`` entry of a run's generator (:func:`compare`); loads it with Keras."""
     from ..gan.runs import generator_path, load_generator  # keras
-    from .certification import shown_path
 
     model, preset = load_generator(run, checkpoint)
     return compare(found_layers(model), preset, source=shown_path(generator_path(run, checkpoint)))

@@ -40,7 +40,7 @@ from scipy import stats as scipy_stats
 
 from ..config import CertificationConfig, NoveltyConfig
 from ..errors import PaperReproError
-from ..maps.io import atomic_path, check_maps, open_maps
+from ..maps.io import atomic_path, check_maps, open_maps, shown_path
 from ..stats.copying import copying_test
 from ..stats.covariance import power_bands
 from ..stats.morphology import pixel_histogram
@@ -86,18 +86,6 @@ class Inputs:
         """Per set, how its maps were treated: the number of parent maps, or "independent"."""
         return {name: int(np.unique(self.parents[name]).size) if name in self.parents else "independent"
                 for name in ("generated", "validation", "auxiliary")}
-
-
-def shown_path(path: str | os.PathLike) -> str:
-    """``path`` as the project's records name it, never an absolute path of this machine: relative to
-    the working directory when inside it, else its folder and file name (``reference/validation.npy``)."""
-    p = Path(path)
-    if not p.is_absolute():
-        return p.as_posix()
-    try:
-        return p.resolve().relative_to(Path.cwd().resolve()).as_posix()
-    except ValueError:
-        return Path(*p.parts[-2:]).as_posix()
 
 
 def angle_from(path: str | os.PathLike | None) -> float | None:

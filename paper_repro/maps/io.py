@@ -363,3 +363,15 @@ def sha256_file(path: str | os.PathLike) -> str:
         for block in iter(lambda: fh.read(HASH_CHUNK), b""):
             h.update(block)
     return h.hexdigest()
+
+
+def shown_path(path: str | os.PathLike) -> str:
+    """``path`` as the project's records name it, never an absolute path of this machine: relative to
+    the working directory when inside it, else its folder and file name (``reference/validation.npy``)."""
+    p = Path(path)
+    if not p.is_absolute():
+        return p.as_posix()
+    try:
+        return p.resolve().relative_to(Path.cwd().resolve()).as_posix()
+    except ValueError:
+        return Path(*p.parts[-2:]).as_posix()

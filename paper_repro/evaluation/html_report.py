@@ -14,7 +14,6 @@ from __future__ import annotations
 import base64
 import html
 import io
-import json
 import math
 import os
 import re
@@ -24,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import PaperReproError
-from ..maps.io import atomic_path
+from ..maps.io import atomic_path, read_json
 from ..stats.reports import jsonable
 
 #: sub-criteria that pass when the value is at least the limit (p-values); the others at most
@@ -58,10 +57,7 @@ def read_report(path: str | os.PathLike) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise PaperReproError(f"{path}: no such report file")
-    try:
-        report = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise PaperReproError(f"{path}: not a JSON report ({type(exc).__name__}: {exc})") from None
+    report = read_json(path, "JSON report")
     if not (isinstance(report, dict) and isinstance(report.get("criteria"), dict) and report["criteria"]
             and isinstance(report.get("inputs"), dict)):
         raise PaperReproError(f"{path}: not a certification report (no criteria and inputs); write one with "

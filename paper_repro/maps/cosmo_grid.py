@@ -39,7 +39,7 @@ from .datasets import (
     progress_bar,
     simulated_crops,
 )
-from .io import NpyWriter, atomic_path, check_npy, open_maps, sha256_file
+from .io import NpyWriter, atomic_path, check_npy, open_maps, read_json, sha256_file
 from .simulation import get_simulator
 
 GRID_FORMAT = 1
@@ -272,10 +272,7 @@ def load_cosmo_grid(directory: str | os.PathLike, *, verify_checksum: bool = Fal
     path = directory / MANIFEST
     if not path.exists():
         raise PaperReproError(f"{directory}: no {MANIFEST} (not a cosmology grid, or its build did not finish)")
-    try:
-        manifest = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise PaperReproError(f"{path}: not valid JSON ({exc})") from None
+    manifest = read_json(path)
     if not isinstance(manifest, dict) or manifest.get("kind") != GRID_KIND:
         raise PaperReproError(f"{path}: not a cosmology-grid manifest (kind {GRID_KIND!r})")
     if manifest.get("format") != GRID_FORMAT:

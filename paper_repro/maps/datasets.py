@@ -22,7 +22,7 @@ import numpy as np
 
 from ..config import SPLITS, DatasetConfig, get_dataset_preset
 from ..errors import PaperReproError
-from .io import NpyWriter, atomic_path, check_npy, open_maps, sha256_file
+from .io import NpyWriter, atomic_path, check_npy, open_maps, read_json, sha256_file
 from .simulation import get_simulator
 
 MANIFEST = "manifest.json"
@@ -317,10 +317,7 @@ def load_manifest(directory: str | os.PathLike) -> dict:
     path = directory / MANIFEST
     if not path.exists():
         raise PaperReproError(f"{directory}: no {MANIFEST} (not a dataset, or its build did not finish)")
-    try:
-        manifest = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise PaperReproError(f"{path}: not valid JSON ({exc})") from None
+    manifest = read_json(path)
     if not isinstance(manifest, dict):
         raise PaperReproError(f"{path}: expected a JSON object, found {type(manifest).__name__}")
     if manifest.get("format") != MANIFEST_FORMAT:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import os
 import tempfile
 from pathlib import Path
@@ -375,3 +376,11 @@ def shown_path(path: str | os.PathLike) -> str:
         return p.resolve().relative_to(Path.cwd().resolve()).as_posix()
     except ValueError:
         return Path(*p.parts[-2:]).as_posix()
+
+
+def read_json(path: str | os.PathLike, what: str = "JSON"):
+    """The parsed JSON file ``path``; a one-line error naming it when it cannot be read or parsed."""
+    try:
+        return json.loads(Path(path).read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise PaperReproError(f"{path}: not valid {what} ({exc})") from None

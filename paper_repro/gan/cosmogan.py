@@ -174,6 +174,13 @@ class CosmoGAN(keras.Model):
         out.update({k: v for k, v in logs.items() if k not in out})
         return out
 
+    def hold(self, logs: dict) -> None:
+        """Set the metric trackers to one step's logs (as Keras' ``train_on_batch``, which resets them
+        before each step), for the steps that run outside Keras' trainer."""
+        for m in self.metrics:
+            m.reset_state()
+            m.update_state(logs[m.name])
+
     def train_on_batch(self, x, y=None, sample_weight=None, class_weight=None, return_dict=False):
         """One training step on batch ``x`` (or (maps, z[, u]), see :meth:`step_draws`): Keras' own on
         TensorFlow (data-parallel: :mod:`paper_repro.gan.mirrored`); on JAX the stateless step of

@@ -157,9 +157,7 @@ def train_on_batch(gan, data) -> dict[str, float]:
     logs, new = fn(state.read(), real, z, u)
     state.write(new)
     out = {k: float(v) for k, v in logs.items()}
-    for m in gan.metrics:   # Keras' train_on_batch resets the trackers: they hold this step's values
-        m.reset_state()
-        m.update_state(out[m.name])
+    gan.hold(out)
     return out
 
 

@@ -101,7 +101,5 @@ def train_on_batch(gan, strategy, data) -> dict[str, float]:
     parts = tuple(data) if isinstance(data, (tuple, list)) else (data,)
     real, z, u = (parts + (None, None))[:3]
     logs = {k: float(v) for k, v in mirrored_step(gan, strategy)(np.asarray(real, np.float32), z, u).items()}
-    for m in gan.metrics:   # as Keras' train_on_batch: the trackers hold this step's values
-        m.reset_state()
-        m.update_state(logs[m.name])
+    gan.hold(logs)
     return logs

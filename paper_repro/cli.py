@@ -257,6 +257,10 @@ def _train_args(p: argparse.ArgumentParser) -> None:
                         "the backend is chosen by KERAS_BACKEND (tensorflow, the default, or jax)")
     p.add_argument("--precision", choices=PRECISIONS, default=None,
                    help="compute precision of a new run (default: the preset's, float32 as the paper)")
+    p.add_argument("--init-from", default=None, metavar="CHECKPOINT",
+                   help="start a new run's networks from another run's checkpoint (a run directory or "
+                        "RUN/checkpoints/step-N) of the same topology; a conditional preset starts as "
+                        "the unconditional model, its parameter weights at zero")
 
 
 def _devices(text: str) -> int | str:
@@ -302,7 +306,7 @@ def _train(args: argparse.Namespace) -> int:
                    seed=args.seed, resume=args.resume, development=development,
                    augment_from_epoch=args.augment_from_epoch, spectral_weight=args.spectral_weight,
                    spectral_from_epoch=args.spectral_from_epoch, scorer_factory=selection.scorer_for,
-                   devices=args.devices, precision=args.precision)
+                   devices=args.devices, precision=args.precision, init_from=args.init_from)
     return 0
 
 

@@ -30,7 +30,7 @@ from ..config import ConditionalPreset, Preset, get_preset
 from ..errors import PaperReproError, TrainingDiverged
 from ..maps.io import open_maps
 from . import callbacks as cbs
-from . import runs
+from . import runs, warm_start
 from .batches import epoch_permutation, read_batch, symmetry_augment
 from .conditional import ConditionalCosmoGAN, training_pairs
 from .cosmogan import CosmoGAN
@@ -103,7 +103,7 @@ def train(out: str | os.PathLike, preset: str | Preset | None = None, data: str 
           spectral_weight: float | None = None, spectral_from_epoch: int | None = None,
           scorer: cbs.Scorer | None = None, scorer_factory: ScorerFactory | None = None,
           callbacks: Sequence = (), progress: bool = True, devices: int | str | None = None,
-          precision: str | None = None) -> Path:
+          precision: str | None = None, init_from: str | os.PathLike | None = None) -> Path:
     """Train (or with ``resume=True`` continue) the run in ``out``; return the run directory.
 
     ``epochs`` is the run's total number of main epochs; the preset's selection epochs follow them.
@@ -117,9 +117,15 @@ def train(out: str | os.PathLike, preset: str | Preset | None = None, data: str 
     after its logs and selection snapshot and before its checkpoint, and each epoch's end first.
     ``devices`` (an int or "all") trains data-parallel with the batch as the global batch
     (:mod:`paper_repro.gan.devices`); ``precision`` ("mixed_bfloat16") is recorded with a new run.
+    ``init_from`` (a new run only): start the networks from another run's checkpoint
+    (:mod:`paper_repro.gan.warm_start`; the conditional emulator from the unconditional model).
     """
     run = Path(out)
     choose_devices(devices)      # a bad --devices fails before anything is written
+    if init_from is not None:
+        if resume:
+            raise PaperReproError("--init-from starts a new run; a resumed run continues from its own checkpoint")
+        warm_start.source_checkpoint(init_from)
     info = run_info(run, preset, data, resume=resume, seed=seed, development=development, overrides={
         "epochs": epochs, "augment_from_epoch": augment_from_epoch, "spectral_weight": spectral_weight,
         "spectral_from_epoch": spectral_from_epoch, "precision": precision})
@@ -165,6 +171,16 @@ def train(out: str | os.PathLike, preset: str | Preset | None = None, data: str 
                 state.best_score, same_schedule = math.inf, False
             if progress:
                 print(f"resuming {run} from {ck.name} (epoch {state.epoch + 1}, step {state.step})")
+        else:
+            record = warm_start.read_record(run) if resume else None
+            source = init_from if init_from is not None else (record or {}).get("source")
+            if source is not None:
+                new = warm_start.warm_start(gan, source, p.model)
+                if record is not None and new["sha256"] != record["sha256"]:
+                    raise PaperReproError(f"--init-from {source}: the checkpoint changed since the run started")
+                warm_start.write_record(run, new)
+                if progress:
+                    print(f"networks from {source} (step {new['global_step']} of a {new['source_preset']} run)")
 
         monitor = None if conditional else monitor_sets(info, maps, seed)
         hooks = [cbs.LossWeightSchedule({"spectral": t.spectral_weight_at} if terms else {}, verbose=progress),

@@ -514,9 +514,9 @@ def _emulator_science_args(p: argparse.ArgumentParser) -> None:
                    help="emulated maps per parameter point (default 2000)")
     p.add_argument("--seed", type=_seed, default=36036, help="seed of the emulated maps, the same at every point "
                                                             "(default 36036)")
-    p.add_argument("--degree", type=lambda t: _int_at_least(t, 1, "a positive"), default=2,
+    p.add_argument("--degree", type=lambda t: _int_at_least(t, 1, "a positive"), default=3,
                    help="total degree of the polynomial in log parameters fitted to each component's mean "
-                        "over the nodes (default 2; it needs (d+1)(d+2)/2 nodes, use 1 on small grids)")
+                        "over the nodes (default 3; it needs (d+1)(d+2)/2 nodes, use 1 on small grids)")
     p.add_argument("--quiet", action="store_true", help="no progress messages")
 
 

@@ -116,7 +116,7 @@ def collect(grid_dir, emulator, *, n_maps: int = 2000, seed: int = 36036, centre
 
 
 def run_science(grid_dir, emulator, out, *, n_maps: int = 2000, seed: int = 36036, centre=None,
-                degree: int = 2, margin: float = 0.25, progress: bool = True) -> dict:
+                degree: int = 3, margin: float = 0.25, progress: bool = True) -> dict:
     """Responses, recovery, tables and figures of ``emulator`` on the grid at ``grid_dir`` into ``out``;
     returns {"responses", "recovery", "summary"} (the reports written)."""
     from ..maps.cosmo_grid import load_cosmo_grid
@@ -129,7 +129,7 @@ def run_science(grid_dir, emulator, out, *, n_maps: int = 2000, seed: int = 3603
     return analyse(data, emulator, out, degree=degree, margin=margin, progress=progress)
 
 
-def analyse(data: dict, emulator, out, *, degree: int = 2, margin: float = 0.25, progress: bool = True) -> dict:
+def analyse(data: dict, emulator, out, *, degree: int = 3, margin: float = 0.25, progress: bool = True) -> dict:
     """Responses, recovery, tables and figures from :func:`collect`'s statistics, written to ``out``."""
     t0 = time.perf_counter()
     out = Path(out)
@@ -148,13 +148,16 @@ def analyse(data: dict, emulator, out, *, degree: int = 2, margin: float = 0.25,
     box = (grid.manifest["hull"]["low"], grid.manifest["hull"]["high"])
     params = [(n["Omega_m"], n["sigma_8"]) for n in train]
     sim_summ = [inference.summarise(vec["simulator"][n["name"]][:, keep], sim[n["name"]]["groups"]) for n in train]
+    sim_model = inference.DataModel(params, sim_summ, box, degree=degree, name="simulator")
+    deff = sim_model.deff            # the survey's design effect: its sets are cut like the training nodes'
+    parents = emu[train[0]["name"]]["groups"] is not None       # emulated maps cut like the grid's (stand-in)
     models = {
-        "simulator": inference.DataModel(params, sim_summ, box, degree=degree, name="simulator"),
+        "simulator": sim_model,
         "emulator": inference.DataModel(params, [inference.summarise(vec["emulator"][n["name"]][:, keep],
                                                                      emu[n["name"]]["groups"]) for n in train],
-                                        box, degree=degree, paired=True, name=emulator.name),
+                                        box, degree=degree, paired=True, name=emulator.name,
+                                        design_effect=deff if parents else None),
     }
-    deff = models["simulator"].deff
     rec = {"data_vector": [lab for lab, k in zip(labels, keep) if k], "margin": margin, "degree": degree,
            "design_effect": deff.tolist(), "emulator": emulator.name, "nodes": [],
            "fit": {k: m.fit_quality() for k, m in models.items()}}

@@ -18,8 +18,9 @@ Per statistic, parameter and component the report gives both responses, their ra
 emulator / simulator with a first-order error sqrt((s_e / e)^2 + (s_s / s)^2) |r|, and the
 difference in units of the combined standard error. Per statistic and parameter a summary ratio:
 the least-squares amplitude A of the emulated response against the simulated one,
-A = sum(e s / v) / sum(s^2 / v) with v = s_e^2 + s_s^2 (components treated as independent), and the
-number of components whose ratio is within 10% of 1.
+A = sum(e s / v) / sum(s^2 / v) with v = s_e^2 + s_s^2, its error from the full cluster-robust
+covariances of both responses (the components of one statistic share parent maps, so their errors
+are correlated), and the number of components whose ratio is within 10% of 1.
 """
 from __future__ import annotations
 
@@ -28,7 +29,7 @@ import math
 import numpy as np
 
 from ..errors import PaperReproError
-from ..stats.twosample import clustered_se
+from ..stats.twosample import cluster_codes
 from .emulators import STATISTICS
 
 #: parameters, in the order of a grid node's (Omega_m, sigma_8)
@@ -87,39 +88,59 @@ def neighbours(nodes: list[dict], centre=None) -> dict:
                + ((a["centre"]["sigma_8"] - mid[1]) / (max(s8) - min(s8))) ** 2)
 
 
+def mean_cov(values, groups=None) -> np.ndarray:
+    """Cluster-robust covariance (K, K) of the column means of ``values`` (N, K), clusters = parent ids
+    (None: independent maps, giving cov / N): G / (G - 1) sum_g s_g s_g^T / N^2, s_g the cluster's
+    summed residuals. Its diagonal is :func:`paper_repro.stats.twosample.clustered_se` squared."""
+    x = np.asarray(values, dtype=np.float64)
+    n = x.shape[0]
+    resid = x - x.mean(axis=0)
+    codes = cluster_codes(groups, n)
+    if codes is None:
+        sums, g = resid, n
+    else:
+        g = int(codes.max()) + 1
+        sums = np.zeros((g, x.shape[1]))
+        np.add.at(sums, codes, resid)
+    return g / (g - 1.0) * (sums.T @ sums) / n ** 2
+
+
 def simulator_response(lo, hi, step: float, lo_groups=None, hi_groups=None) -> tuple[np.ndarray, np.ndarray]:
-    """(response (K,), standard error (K,)) from two independent sets' statistics (N, K), ``step``
-    apart in the parameter; standard errors clustered by the parent ids given."""
+    """(response (K,), its covariance (K, K)) from two independent sets' statistics (N, K), ``step``
+    apart in the parameter; clustered by the parent ids given."""
     lo, hi = np.asarray(lo, dtype=np.float64), np.asarray(hi, dtype=np.float64)
     d = (hi.mean(axis=0) - lo.mean(axis=0)) / step
-    se = np.hypot(clustered_se(hi, hi_groups), clustered_se(lo, lo_groups)) / step
-    return d, se
+    return d, (mean_cov(hi, hi_groups) + mean_cov(lo, lo_groups)) / step ** 2
 
 
 def paired_response(lo, hi, step: float, groups=None) -> tuple[np.ndarray, np.ndarray]:
-    """(response (K,), standard error (K,)) from the statistics (N, K) of the same N draws (common
-    random numbers) at two points ``step`` apart: the mean and clustered SE of the per-map differences."""
+    """(response (K,), its covariance (K, K)) from the statistics (N, K) of the same N draws (common
+    random numbers) at two points ``step`` apart: the mean of the per-map differences, clustered."""
     lo, hi = np.asarray(lo, dtype=np.float64), np.asarray(hi, dtype=np.float64)
     if lo.shape != hi.shape:
         raise PaperReproError(f"paired response: the two points' statistics differ in shape, {lo.shape} and {hi.shape}")
     diff = (hi - lo) / step
-    return diff.mean(axis=0), clustered_se(diff, groups)
+    return diff.mean(axis=0), mean_cov(diff, groups)
 
 
-def compare(emulated, emulated_se, simulated, simulated_se) -> dict:
+def compare(emulated, emulated_cov, simulated, simulated_cov) -> dict:
     """Per component: ratio emulated / simulated, its first-order error, and z of the difference;
-    plus the summary amplitude (module docstring). Lists of plain floats (NaN: undefined)."""
-    e, se = np.asarray(emulated, float), np.asarray(emulated_se, float)
-    s, ss = np.asarray(simulated, float), np.asarray(simulated_se, float)
+    plus the summary amplitude (module docstring), whose error uses the components' covariances
+    (K, K) (a 1-D argument is taken for standard errors of independent components). Lists of plain
+    floats (NaN: undefined)."""
+    e, s = np.asarray(emulated, float), np.asarray(simulated, float)
+    ce, cs = (np.diag(np.square(c)) if np.ndim(c) == 1 else np.asarray(c, float) for c in (emulated_cov, simulated_cov))
+    se, ss = np.sqrt(np.diag(ce)), np.sqrt(np.diag(cs))
     with np.errstate(divide="ignore", invalid="ignore"):
         ratio = np.where(s != 0, e / s, np.nan)
         ratio_se = np.abs(ratio) * np.hypot(np.where(e != 0, se / e, np.nan), ss / np.abs(s))
         var = se ** 2 + ss ** 2
         z = np.where(var > 0, (e - s) / np.sqrt(var), np.nan)
-        ok = var > 0
-        w = np.sum(s[ok] ** 2 / var[ok])
-        amp = float(np.sum(e[ok] * s[ok] / var[ok]) / w) if w > 0 else math.nan
-        amp_se = float(1.0 / math.sqrt(w)) if w > 0 else math.nan
+        w = np.where(var > 0, 1.0 / var, 0.0)
+        norm = np.sum(w * s ** 2)
+        amp = float(np.sum(w * e * s) / norm) if norm > 0 else math.nan
+        a = w * s / norm if norm > 0 else np.zeros_like(s)
+        amp_se = float(np.sqrt(a @ (ce + amp ** 2 * cs) @ a)) if norm > 0 else math.nan
     within = np.abs(ratio - 1.0) <= RATIO_TOLERANCE
     return {
         "emulator": e.tolist(), "emulator_se": se.tolist(), "simulator": s.tolist(), "simulator_se": ss.tolist(),
@@ -193,5 +214,5 @@ def markdown(report: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-__all__ = ["PARAMETERS", "FIDUCIAL", "RATIO_TOLERANCE", "neighbours", "simulator_response", "paired_response",
+__all__ = ["PARAMETERS", "FIDUCIAL", "RATIO_TOLERANCE", "neighbours", "mean_cov", "simulator_response", "paired_response",
            "compare", "responses", "fmt", "markdown"]

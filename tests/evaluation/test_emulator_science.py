@@ -65,10 +65,12 @@ def test_command_with_the_simulator_stand_in(grid, tmp_path, capsys):
     rec = json.loads((out / "recovery.json").read_text())
     assert [n["name"] for n in rec["nodes"]] == ["held-00", "held-01"]
     for node in rec["nodes"]:
-        for model in ("simulator", "emulator"):        # the truth inside the posterior's 3-sigma region
+        # tiny noisy sets: the plumbing recovers the truth (marginal biases under 3 sd, the truth inside the
+        # 99.9% region); the calibration to ~1 sd is tests/evaluation/test_inference.py's, on synthetic surveys
+        for model in ("simulator", "emulator"):
             r = node["models"][model]
             assert abs(r["Omega_m"]["bias_sd"]) < 3 and abs(r["sigma_8"]["bias_sd"]) < 3
-            assert r["mass_above_truth"] < 0.99 and r["resolved"]
+            assert r["mass_above_truth"] < 0.999 and r["resolved"]
         for p in ("Omega_m", "sigma_8"):              # the same simulator: widths alike (tiny sets: noisy)
             assert 0.67 < node["width_ratio"]["emulator"][p] < 1.5
     summary = json.loads((out / "summary.json").read_text())

@@ -95,7 +95,7 @@ def test_refusals():
     with pytest.raises(PaperReproError, match="number of maps must be positive"):
         inference.posterior(np.ones(K), 0, np.ones(K), model)
     few = [inference.summarise(draw(p, 50, rng)) for p in NODES[:4]]
-    with pytest.raises(PaperReproError, match="needs at least 6 nodes"):
+    with pytest.raises(PaperReproError, match="needs at least 10 nodes"):
         inference.DataModel(NODES[:4], few, BOX)
     with pytest.raises(PaperReproError, match="invertible covariance"):
         inference.DataModel(NODES, [inference.summarise(draw(p, 6, rng)) for p in NODES], BOX)

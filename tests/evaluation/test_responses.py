@@ -7,6 +7,7 @@ import pytest
 
 from paper_repro.errors import PaperReproError
 from paper_repro.evaluation import responses
+from paper_repro.stats.twosample import clustered_se
 
 OM, S8 = (0.20, 0.23, 0.26, 0.29), (0.724, 0.798, 0.872)
 NODES = [{"name": f"node-{k:02d}", "Omega_m": om, "sigma_8": s8}
@@ -45,24 +46,28 @@ def test_simulator_response_errors_cover_the_slope_and_grow_with_clustering():
     slope, step, z = np.array([2.0, -1.0]), 0.1, []
     for _ in range(200):
         lo, hi = _linear_set(0.0, slope, 400, rng), _linear_set(step, slope, 400, rng)
-        d, se = responses.simulator_response(lo, hi, step)
-        z.append((d - slope) / se)
+        d, cov = responses.simulator_response(lo, hi, step)
+        z.append((d - slope) / np.sqrt(np.diag(cov)))
     z = np.array(z)
     assert abs(z.mean()) < 0.25 and 0.85 < z.std() < 1.15     # unbiased, errors right (200 replicas)
     groups = np.arange(400) % 10
     lo, hi = _linear_set(0.0, slope, 400, rng, 10), _linear_set(step, slope, 400, rng, 10)
-    naive = responses.simulator_response(lo, hi, step)[1]
+    naive = np.diag(responses.simulator_response(lo, hi, step)[1])
     clustered = responses.simulator_response(lo, hi, step, groups, groups)[1]
-    assert np.all(clustered > 2 * naive)                       # 10 parents share most of the noise
+    assert np.all(np.diag(clustered) > 4 * naive)              # 10 parents share most of the noise
+    np.testing.assert_allclose(np.sqrt(np.diag(responses.mean_cov(hi, groups))), clustered_se(hi, groups))
+    np.testing.assert_allclose(responses.mean_cov(hi), np.cov(hi, rowvar=False) / len(hi))
 
 
 def test_paired_response_cancels_the_common_noise():
     rng = np.random.default_rng(2)
     base = rng.standard_normal((500, 2))
     slope, step = np.array([1.5, 0.5]), 0.05
-    d, se = responses.paired_response(1 + base, 1 + base + slope * step + 1e-3 * rng.standard_normal((500, 2)), step)
+    d, cov = responses.paired_response(1 + base, 1 + base + slope * step + 1e-3 * rng.standard_normal((500, 2)), step)
+    se = np.sqrt(np.diag(cov))
     np.testing.assert_allclose(d, slope, atol=5 * se.max())
-    assert se.max() < 1e-2 * responses.simulator_response(1 + base, 1 + rng.standard_normal((500, 2)), step)[1].min()
+    unpaired = responses.simulator_response(1 + base, 1 + rng.standard_normal((500, 2)), step)[1]
+    assert se.max() < 1e-2 * np.sqrt(np.diag(unpaired)).min()
     with pytest.raises(PaperReproError, match="differ in shape"):
         responses.paired_response(base, base[:10], step)
 
@@ -76,6 +81,10 @@ def test_compare_ratios_amplitude_and_undefined_components():
     assert up["amplitude"] == pytest.approx(1.2) and up["within_10_percent"] == 0
     assert up["ratio_se"][0] == pytest.approx(1.2 * np.hypot(0.1 / 2.4, 0.1 / 2.0))
     assert up["z"][0] == pytest.approx(0.4 / np.hypot(0.1, 0.1))
+    # fully correlated errors of the two defined components: the amplitude's error is larger than independent
+    shared = responses.compare(1.2 * s[:2], np.full((2, 2), 0.01), s[:2], np.full((2, 2), 0.01) * [[1, -1], [-1, 1]])
+    alone = responses.compare(1.2 * s[:2], ss[:2], s[:2], ss[:2])
+    assert shared["amplitude"] == pytest.approx(alone["amplitude"]) and shared["amplitude_se"] > alone["amplitude_se"]
 
 
 def test_responses_report_recovers_a_scaled_emulator():

@@ -96,12 +96,8 @@ def mean_cov(values, groups=None) -> np.ndarray:
     n = x.shape[0]
     resid = x - x.mean(axis=0)
     codes = cluster_codes(groups, n)
-    if codes is None:
-        sums, g = resid, n
-    else:
-        g = int(codes.max()) + 1
-        sums = np.zeros((g, x.shape[1]))
-        np.add.at(sums, codes, resid)
+    sums = resid if codes is None else np.eye(int(codes.max()) + 1)[codes].T @ resid     # (G, K) per cluster
+    g = len(sums)
     return g / (g - 1.0) * (sums.T @ sums) / n ** 2
 
 

@@ -81,5 +81,7 @@ def test_independent_simulations_fail_at_most_at_the_nominal_rate(tmp_path):
     v = null_trials(np.asarray(ds["development"]), ds.index("development")[:, 0], 300, seed=3, per_role=10)
     fails = sum(not x.passed for x in v)
     upper = float(beta.ppf(0.95, fails + 1, len(v) - fails))
-    assert fails <= 8, f"{fails} of {len(v)} failed (95% upper bound {upper:.3f})"
+    said = f"{fails} of {len(v)} failed (95% upper bound {upper:.3f})"
+    print(said)
+    assert fails <= 8, said
     assert sum(x.training_tail + x.held_out_tail for x in v) <= len(v)   # chance outliers are rare at 8 sigma

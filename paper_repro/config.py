@@ -622,14 +622,15 @@ class NoveltyConfig:
     slerp_max_step: float = 0.5           # smooth: largest step of a statistic < this x its spread
     slerp_random_maps: int = 256          # random maps that set each statistic's spread
     block_bytes: int = 256 * 2**20        # working-memory bound of one block of maps
-    memorisation_maps: int = 1000         # generated maps searched by the certification's memorisation test
-                                          # (a random subset; ~0.1 s per map at 64^2 against 3 x 8,000
-                                          # training + 8,000 held-out maps with the prefilter)
+    memorisation_maps: int = 4000         # generated maps searched by the certification's memorisation test
+                                          # (a random subset if there are more; all 4,000 so that 2% copies fail)
     copying_tail_sigma: float = 8.0       # robust sigmas by which a set must stand out (memorisation test)
+    copying_modes: int = 512              # lowest-|k| Fourier modes whose orbit-sorted amplitudes are the
+                                          # copying test's shift/flip-invariant features
 
     def __post_init__(self) -> None:
         for name in ("birthday_batch", "birthday_pairs", "prefilter_candidates", "prefilter_modes",
-                     "slerp_random_maps", "block_bytes", "memorisation_maps"):
+                     "slerp_random_maps", "block_bytes", "memorisation_maps", "copying_modes"):
             v = getattr(self, name)
             _check(isinstance(v, int) and v >= 1, f"{name} must be a positive integer, got {v!r}")
         _check(isinstance(self.slerp_steps, int) and self.slerp_steps >= 2,

@@ -339,12 +339,13 @@ def certify(inputs: Inputs, config: CertificationConfig | None = None, *, memori
                              training_parents=par["training"] if known else None,
                              held_out_parents=np.concatenate([par["validation"], par["auxiliary"]]) if known else None,
                              alpha=nv.alpha, tail_sigma=nv.copying_tail_sigma, seed=cfg.seed,
-                             candidates=nv.prefilter_candidates, lb_modes=nv.prefilter_modes)
+                             modes=nv.copying_modes)
         criteria["memorisation"] = {
             "passed": bool(m.passed),
-            "headline": (f"p {m.p_value:.3g} (fails below {m.alpha:g}); maps whose nearest set stands out: "
-                         f"training {m.training_tail} vs held-out {m.held_out_tail}; median NN distance "
-                         f"training {m.median_distance_training:.4g} vs held-out {m.median_distance_held_out:.4g}"),
+            "headline": (f"p {m.p_value:.3g} (fails below {m.alpha:g}); of {m.n_generated:,} maps, those whose "
+                         f"nearest set stands out: training {m.training_tail} vs held-out {m.held_out_tail}; "
+                         f"median nearest (invariant features) distance training "
+                         f"{m.median_distance_training:.4g} vs held-out {m.median_distance_held_out:.4g}"),
             "criteria": [{"name": "memorisation", "passed": bool(m.passed), "value": m.p_value,
                           "limit": m.alpha, "baseline": None,
                           "rule": "generated maps no closer to training maps than to held-out maps of "

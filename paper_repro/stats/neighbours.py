@@ -38,6 +38,13 @@ the answer, i.e. the answer provably equals the exhaustive search's; otherwise i
 distance to the best verified reference, an upper bound of the nearest distance (measured on
 smooth 256^2 maps: within about 1% of it). 512 x 512 maps of 256^2 take about half a minute.
 
+:func:`invariant_features` gives each map a vector whose L2 distances bound the invariant distance
+from below for all 8 transforms at once: per orbit of Fourier modes under the square's symmetries
+(:func:`dihedral_orbits`), the amplitudes sorted (a transform permutes modes within an orbit, and
+sorted sequences are the closest pairing). Exact nearest neighbours in that space are one matrix
+product per block (:func:`paper_repro.stats.distances.knn`); the copying test searches there and
+checks the maps it flags with :func:`invariant_pairs` (the invariant distance of given pairs).
+
 Maps (N, H, W) float32 in convergence units (memory maps are streamed, see
 :mod:`paper_repro.stats.distances`), angles in degrees, distances float64.
 """
@@ -360,6 +367,118 @@ def _invariant_search(Q: Rows, R: Rows, size: int, k: int, candidates: int | Non
     certified = np.ones(nq, dtype=bool) if unverified is None else unverified >= d_out[:, -1]
     shifts = np.stack([s_out // size, s_out % size], axis=-1)
     return i_out, d_out, t_out, shifts, certified
+
+
+# ============================================================================== orbit-sorted amplitudes
+def dihedral_orbits(size: int, n_modes: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """The lowest-|k| orbits of the Fourier modes of (size, size) maps under the square's 8 symmetries.
+
+    An orbit is {(+-kx, +-ky), (+-ky, +-kx)} (mod size): the modes a dihedral transform can move
+    mode (kx, ky) to. Orbits are taken by increasing |k| until they hold at least ``n_modes`` modes
+    (None: all). Returns (O, 8) indices into the flat rfft2 half plane, each orbit's 8 images (an orbit
+    of s modes lists each 8 / s times; modes of the other half plane by conjugate symmetry), and the
+    (O,) weights sqrt(s / 8) / size of :func:`invariant_features`.
+    """
+    if not isinstance(size, (int, np.integer)) or size < 2:
+        raise PaperReproError(f"size: expected an integer >= 2, found {size!r}")
+    if n_modes is not None and (not isinstance(n_modes, (int, np.integer)) or n_modes < 1):
+        raise PaperReproError(f"n_modes: expected None or a positive integer, found {n_modes!r}")
+    n = int(size)
+    kx, ky = np.meshgrid(np.arange(n), np.arange(n), indexing="ij")
+    images = [(kx, ky), (-kx, ky), (kx, -ky), (-kx, -ky), (ky, kx), (-ky, kx), (ky, -kx), (-ky, -kx)]
+    flat = np.stack([(a % n) * n + b % n for a, b in images], axis=-1).reshape(n * n, 8)
+    rep = np.unique(flat.min(axis=1))                       # one representative per orbit
+    signed = np.minimum(np.arange(n), n - np.arange(n))
+    k2 = (signed[:, None] ** 2 + signed[None, :] ** 2).ravel()
+    rep = rep[np.lexsort((rep, k2[rep]))]                   # by |k|, then index
+    members = flat[rep]
+    srt = np.sort(members, axis=1)
+    sizes = 1 + np.count_nonzero(np.diff(srt, axis=1), axis=1)
+    if n_modes is not None:
+        keep = min(len(rep), int(np.searchsorted(np.cumsum(sizes), n_modes)) + 1)
+        members, sizes = members[:keep], sizes[:keep]
+    a, b = members // n, members % n
+    wr = n // 2 + 1
+    other = b >= wr                                         # the other half plane: |A(-k)| = |A(k)|
+    a, b = np.where(other, -a % n, a), np.where(other, -b % n, b)
+    return a * wr + b, np.sqrt(sizes / 8.0) / n
+
+
+def invariant_features(maps, n_modes: int | None = None, *, standardize: bool = True,
+                       block_bytes: int | None = None, workers: int | None = None) -> np.ndarray:
+    """Shift- and flip-invariant features (N, 8 O) of maps (N, H, W): sorted Fourier amplitudes per orbit.
+
+    For each orbit of :func:`dihedral_orbits` (the lowest-|k| ones holding ``n_modes`` modes), its
+    modes' Fourier amplitudes sorted and weighted. The L2 distance between two maps' features is a
+    certified lower bound of their shift/flip-invariant distance (standardized maps with
+    ``standardize``): for any transform g and shift s, by Parseval and ||u| - |v|| <= |u - v|,
+    ||roll(g a, s) - b||^2 >= sum_k (|A(g k)| - |B(k)|)^2 / N^2; g permutes the modes within each
+    orbit, and by the rearrangement inequality an orbit's sum is smallest with both sides sorted.
+    An exact copy, shifted or flipped, has the same features; additive noise moves them by at most
+    its norm in those modes. Float64, computed block by block (memory maps are streamed).
+    """
+    arr = check_map_set(maps, "maps")
+    size = arr.shape[1]
+    idx, w = dihedral_orbits(size, n_modes)
+    rows = Rows(arr, "maps")
+    step = max(1, min(rows.n, block_budget(block_bytes) // (40 * size * size)))
+    out = np.empty((rows.n, idx.size))
+    for s in range(0, rows.n, step):
+        e = min(rows.n, s + step)
+        x = rows.read(s, e).reshape(e - s, size, size).astype(np.float64)
+        f = scipy.fft.rfft2(x, workers=workers).reshape(e - s, -1)
+        amp = np.abs(f[:, idx])                                               # (b, O, 8)
+        if standardize:                 # the standardized map's amplitudes: mode 0 gone, scaled by 1 / rms
+            amp[:, idx == 0] = 0.0
+            x -= x.mean(axis=(1, 2), keepdims=True)
+            rms = np.sqrt(np.einsum("bij,bij->b", x, x) / size ** 2)
+            amp /= np.where(rms > 0, rms, 1.0)[:, None, None]
+        amp.sort(axis=-1)
+        amp *= w[:, None]
+        out[s:e] = amp.reshape(e - s, -1)
+    return out
+
+
+def invariant_pairs(queries, reference, query_rows, reference_rows, *, standardize: bool = False,
+                    block_bytes: int | None = None, workers: int | None = None):
+    """The shift/flip-invariant distance of given pairs (queries[query_rows[i]], reference[reference_rows[i]]).
+
+    Returns (distances (P,), transforms (P,), shifts (P, 2)) with the convention of :class:`Neighbors`:
+    ``roll(dihedral_transform(query, t), (dy, dx))`` is nearest to the reference map. All 8 transforms
+    and every periodic shift by float64 FFT correlation; each winner's distance recomputed by direct
+    differences. ``standardize``: of the standardized maps.
+    """
+    q = check_map_set(queries, "queries")
+    r = check_map_set(reference, "reference")
+    check_same_size(q, r, "queries", "reference")
+    qi, ri = np.asarray(query_rows, dtype=np.int64), np.asarray(reference_rows, dtype=np.int64)
+    if qi.shape != ri.shape or qi.ndim != 1 or (qi.size and (qi.min() < 0 or qi.max() >= len(q)
+                                                               or ri.min() < 0 or ri.max() >= len(r))):
+        raise PaperReproError(f"query_rows, reference_rows: expected two equally long lists of row indices "
+                              f"(< {len(q)} and < {len(r)}), found shapes {qi.shape} and {ri.shape}")
+    size = q.shape[1]
+    Q, R = Rows(q, "queries", standardize), Rows(r, "reference", standardize)
+    d = np.empty(qi.size)
+    t_out = np.zeros(qi.size, dtype=np.int64)
+    s_out = np.zeros((qi.size, 2), dtype=np.int64)
+    step = max(1, block_budget(block_bytes) // (8 * 8 * 3 * size * size))
+    for s in range(0, qi.size, step):
+        e = min(qi.size, s + step)
+        uq, iq = np.unique(qi[s:e], return_inverse=True)
+        ur, ir = np.unique(ri[s:e], return_inverse=True)
+        a = Q.take(uq).reshape(-1, size, size).astype(np.float64, copy=False)[iq]
+        b = R.take(ur).reshape(-1, size, size).astype(np.float64, copy=False)[ir]
+        fa = scipy.fft.rfft2(_all_transforms(a), workers=workers)          # (8, p, H, Wr)
+        corr = scipy.fft.irfft2(np.conj(fa) * scipy.fft.rfft2(b, workers=workers)[None], s=(size, size),
+                                workers=workers).reshape(8, e - s, -1)
+        flat = corr.reshape(8, e - s, -1).max(axis=2).argmax(axis=0)       # best transform per pair
+        shift = corr[flat, np.arange(e - s)].argmax(axis=1)
+        for p in range(e - s):
+            sy, sx = divmod(int(shift[p]), size)
+            moved = np.roll(dihedral_transform(a[p], int(flat[p])), (sy, sx), axis=(0, 1))
+            d[s + p] = float(np.sqrt(np.sum((moved - b[p]) ** 2)))
+            t_out[s + p], s_out[s + p] = flat[p], (sy, sx)
+    return d, t_out, s_out
 
 
 # ============================================================================== the search

@@ -136,6 +136,10 @@ def test_memorisation_criterion_uses_parent_ids_beside_the_files(sets, tmp_path)
     assert (new["detail"]["parents_per_set"], new["detail"]["maps_per_set"]) == (6, 600)
     assert new["passed"], new["headline"]
     assert not copying["passed"] and copying["criteria"][0]["value"] < 1e-6, copying["headline"]
+    # the headline says how many maps stood out where, and the p-value: every copy, at a training set
+    det = copying["detail"]
+    assert det["training_tail"] == 150 and det["held_out_tail"] == 0 and det["n_generated"] == 600
+    assert copying["headline"].startswith(f"p {det['p_value']:.3g} ") and "training 150 vs held-out 0" in copying["headline"]
 
 
 def test_a_long_step_is_not_silent():

@@ -117,3 +117,29 @@ def copies_of(train, n, seed, noise=0.0):
     if noise:
         maps = maps + noise * rng.standard_normal(maps.shape).astype(np.float32)
     return maps.astype(np.float32), src
+
+
+#: kinds of copy planted by :func:`plant_copies`
+COPY_KINDS = ("exact", "turned", "noisy")
+#: rms of the white noise added to a "noisy" copy, as a fraction of the copied map's rms
+COPY_NOISE = 0.1
+
+
+def plant_copies(queries, train, rate, kind, seed, noise=COPY_NOISE):
+    """Replace the first ``round(rate x N)`` queries by training maps (distinct sources): ``exact``
+    copies; ``turned``: rolled by a random periodic shift and turned by a random symmetry of the square
+    other than the identity; ``noisy``: turned, plus white noise of ``noise`` x the map's rms.
+    Returns (maps, indices of the copies, their training sources)."""
+    rng = np.random.default_rng(seed)
+    q = np.array(queries, dtype=np.float32, copy=True)
+    n = int(round(rate * len(q)))
+    src = np.sort(rng.choice(len(train), n, replace=False))
+    for a, s in enumerate(src):
+        x = np.asarray(train[s], dtype=np.float64)
+        if kind != "exact":
+            x = np.roll(dihedral_transform(x, int(rng.integers(1, 8))), tuple(rng.integers(0, x.shape[0], 2)),
+                        axis=(0, 1))
+        if kind == "noisy":
+            x = x + noise * x.std() * rng.standard_normal(x.shape)
+        q[a] = x
+    return q, np.arange(n), src

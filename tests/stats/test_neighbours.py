@@ -8,7 +8,14 @@ import pytest
 from paper_repro.errors import PaperReproError
 from paper_repro.maps.io import open_maps
 from paper_repro.stats import neighbours
-from paper_repro.stats.neighbours import dihedral_transform, invariant_distance, nearest_neighbors
+from paper_repro.stats.neighbours import (
+    dihedral_orbits,
+    dihedral_transform,
+    invariant_distance,
+    invariant_features,
+    invariant_pairs,
+    nearest_neighbors,
+)
 from paper_repro.stats.power import power_features
 from tests.helpers import smooth_maps
 from tests.stats.references import ANGLE, brute_invariant, brute_knn, copies_of
@@ -150,3 +157,60 @@ def test_dihedral_transforms_are_the_eight_symmetries_of_the_square():
     np.testing.assert_array_equal(out[1], np.rot90(m))
     np.testing.assert_array_equal(out[4], m[:, ::-1])
     np.testing.assert_array_equal(dihedral_transform(m[None], 6)[0], out[6])     # batches too
+
+
+def _standardized(x):
+    x = np.asarray(x, dtype=np.float64)
+    x = x - x.mean(axis=(1, 2), keepdims=True)
+    return x / np.sqrt((x ** 2).mean(axis=(1, 2), keepdims=True))
+
+
+@pytest.mark.parametrize("size", [7, 8])
+def test_dihedral_orbits_partition_the_fourier_plane(size):
+    """Every mode of the full plane in exactly one orbit (weights: s / 8 per listed image), orbits
+    closed under the 8 symmetries, lowest |k| first; a mode budget takes whole orbits."""
+    idx, w = dihedral_orbits(size)
+    assert np.sum(8 * (size * w) ** 2) == pytest.approx(size * size)
+    x = np.random.default_rng(0).standard_normal((size, size))
+    f = np.abs(np.fft.rfft2(x)).ravel()[idx]
+    for t in range(8):                      # a transform permutes the amplitudes within each orbit
+        ft = np.abs(np.fft.rfft2(dihedral_transform(x, t))).ravel()[idx]
+        np.testing.assert_allclose(np.sort(ft, axis=1), np.sort(f, axis=1), rtol=1e-12, atol=1e-12)
+    few, _ = dihedral_orbits(size, 6)
+    assert 2 <= len(few) < len(idx) and (few == idx[:len(few)]).all()
+    with pytest.raises(PaperReproError, match="n_modes"):
+        dihedral_orbits(size, 0)
+
+
+def test_invariant_features_bound_the_invariant_distance_from_below():
+    """Feature distances never exceed the brute-force invariant distance (of standardized maps),
+    for any mode budget; copies (shifted, flipped, rescaled) have the source's features."""
+    ref = smooth_maps(10, 8, seed=60)
+    copies, src = copies_of(ref, 3, seed=61)
+    q = np.concatenate([smooth_maps(4, 8, seed=62), 3.0 * copies + 1.0,
+                        copies_of(ref, 2, seed=63, noise=0.01)[0]])
+    d = brute_invariant(_standardized(q), _standardized(ref))
+    for n_modes in (None, 5, 20):
+        fq, fr = invariant_features(q, n_modes, block_bytes=2**16), invariant_features(ref, n_modes)
+        lb = np.sqrt(((fq[:, None] - fr[None]) ** 2).sum(-1))
+        assert (lb <= d * (1 + 1e-9) + 1e-12).all()
+        assert lb[np.arange(4, 7), src].max() < 1e-5       # float32 rounding of 3 x + 1 (norms are 8)
+    assert (lb / d).mean() > 0.5                   # and not a vacuous bound (all modes: 0.74 here)
+
+
+def test_invariant_pairs_equal_brute_force():
+    ref = smooth_maps(5, 8, seed=64)
+    q = np.concatenate([smooth_maps(2, 8, seed=65), copies_of(ref, 2, seed=66)[0]])
+    qi, ri = np.repeat(np.arange(len(q)), len(ref)), np.tile(np.arange(len(ref)), len(q))
+    d, t, s = invariant_pairs(q, ref, qi, ri, block_bytes=2**16)
+    np.testing.assert_allclose(d.reshape(len(q), -1), brute_invariant(q, ref), rtol=1e-9, atol=1e-12)
+    for p in range(len(d)):             # the reported transform and shift give the reported distance
+        moved = np.roll(dihedral_transform(q[qi[p]].astype(np.float64), int(t[p])), tuple(s[p]), axis=(0, 1))
+        assert np.linalg.norm(moved - ref[ri[p]]) == pytest.approx(d[p], rel=1e-9, abs=1e-12)
+    ds = invariant_pairs(q, ref, qi, ri, standardize=True)[0]
+    np.testing.assert_allclose(ds.reshape(len(q), -1), brute_invariant(_standardized(q), _standardized(ref)),
+                               rtol=1e-9, atol=1e-12)
+    with pytest.raises(PaperReproError, match="query_rows, reference_rows"):
+        invariant_pairs(q, ref, [0, 1], [0])
+    with pytest.raises(PaperReproError, match="query_rows, reference_rows"):
+        invariant_pairs(q, ref, [0], [5])

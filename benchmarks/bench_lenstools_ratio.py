@@ -9,6 +9,7 @@ benchmark's extra_info. Skipped where the LensTools environment has not been bui
 """
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import textwrap
@@ -21,7 +22,9 @@ import pytest
 from benchmarks.bench_statistics import maps_of
 from paper_repro.stats import morphology, power
 
-LENSTOOLS_PYTHON = Path(__file__).resolve().parents[1] / ".tox" / "lenstools" / "bin" / "python"
+#: the LensTools environment's Python (PAPER_REPRO_LENSTOOLS_PYTHON names another one with LensTools 1.2)
+LENSTOOLS_PYTHON = Path(os.environ.get("PAPER_REPRO_LENSTOOLS_PYTHON",
+                                       Path(__file__).resolve().parents[1] / ".tox" / "lenstools" / "bin" / "python"))
 ROUNDS = 9
 ANGLE = 0.866
 

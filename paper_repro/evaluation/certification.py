@@ -355,10 +355,11 @@ def certify(inputs: Inputs, config: CertificationConfig | None = None, *, memori
         side = {"pooled_pixel_ks_p": pool.submit(pooled_pixel_ks, inputs.generated, inputs.validation),
                 "fourier_modes": pool.submit(compare_fourier_modes, inputs.generated, inputs.validation)}
         edges = pixel_edges(inputs.validation)
-        say("statistics: generated, validation, auxiliary maps ...")
-        stats = {name: statistics_of(np.asarray(arr), inputs.angle_deg, edges, workers=workers)
-                 for name, arr in (("generated", inputs.generated), ("validation", inputs.validation),
-                                   ("auxiliary", inputs.auxiliary))}
+        stats = {}
+        for name, arr in (("generated", inputs.generated), ("validation", inputs.validation),
+                          ("auxiliary", inputs.auxiliary)):
+            say(f"statistics: {len(arr):,} {name} maps ...")
+            stats[name] = statistics_of(np.asarray(arr), inputs.angle_deg, edges, workers=workers)
         say("peak and minimum counts: generated, validation, auxiliary maps ...")
         add_extremum_counts(stats, inputs, cfg, workers=workers)
         groups = {k: inputs.parents.get(k) for k in ("generated", "validation", "auxiliary")}

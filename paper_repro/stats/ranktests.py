@@ -32,14 +32,20 @@ class Pooled:
     """Both samples pooled and sorted per component, one row per component (K, n + m), shared by KS and AD.
 
     ``ranks``: (K, n) and (K, m), the samples' integer ranks in a larger pool (:func:`dense_ranks`),
-    in the same order and with the same ties as their values, which they replace in the sort: a
+    in the same order and with the same ties as their values, which they replace in the sort (the
+    values are then only needed by :meth:`ks`, for SciPy's p of a new D): a
     radix sort of small integers instead of a comparison sort of floats, with identical results
     (KS and AD see only the order and the ties).
     """
 
-    def __init__(self, a: np.ndarray, b: np.ndarray, ranks: tuple[np.ndarray, np.ndarray] | None = None):
-        self.n, self.m = a.shape[0], b.shape[0]
-        z = np.concatenate([a.T, b.T] if ranks is None else ranks, axis=1)  # (K, N), contiguous rows
+    def __init__(self, a: np.ndarray | None, b: np.ndarray | None,
+                 ranks: tuple[np.ndarray, np.ndarray] | None = None):
+        if ranks is None:                                       # a (n, K), b (m, K): the values
+            self.n, self.m = a.shape[0], b.shape[0]
+            z = np.concatenate([a.T, b.T], axis=1)              # (K, N), contiguous rows
+        else:
+            self.n, self.m = ranks[0].shape[1], ranks[1].shape[1]
+            z = np.concatenate(ranks, axis=1)
         order = np.argsort(z, axis=1, kind="stable")           # order within ties is irrelevant below
         self.zs = np.take_along_axis(z, order, axis=1)
         self.is_a = order < self.n
@@ -48,22 +54,25 @@ class Pooled:
         self.end[:, :-1] = self.zs[:, 1:] != self.zs[:, :-1]   # last element of a group of ties
         self.const = self.zs[:, 0] == self.zs[:, -1]
 
-    def ks(self, a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def ks(self, a: np.ndarray, b: np.ndarray, rows_a=None, rows_b=None) -> tuple[np.ndarray, np.ndarray]:
+        """(D, p) per row. ``a``, ``b``: the samples' values (or the sets they are ``rows_a``, ``rows_b`` of):
+        SciPy's p-value of a (n, m, D) not seen before comes from one of the components that have it."""
         n, m = self.n, self.m
         pos = np.arange(1, n + m + 1)[None, :]
         num = np.abs(self.ca * m - (pos - self.ca) * n)         # n m |F_a - F_b|, exact integers
         num = np.where(self.end, num, 0).max(axis=1)
-        p = np.empty(num.size)
-        for key in np.unique(num):
-            k = (n, m, int(key))
-            cols = np.flatnonzero(num == key)
+        keys, first, inverse = np.unique(num, return_index=True, return_inverse=True)
+        known = np.empty(keys.size)
+        for u, (key, j) in enumerate(zip(keys.tolist(), first.tolist())):
+            k = (n, m, key)
             if k not in _KS_P:
                 if len(_KS_P) > 200_000:
                     _KS_P.clear()
-                j = cols[0]
-                _KS_P[k] = float(scipy.stats.ks_2samp(a[:, j], b[:, j]).pvalue)
-            p[cols] = _KS_P[k]
-        return num / (n * m), p
+                col_a = a[:, j] if rows_a is None else a[rows_a, j]
+                col_b = b[:, j] if rows_b is None else b[rows_b, j]
+                _KS_P[k] = float(scipy.stats.ks_2samp(col_a, col_b).pvalue)
+            known[u] = _KS_P[k]
+        return num / (n * m), known[inverse.ravel()]
 
     def ad(self) -> tuple[np.ndarray, np.ndarray]:
         n, m = self.n, self.m

@@ -288,9 +288,8 @@ def bootstrap_tests(a, b, *, n_sub: int | None = None, replicates: int = 100, al
         for r in range(replicates):
             ia = _subsample(rng, codes_a, na, n)
             ib = _subsample(rng, codes_b, nb_, n)
-            sa, sb = at[ia], bt[ib]
-            pooled = Pooled(sa, sb, (ra[:, ia], rb[:, ib]))
-            ks_s[r, tested], ks_p[r, tested] = pooled.ks(sa, sb)
+            pooled = Pooled(None, None, (ra[:, ia], rb[:, ib]))
+            ks_s[r, tested], ks_p[r, tested] = pooled.ks(at, bt, ia, ib)
             ad_s[r, tested], ad_p[r, tested] = pooled.ad()
     with np.errstate(invalid="ignore"):
         # a subsample can be constant in a component that is not constant overall: AD is then

@@ -64,14 +64,14 @@ class Pooled:
         keys, first, inverse = np.unique(num, return_index=True, return_inverse=True)
         known = np.empty(keys.size)
         for u, (key, j) in enumerate(zip(keys.tolist(), first.tolist())):
-            k = (n, m, key)
-            if k not in _KS_P:
+            p = _KS_P.get((n, m, key))                          # one lookup: threads share the cache
+            if p is None:
                 if len(_KS_P) > 200_000:
                     _KS_P.clear()
                 col_a = a[:, j] if rows_a is None else a[rows_a, j]
                 col_b = b[:, j] if rows_b is None else b[rows_b, j]
-                _KS_P[k] = float(scipy.stats.ks_2samp(col_a, col_b).pvalue)
-            known[u] = _KS_P[k]
+                p = _KS_P[(n, m, key)] = float(scipy.stats.ks_2samp(col_a, col_b).pvalue)
+            known[u] = p
         return num / (n * m), known[inverse.ravel()]
 
     def ad(self) -> tuple[np.ndarray, np.ndarray]:

@@ -30,7 +30,7 @@ import numpy as np
 from scipy import ndimage
 
 from ..errors import PaperReproError
-from .batching import as_batch, check_angle, check_edges, iter_chunks
+from .batching import as_batch, check_angle, check_edges, iter_chunks, run_parallel
 
 #: Gaussian smoothing scale (standard deviation, arcmin) of the maps whose extrema are counted
 DEFAULT_SMOOTHING_ARCMIN = 1.0
@@ -118,7 +118,7 @@ def _binned(values: np.ndarray, rows: np.ndarray, edges: np.ndarray, n: int) -> 
 
 def extremum_counts(maps, angle_deg: float, sigma: float, *,
                     scale_arcmin: float = DEFAULT_SMOOTHING_ARCMIN, peak_nu=None, minimum_nu=None,
-                    chunk_maps: int = 256) -> tuple[list[str], np.ndarray]:
+                    chunk_maps: int = 256, workers: int | None = None) -> tuple[list[str], np.ndarray]:
     """Numbers of peaks and of minima per map in bins of nu = kappa / ``sigma`` of the smoothed maps.
 
     ``sigma``: the shared unit (:func:`reference_sigma` of the validation set). ``peak_nu``,
@@ -126,7 +126,7 @@ def extremum_counts(maps, angle_deg: float, sigma: float, *,
     a peak bin holds t_i sigma <= kappa < t_{i+1} sigma (LensTools' ``peakCount(t sigma, norm=False)``
     times the bin widths), a minimum bin t_i sigma < kappa <= t_{i+1} sigma (peaks of -kappa).
     Returns (labels "peak@[a,b)" then "min@(a,b]", counts (N, K_peak + K_min)) for a batch, (K,) for
-    one map.
+    one map. ``workers``: threads, each over its own range of maps (results do not depend on it).
     """
     arr, single = as_batch(maps)
     if not (isinstance(sigma, (int, float)) and math.isfinite(sigma) and sigma > 0):
@@ -136,13 +136,17 @@ def extremum_counts(maps, angle_deg: float, sigma: float, *,
     # minima of kappa are peaks of -kappa: bin -kappa on the mirrored edges, then put the bins back in order
     me_neg = -me[::-1] * sigma
     out = np.empty((arr.shape[0], pe.size - 1 + me.size - 1))
-    for start in range(0, arr.shape[0], chunk_maps):
-        sm = smooth(arr[start:start + chunk_maps], angle_deg, scale_arcmin)
-        n = sm.shape[0]
-        is_max, is_min = extrema(sm)
-        rows_max, rows_min = (np.nonzero(m)[0] for m in (is_max, is_min))
-        out[start:start + n, :pe.size - 1] = _binned(sm[is_max], rows_max, pe * sigma, n)
-        out[start:start + n, pe.size - 1:] = _binned(-sm[is_min], rows_min, me_neg, n)[:, ::-1]
+
+    def run(lo: int, hi: int) -> None:
+        for start in range(lo, hi, chunk_maps):
+            sm = smooth(arr[start:min(start + chunk_maps, hi)], angle_deg, scale_arcmin)
+            n = sm.shape[0]
+            is_max, is_min = extrema(sm)
+            rows_max, rows_min = (np.nonzero(m)[0] for m in (is_max, is_min))
+            out[start:start + n, :pe.size - 1] = _binned(sm[is_max], rows_max, pe * sigma, n)
+            out[start:start + n, pe.size - 1:] = _binned(-sm[is_min], rows_min, me_neg, n)[:, ::-1]
+
+    run_parallel(arr.shape[0], workers, run)
     labels = ([f"peak@[{a:g},{b:g})" for a, b in zip(pe[:-1], pe[1:])]
               + [f"min@({a:g},{b:g}]" for a, b in zip(me[:-1], me[1:])])
     return labels, (out[0] if single else out)

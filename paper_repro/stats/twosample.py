@@ -25,15 +25,7 @@ This module therefore
 Statistics are (N, K) arrays: N maps, K components. Components constant over both sets (empty
 ell bins) cannot be tested: they are reported, with NaN p-values, and left out of every criterion.
 
-AD p-values. SciPy's ``anderson_ksamp`` interpolates Scholz & Stephens' (1987) table and clips p
-to [0.001, 0.25]. For two samples the standardised statistic T = (A2 - 1) / sigma_N has, as
-N grows, the distribution of (A2_inf - 1) / sqrt(var A2_inf), with A2_inf the one-sample
-Anderson-Darling limit (Pettitt 1976; Scholz & Stephens 1987, whose k = 2 table it reproduces).
-We return P(A2_inf > 1 + T sqrt(2 (pi^2 - 9) / 3)): Marsaglia & Marsaglia's (2004) ADinf for
-the bulk, and beyond A2_inf = 4 the exact tail asymptotics sqrt(3) erfc(sqrt(z)) (1 + 11 / (36 z))
-(the largest weight 1/2 of A2_inf = sum Y_j / (j (j + 1)), times prod_{j>=2} (1 - 2/(j(j+1)))^(-1/2)
-= sqrt(3), with the first-order correction), blended over [4, 5]. Both agree with a numerical
-inversion of the characteristic function (Imhof) to < 0.3 % relative (tests/stats/test_twosample.py).
+AD p-values are full range (:mod:`paper_repro.stats.ranktests`), not SciPy's clipped table.
 """
 from __future__ import annotations
 
@@ -42,11 +34,11 @@ from dataclasses import dataclass, field
 from typing import Any, Sequence
 
 import numpy as np
-import scipy.special
 import scipy.stats
 
 from ..errors import PaperReproError
 from .power import correlation_difference, fourier_mode_power, offdiagonal
+from .ranktests import Pooled, ad_pvalue, adinf_sf, dense_ranks
 from .reports import jsonable
 
 __all__ = [
@@ -145,64 +137,6 @@ def _subsample(rng: np.random.Generator, codes: np.ndarray | None, n_total: int,
 
 # --- vectorised two-sample tests ---------------------------------------------------------------------
 
-class _Pooled:
-    """Both samples pooled and sorted per component, one row per component (K, n + m), shared by KS and AD."""
-
-    def __init__(self, a: np.ndarray, b: np.ndarray):
-        self.n, self.m = a.shape[0], b.shape[0]
-        z = np.concatenate([a.T, b.T], axis=1)                 # (K, N), contiguous rows
-        order = np.argsort(z, axis=1)                          # order within ties is irrelevant below
-        self.zs = np.take_along_axis(z, order, axis=1)
-        self.ca = np.cumsum(order < self.n, axis=1)            # a values at or before each position
-        self.end = np.ones(self.zs.shape, dtype=bool)
-        self.end[:, :-1] = self.zs[:, 1:] != self.zs[:, :-1]   # last element of a group of ties
-        self.const = self.zs[:, 0] == self.zs[:, -1]
-
-    def ks(self, a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        n, m = self.n, self.m
-        pos = np.arange(1, n + m + 1)[None, :]
-        num = np.abs(self.ca * m - (pos - self.ca) * n)         # n m |F_a - F_b|, exact integers
-        num = np.where(self.end, num, 0).max(axis=1)
-        p = np.empty(num.size)
-        for key in np.unique(num):
-            k = (n, m, int(key))
-            cols = np.flatnonzero(num == key)
-            if k not in _KS_P:
-                if len(_KS_P) > 200_000:
-                    _KS_P.clear()
-                j = cols[0]
-                _KS_P[k] = float(scipy.stats.ks_2samp(a[:, j], b[:, j]).pvalue)
-            p[cols] = _KS_P[k]
-        return num / (n * m), p
-
-    def ad(self) -> tuple[np.ndarray, np.ndarray]:
-        n, m = self.n, self.m
-        N = n + m
-        zs, ca = self.zs, self.ca
-        idx = np.arange(N)[None, :]
-        start_flag = np.ones(zs.shape, dtype=bool)
-        start_flag[:, 1:] = self.end[:, :-1]                  # a group starts after a group end
-        start = np.maximum.accumulate(np.where(start_flag, idx, 0), axis=1)  # first index of own group
-        lj = (idx + 1 - start).astype(np.float64)                            # group size (at its end)
-        bj = start + lj / 2.0                                                # mid-rank position
-        ca_before = np.where(start > 0, np.take_along_axis(ca, np.maximum(start - 1, 0), axis=1), 0)
-        fa = ca - ca_before
-        ma = ca - fa / 2.0
-        mb = (idx + 1 - ca) - (lj - fa) / 2.0
-        with np.errstate(divide="ignore", invalid="ignore"):
-            den = bj * (N - bj) - N * lj / 4.0
-            term = lj / N * ((N * ma - bj * n) ** 2 / n + (N * mb - bj * m) ** 2 / m) / den
-        a2 = np.where(self.end, term, 0.0).sum(axis=1) * (N - 1.0) / N
-        t = (a2 - 1.0) / _ad_sigma(n, m)
-        t[self.const] = np.nan
-        p = ad_pvalue(t)
-        p[self.const] = np.nan
-        return t, p
-
-
-_KS_P: dict[tuple[int, int, int], float] = {}
-
-
 def ks_test(a, b) -> tuple[np.ndarray, np.ndarray]:
     """Two-sided two-sample KS test of every component: (D (K,), p (K,)), as ``scipy.stats.ks_2samp``.
 
@@ -211,53 +145,7 @@ def ks_test(a, b) -> tuple[np.ndarray, np.ndarray]:
     cached. Constant components get D = 0, p = 1 (callers leave them out).
     """
     a, b = _pair(a, b)
-    return _Pooled(a, b).ks(a, b)
-
-
-# Anderson-Darling ------------------------------------------------------------------------------------
-
-_AD_VAR_INF = 2.0 * (math.pi ** 2 - 9.0) / 3.0                 # variance of the A2_inf limit law
-
-
-def _ad_sigma(n: int, m: int) -> float:
-    """Standard deviation of A2 under the null for two samples (Scholz & Stephens 1987, as SciPy)."""
-    k = 2
-    N = n + m
-    H = 1.0 / n + 1.0 / m
-    hs_cs = (1.0 / np.arange(N - 1, 1, -1)).cumsum()
-    h = hs_cs[-1] + 1
-    g = (hs_cs / np.arange(2, N)).sum()
-    a = (4 * g - 6) * (k - 1) + (10 - 6 * g) * H
-    b = (2 * g - 4) * k ** 2 + 8 * h * k + (2 * g - 14 * h - 4) * H - 8 * h + 4 * g - 6
-    c = (6 * h + 2 * g - 2) * k ** 2 + (4 * h - 4 * g + 6) * k + (2 * h - 6) * H + 4 * h
-    d = (2 * h + 6) * k ** 2 - 4 * h * k
-    return math.sqrt((a * N ** 3 + b * N ** 2 + c * N + d) / ((N - 1.0) * (N - 2.0) * (N - 3.0)))
-
-
-def adinf_sf(z: np.ndarray) -> np.ndarray:
-    """P(A2_inf > z), full range (Marsaglia & Marsaglia 2004 bulk; sqrt(3) erfc tail beyond 4)."""
-    z = np.asarray(z, dtype=np.float64)
-    out = np.ones(z.shape)
-    pos = z > 0
-    zz = np.where(pos, z, 1.0)
-    with np.errstate(over="ignore", under="ignore", divide="ignore", invalid="ignore"):
-        low = 1.0 - np.exp(-1.2337141 / zz) / np.sqrt(zz) * (
-            2.00012 + (.247105 - (.0649821 - (.0347962 - (.0116720 - .00168691 * zz) * zz) * zz) * zz) * zz)
-        mid = -np.expm1(-np.exp(1.0776 - (2.30695 - (.43424 - (.082433 - (.008056 - .0003146 * zz) * zz)
-                                                      * zz) * zz) * zz))
-        bulk = np.where(zz < 2.0, low, mid)
-        tail = math.sqrt(3.0) * scipy.special.erfc(np.sqrt(zz)) * (1.0 + 11.0 / (36.0 * zz))
-        w = np.clip(zz - 4.0, 0.0, 1.0)                        # blend over [4, 5]
-        blend = np.exp((1 - w) * np.log(np.maximum(bulk, 1e-300)) + w * np.log(np.maximum(tail, 1e-300)))
-        res = np.where(zz < 4.0, bulk, np.where(zz < 5.0, blend, tail))
-    out[pos] = np.clip(res[pos], 0.0, 1.0)
-    return out
-
-
-def ad_pvalue(statistic) -> np.ndarray:
-    """Full-range p-value of SciPy's standardised two-sample AD statistic (the sizes are in it already)."""
-    t = np.asarray(statistic, dtype=np.float64)
-    return adinf_sf(1.0 + t * math.sqrt(_AD_VAR_INF))
+    return Pooled(a, b).ks(a, b)
 
 
 def ad_test(a, b) -> tuple[np.ndarray, np.ndarray]:
@@ -268,7 +156,7 @@ def ad_test(a, b) -> tuple[np.ndarray, np.ndarray]:
     docstring), not clipped to [0.001, 0.25]. Constant components get T = NaN, p = NaN.
     """
     a, b = _pair(a, b)
-    return _Pooled(a, b).ad()
+    return Pooled(a, b).ad()
 
 
 # --- multiple testing ----------------------------------------------------------------------------------
@@ -395,12 +283,13 @@ def bootstrap_tests(a, b, *, n_sub: int | None = None, replicates: int = 100, al
     ad_s = np.full((replicates, k), np.nan)
     if tested.size:
         at, bt = a[:, tested], b[:, tested]
+        ranks = dense_ranks(np.concatenate([at, bt]))            # ranked once, sorted fast per replicate
+        ra, rb = ranks[:, :na], ranks[:, na:]
         for r in range(replicates):
             ia = _subsample(rng, codes_a, na, n)
             ib = _subsample(rng, codes_b, nb_, n)
-            sa, sb = at[ia], bt[ib]
-            pooled = _Pooled(sa, sb)
-            ks_s[r, tested], ks_p[r, tested] = pooled.ks(sa, sb)
+            pooled = Pooled(None, None, (ra[:, ia], rb[:, ib]))
+            ks_s[r, tested], ks_p[r, tested] = pooled.ks(at, bt, ia, ib)
             ad_s[r, tested], ad_p[r, tested] = pooled.ad()
     with np.errstate(invalid="ignore"):
         # a subsample can be constant in a component that is not constant overall: AD is then

@@ -98,3 +98,11 @@ def test_bad_input_is_one_line_error():
         peaks.reference_sigma(np.ones((2, SIZE, SIZE)), ANGLE)
     with pytest.raises(PaperReproError, match="peak_nu"):
         peaks.extremum_counts(_spikes(), ANGLE, 1.0, peak_nu=[1.0, 0.0])
+
+
+def test_counts_do_not_depend_on_the_number_of_threads():
+    rng = np.random.default_rng(3)
+    maps = ndimage.gaussian_filter(rng.standard_normal((37, SIZE, SIZE)), (0, 1.5, 1.5), mode="wrap")
+    one = peaks.extremum_counts(maps, ANGLE, 0.2, chunk_maps=5)
+    np.testing.assert_array_equal(one[1], peaks.extremum_counts(maps, ANGLE, 0.2, chunk_maps=5, workers=3)[1])
+    np.testing.assert_array_equal(one[1], peaks.extremum_counts(maps, ANGLE, 0.2)[1])

@@ -212,3 +212,4 @@ def test_as_stat_and_smallest():
     with pytest.raises(PaperReproError, match="N >= 2"):
         C.as_stat([[1.0, 2.0]], "x")
     assert C.smallest(np.array([np.nan, 0.3, 0.1])) == 0.1 and C.smallest(np.array([np.nan])) is None
+

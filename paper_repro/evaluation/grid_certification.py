@@ -305,31 +305,31 @@ def plane_figure(table: dict, path: str | os.PathLike) -> Path:
     panels = ("all",) + CRITERIA
     fig, axes = plt.subplots(2, 4, figsize=(16, 7.5), sharex=True, sharey=True)
     for ax, crit in zip(axes.ravel(), panels):
+        groups: dict[tuple[bool, str], list] = {}        # (held out, colour) -> [(Omega_m, sigma_8)]
         for n in table["nodes"]:
             r = n["result"]
             c = None if r is None else ({"passed": r["passed"]} if crit == "all" else r["criteria"].get(crit))
-            held = n["role"] == "held_out"
-            style = dict(marker="*" if held else "o", s=220 if held else 90, zorder=3)
-            if c is None:
-                ax.scatter(n["Omega_m"], n["sigma_8"], facecolors="none", edgecolors="0.6", **style)
-                continue
-            ax.scatter(n["Omega_m"], n["sigma_8"], color="tab:green" if c["passed"] else "tab:red",
-                       edgecolors="k", linewidths=0.5, **style)
-            if crit != "all":
+            colour = "none" if c is None else "tab:green" if c["passed"] else "tab:red"
+            groups.setdefault((n["role"] == "held_out", colour), []).append((n["Omega_m"], n["sigma_8"]))
+            if c is not None and crit != "all":
                 z = c["worst_abs_z"]
                 ax.annotate(f"{z:.1f}" if z is not None else f"{c['tightest']['margin']:.2f}x",
                             (n["Omega_m"], n["sigma_8"]), xytext=(5, 5), textcoords="offset points", fontsize=7)
+        for (held, colour), xy in groups.items():
+            x, y = np.transpose(xy)
+            ax.scatter(x, y, marker="*" if held else "o", s=220 if held else 90, zorder=3, facecolors=colour,
+                       edgecolors="0.6" if colour == "none" else "k", linewidths=1 if colour == "none" else 0.5)
         counts = table["counts"][crit]
         ax.set_title(f"{crit}\ntraining {counts['training']['passing']}/{counts['training']['certified']}, "
                      f"held-out {counts['held-out']['passing']}/{counts['held-out']['certified']} pass", fontsize=9)
         ax.grid(alpha=0.3)
     for ax in axes[1]:
-        ax.set_xlabel(r"$\Omega_m$")
+        ax.set_xlabel("Omega_m")
     for ax in axes[:, 0]:
-        ax.set_ylabel(r"$\sigma_8$")
+        ax.set_ylabel("sigma_8")
     fig.suptitle("certification per node: circles training nodes, stars held-out nodes; green pass, red fail, "
                  "hollow not certified; numbers: worst |z| (limit 4) or tightest test / limit", fontsize=10)
-    fig.tight_layout()
+    fig.subplots_adjust(left=0.05, right=0.98, bottom=0.08, top=0.86, wspace=0.08, hspace=0.3)
     path = Path(path)
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=110)

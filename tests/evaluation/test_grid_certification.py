@@ -24,11 +24,12 @@ from paper_repro.gan.training import train
 from paper_repro.maps.cosmo_grid import build_cosmo_grid, load_cosmo_grid
 
 #: the tiny-cosmo box and geometry (the tiny-cond preset's), with 64 validation and 64 auxiliary
-#: crops of 32^2 from 4 parents per node (the certification needs 50): 4 training nodes, 1 held out
+#: crops of 32^2 from 4 parents per node (the certification needs 50), 32 training crops from 2: 4 training
+#: nodes and 1 held-out node
 GRID = CosmoGridConfig(
     "test-cosmo", DatasetConfig("test-cosmo-node", SimulationConfig(map_size=256, angle_deg=256 * PIXEL_DEG),
                                 crop_size=32, crops_per_map=16,
-                                splits=SplitSizes(train=4, validation=4, development=0, auxiliary=4)),
+                                splits=SplitSizes(train=2, validation=4, development=0, auxiliary=4)),
     omega_m=(0.22, 0.32), sigma_8=(0.70, 0.90), held_out=((0.27, 0.80),),
     held_out_splits=SplitSizes(train=0, validation=4, development=0, auxiliary=4))
 #: fewer bootstrap replicates than the documented 100, for speed (every rule as documented)
@@ -77,7 +78,7 @@ def test_validate_at_a_node_generates_at_its_parameters_against_its_sets(tmp_pat
     r = json.loads(report.read_text())
     assert r["inputs"]["node"]["name"] == "node-01" and r["inputs"]["parameters"] == {"Omega_m": 0.22, "sigma_8": 0.9}
     assert r["inputs"]["n_generated"] == r["inputs"]["n_validation"] == 64
-    assert "memorisation" in r["criteria"] and r["inputs"]["n_training"] == 64      # the node's training maps
+    assert "memorisation" in r["criteria"] and r["inputs"]["n_training"] == 32      # the node's training maps
     assert r["inputs"]["clusters"] == {"generated": "independent", "validation": 4, "auxiliary": 4}
     assert r["architecture"]["matches"] and r["passed"] == (code == 0)
     # the maps certified: the run's at the node's parameters (latent seed 20190101) against its validation maps
@@ -86,6 +87,17 @@ def test_validate_at_a_node_generates_at_its_parameters_against_its_sets(tmp_pat
     assert std["generated"] != pytest.approx(float(gc.generate_at(run, (0.32, 0.7), 64).std()), rel=1e-5)
     val = load_cosmo_grid(grid).split("node-01", "validation")[0]
     assert std["validation"] == pytest.approx(float(np.asarray(val).std()), rel=1e-6)
+
+
+def test_validate_given_maps_at_a_held_out_node(tmp_path, grid, stand_ins, capsys, fast):
+    report = tmp_path / "r.json"
+    maps = stand_ins / "held-00.npy"
+    assert main(["validate", "--generated", str(maps), "--grid", str(grid), "--node", "held-00",
+                 "--report", str(report)]) in (0, 1)
+    r = json.loads(report.read_text())
+    assert r["inputs"]["node"]["role"] == "held_out" and "memorisation" not in r["criteria"]
+    assert r["inputs"]["clusters"]["generated"] == 4          # the parent ids beside the maps
+    assert r["inputs"]["sources"]["generated"].endswith("held-00.npy") and r["architecture"] is None
 
 
 def test_validate_at_a_node_refuses_what_it_cannot_do(tmp_path, grid, run, capsys):
@@ -170,20 +182,21 @@ def test_maps_of_another_cosmology_fail_at_the_node(tmp_path, grid, stand_ins):
 def test_certify_grid_cli_on_a_run_by_node_subsets(tmp_path, grid, run, capsys, fast):
     out = tmp_path / "cert"
     base = ["certify-grid", "--run", str(run), "--grid", str(grid), "--out", str(out), "--no-memorisation"]
-    assert main(base + ["--nodes", "held-00"]) in (0, 1)
+    assert main(base + ["--nodes", "node-03"]) in (0, 1)
     text = capsys.readouterr().out
-    assert "[1/1] held-00 (held-out, Omega_m 0.27, sigma_8 0.8)" in text
+    assert "[1/1] node-03 (training, Omega_m 0.32, sigma_8 0.9)" in text
     table = json.loads((out / gc.TABLE).read_text())
-    assert table["certified"] == 1 and table["counts"]["all"]["held-out"]["certified"] == 1
-    assert main(base + ["--nodes", "held-00", "node-03"]) in (0, 1)
-    text = capsys.readouterr().out
-    assert "1 already certified" in text and "[1/1] node-03" in text and "held-00 (" not in text
+    assert table["certified"] == 1 and table["counts"]["all"]["training"]["certified"] == 1
     report = json.loads((out / "nodes" / "node-03.json").read_text())
     assert report["inputs"]["sources"]["generated"].endswith("at the node, latent seed 20190101")
+    assert report["inputs"]["n_generated"] == 64 and report["architecture"]["matches"]
     assert math.isclose(report["inputs"]["node"]["sigma_8"], 0.9)
+    assert main(base + ["--nodes", "node-03"]) == (0 if report["passed"] else 1)      # nothing left to do
+    assert "1 already certified" in capsys.readouterr().out
     one_line_error(capsys, ["certify-grid", "--grid", str(grid), "--out", str(tmp_path / "x")],
                    "give a conditional run (--run) or a folder of maps")
     one_line_error(capsys, base + ["--nodes", "node-99"], "no node 'node-99'")
+    one_line_error(capsys, base + ["--n", "50"], "holds results of other settings (n differ)")
 
 
 def test_diagnose_scores_a_conditional_discriminator_with_the_maps_parameters(grid, run, capsys):

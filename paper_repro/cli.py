@@ -350,6 +350,7 @@ def _pick(args: argparse.Namespace) -> int:
               f"{fit.rms_log_power_error:.3f}, pattern rms {fit.pattern_rms_over_map_sd:.3f} of the pixel sd")
         return 0
     info = read_run_info(args.run)
+    selection.refuse_conditional(info.preset, args.run)
     dev = args.development or ([info.development] if info.development else None)
     if not dev:
         raise PaperReproError(f"{args.run} has no development set; pass --development D.npy ...")
@@ -423,6 +424,18 @@ def _validate_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--report", help="write the full JSON report here")
     p.add_argument("--html", help="write a self-contained HTML page of the report here (verdicts, "
                                   "architecture, one figure per criterion)")
+    _node_args(p)
+
+
+def _node_args(p: argparse.ArgumentParser) -> None:
+    """``validate``'s options for a conditional run (paper_repro.evaluation.grid_certification)."""
+    g = p.add_argument_group("a conditional run, certified at a node of a cosmology grid")
+    g.add_argument("--grid", help="cosmology grid ('simulate --preset cosmo-grid'): certify at one of its nodes, "
+                                  "against the node's validation and auxiliary maps")
+    g.add_argument("--node", help="the node's name (node-07, held-01, ...), or give its --omega-m and --sigma-8")
+    g.add_argument("--omega-m", type=float, help="Omega_m of the maps to generate (with --sigma-8)")
+    g.add_argument("--sigma-8", type=float, help="sigma_8 of the maps to generate (with --omega-m); "
+                                                 "off the grid's nodes only with --reference and --auxiliary")
 
 
 @command("validate", _validate_args)
@@ -431,6 +444,8 @@ def _validate(args: argparse.Namespace) -> int:
     if args.html:
         html_report.check_output(args.html)      # before the certification, not after
     _quiet_tensorflow()
+    if _validate_at_node(args):
+        return _finish_validate(args, args.report_at_node)
     with reproduction.job_inputs(generated=args.generated, run=args.run, reference=args.reference,
                                  auxiliary=args.auxiliary, training=args.training, n=args.n, seed=args.seed,
                                  checkpoint=args.checkpoint, data_root=args.data_root, angle_deg=args.angle) as src:
@@ -438,6 +453,26 @@ def _validate(args: argparse.Namespace) -> int:
         if src.run is not None:
             report.speed = reproduction.generation_speed_of(src.run, src.checkpoint)
         report.architecture = src.architecture
+    return _finish_validate(args, report)
+
+
+def _validate_at_node(args: argparse.Namespace) -> bool:
+    """``validate`` with node flags or of a conditional run: certify at a node (or at parameters
+    against given maps) into ``args.report_at_node``; False for the single-cosmology certification."""
+    from .evaluation import grid_certification as gc
+
+    if all(v is None for v in (args.grid, args.node, args.omega_m, args.sigma_8)) and not gc.is_conditional_run(args.run):
+        return False
+    args.report_at_node = gc.certify_at(
+        grid=args.grid, node=args.node, params=None if args.omega_m is None and args.sigma_8 is None else
+        (args.omega_m, args.sigma_8), run=args.run, generated=args.generated, reference=args.reference,
+        auxiliary=args.auxiliary, training=args.training, n=args.n, seed=args.seed, checkpoint=args.checkpoint,
+        angle_deg=args.angle)
+    print(gc.where(args.report_at_node))
+    return True
+
+
+def _finish_validate(args: argparse.Namespace, report) -> int:
     if args.report:
         report.write(args.report)
     if args.html:
@@ -460,6 +495,42 @@ def _report_html(args: argparse.Namespace) -> int:
     html_report.write_html(html_report.read_report(args.report), args.out)
     print(f"wrote {args.out}")
     return 0
+
+
+# -------------------------------------------------------------------------------- certify-grid
+def _certify_grid_args(p: argparse.ArgumentParser) -> None:
+    p.description = ("Certify a conditional emulator at every training and held-out node of a cosmology grid "
+                     "(each node against its own validation and auxiliary maps) and write one table "
+                     "(grid_certification.json, .md) and one figure (grid_certification.png). Each node's "
+                     "report is kept in OUT/nodes/ as it finishes; a rerun skips finished nodes.")
+    p.add_argument("--grid", required=True, help="cosmology grid ('simulate --preset cosmo-grid')")
+    p.add_argument("--out", required=True, help="folder for the node reports, the table and the figure")
+    p.add_argument("--run", help="conditional run whose generator makes the maps at each node's parameters")
+    p.add_argument("--generated-from", help="instead of --run: a folder of maps per node, <node>.npy (N, H, W), "
+                                            "with <node>_index.npy parent ids where the maps have parents")
+    p.add_argument("--nodes", nargs="+", help="certify only these nodes (default: every node)")
+    p.add_argument("--n", type=_positive_int, help="maps per node (default: as many as the node's validation maps)")
+    p.add_argument("--seed", type=_seed, default=20190101, help="latent seed at every node (default 20190101)")
+    p.add_argument("--checkpoint", default=None, help="which generator of --run (default: best, else last)")
+    p.add_argument("--no-memorisation", action="store_true",
+                   help="leave out the memorisation test at the training nodes (faster)")
+    p.add_argument("--quiet", action="store_true", help="no progress lines")
+
+
+@command("certify-grid", _certify_grid_args)
+def _certify_grid(args: argparse.Namespace) -> int:
+    """Certify a conditional emulator at every node of a cosmology grid: one table, one figure; exit 0 when all pass."""
+    _quiet_tensorflow()
+    from .evaluation import grid_certification
+
+    table = grid_certification.certify_grid(
+        args.grid, args.out, run=args.run, generated_from=args.generated_from, nodes=args.nodes, n=args.n,
+        seed=args.seed, checkpoint=args.checkpoint, memorisation=not args.no_memorisation,
+        progress=not args.quiet)
+    print(grid_certification.markdown(table).split("\n\n")[-1].rstrip())
+    print(f"wrote {args.out}/{grid_certification.TABLE}, {grid_certification.MARKDOWN} and {grid_certification.FIGURE}")
+    done = [n["result"] for n in table["nodes"] if n["result"] is not None]
+    return 0 if all(r["passed"] for r in done) else 1
 
 
 # ------------------------------------------------------------------------------------ diagnose

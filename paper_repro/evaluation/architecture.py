@@ -18,7 +18,7 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
-from ..config import PRESETS, ModelConfig, Preset
+from ..config import PRESETS, ConditionalPreset, ModelConfig, Preset
 from ..errors import PaperReproError
 from ..maps.io import shown_path
 
@@ -63,14 +63,18 @@ def _conv(name: str, kind: str, shape: tuple[int, ...], k: int, c_in: int) -> La
     return LayerSpec(name, kind, shape, k * k * c_in * shape[-1] + shape[-1])
 
 
-def expected_generator(cfg: ModelConfig) -> list[LayerSpec]:
+def expected_generator(cfg: ModelConfig, n_params: int = 0) -> list[LayerSpec]:
     """Table 1 for ``cfg``: z (latent) -> Dense -> reshape (s, s, f0) -> [BN, ReLU, ConvT k/2] x n
-    -> tanh, f0 = base_filters x 2^(n-1) channels halving each step to base_filters, then 1."""
+    -> tanh, f0 = base_filters x 2^(n-1) channels halving each step to base_filters, then 1.
+    ``n_params`` > 0: a conditional generator, the parameters concatenated to z before the dense layer."""
     s, k, n = cfg.start_size, cfg.kernel_size, cfg.n_strided
     f0 = cfg.base_filters * 2 ** (n - 1)
-    layers = [LayerSpec("z", "InputLayer", (cfg.latent_dim,)),
-              LayerSpec("dense", "Dense", (s * s * f0,), cfg.latent_dim * s * s * f0 + s * s * f0),
-              LayerSpec("reshape", "Reshape", (s, s, f0))]
+    width = cfg.latent_dim + n_params
+    layers = [LayerSpec("z", "InputLayer", (cfg.latent_dim,))]
+    if n_params:
+        layers += [LayerSpec("params", "InputLayer", (n_params,)), LayerSpec("z_params", "Concatenate", (width,))]
+    layers += [LayerSpec("dense", "Dense", (s * s * f0,), width * s * s * f0 + s * s * f0),
+               LayerSpec("reshape", "Reshape", (s, s, f0))]
     size, c_in = s, f0
     for i in range(n):
         layers += [_batch_norm(f"bn{i}", (size, size, c_in)), LayerSpec(f"relu{i}", "ReLU", (size, size, c_in))]
@@ -162,7 +166,8 @@ def compare(found: list[LayerSpec], preset: Preset, *, source: str = "generator"
     difference in ``mismatches``.
     """
     cfg = preset.model
-    expected = expected_generator(cfg)
+    n_params = len(preset.parameters.names) if isinstance(preset, ConditionalPreset) else 0
+    expected = expected_generator(cfg, n_params)
     calibration = [x for x in found if x.kind == CALIBRATION_KIND]
     network = [x for x in found if x.kind != CALIBRATION_KIND]
     mismatches = []
@@ -205,7 +210,9 @@ def compare(found: list[LayerSpec], preset: Preset, *, source: str = "generator"
         "calibration": calibration[0].to_dict() if calibration else None,
         "calibration_note": "output calibration (paper_repro/gan/calibration.py): fixed, not in the paper, "
                             "not counted against the preset's parameters",
-        "discriminator_expected_trainable": totals(expected_discriminator(cfg))[0],
+        # a conditional discriminator adds the projection: n_params x its flattened features
+        "discriminator_expected_trainable": totals(expected_discriminator(cfg))[0]
+        + n_params * expected_discriminator(cfg)[-2].output_shape[0],
         # the paper's Table 1 beside the network found, for runs of the paper's preset
         "paper_table_1": paper_table(network) if named is not None and named.name == "paper" else None,
     }

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..config import SELECTION_SCORES, CertificationConfig, Preset
+from ..config import SELECTION_SCORES, CertificationConfig, ConditionalPreset, Preset
 from ..errors import PaperReproError
 from ..gan.latents import generate
 from ..maps.io import open_maps
@@ -212,6 +212,16 @@ class WorstMeanScorer:
         return float(np.mean([r["W"] for r in self.evaluate(generator).values()]))
 
 
+def refuse_conditional(preset: Preset, run: str | os.PathLike) -> None:
+    """``pick`` is for unconditional runs: the output calibration matches one cosmology's power mode
+    by mode and the score one development set, neither meaningful at every (Omega_m, sigma_8) at once
+    (and a conditional run keeps no candidates); a conditional run is a one-line error."""
+    if isinstance(preset, ConditionalPreset):
+        raise PaperReproError(f"{shown_path(run)} is a conditional run: pick calibrates and ranks generators "
+                              "against one cosmology's maps, which a generator of every (Omega_m, sigma_8) has "
+                              "not; certify it node by node with 'validate --grid' or 'certify-grid'")
+
+
 def pick_calibrated(run: str | os.PathLike, out: str | os.PathLike, reference: Sequence[str | os.PathLike], *,
                     data: str | os.PathLike | None = None, n_maps: int = 8192, seeds: tuple = PICK_SEEDS,
                     calibration_maps: int = 16384, progress: bool = True) -> dict:
@@ -229,6 +239,7 @@ def pick_calibrated(run: str | os.PathLike, out: str | os.PathLike, reference: S
     run, out = Path(run), Path(out)
     runs.check_output_run(run, out)
     info = runs.read_run_info(run)
+    refuse_conditional(info.preset, run)
     p = info.preset
     kept = runs.list_candidates(run)
     if not kept:
@@ -282,6 +293,7 @@ def calibrate_checkpoint(run: str | os.PathLike, out: str | os.PathLike, checkpo
     run, out = Path(run), Path(out)
     runs.check_output_run(run, out)
     info = runs.read_run_info(run)
+    refuse_conditional(info.preset, run)
     runs.generator_path(run, checkpoint)          # an unknown checkpoint fails before any work
     return runs.calibrate_run(run, out, _training_maps(run, info, data), n_maps=calibration_maps,
                               checkpoint=checkpoint, progress=progress)

@@ -641,6 +641,29 @@ class NoveltyConfig:
         _check(self.slerp_max_step > 0, f"slerp_max_step must be > 0, got {self.slerp_max_step!r}")
 
 
+# --- horizon settings (paper_repro.evaluation.horizon) -------------------------------------------
+@dataclass(frozen=True)
+class HorizonConfig:
+    """How the indistinguishability horizon n* of each criterion is estimated (reported, never a verdict)."""
+
+    null_draws: int = 500                 # multiplier-bootstrap draws of the mean criterion's noise floor
+    fractions: tuple = (0.125, 0.25, 0.5)  # subsample sizes (fractions of the sets' parent maps) of a criterion
+                                          # that fails at the data at hand
+    repeats: int = 3                      # subsamples per fraction (the pass rate's denominator)
+    replicates: int = 10                  # bootstrap replicates of each subsample's KS/AD tests (the
+                                          # certification's 100 would make n* cost more than the verdict)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "fractions", tuple(sorted(float(f) for f in self.fractions)))
+        _check(all(0.0 < f < 1.0 for f in self.fractions), f"fractions must be in (0, 1), got {self.fractions}")
+        for name in ("null_draws", "repeats", "replicates"):
+            v = getattr(self, name)
+            _check(isinstance(v, int) and v >= 1, f"{name} must be a positive integer, got {v!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
 # --- presets ------------------------------------------------------------------------------------
 
 PRESETS: dict[str, Preset] = {

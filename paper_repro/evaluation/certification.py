@@ -38,7 +38,7 @@ from typing import Any, Callable, Iterator
 import numpy as np
 from scipy import stats as scipy_stats
 
-from ..config import CertificationConfig, NoveltyConfig
+from ..config import CertificationConfig, HorizonConfig, NoveltyConfig
 from ..errors import PaperReproError
 from ..maps.io import atomic_path, check_maps, open_maps, shown_path
 from ..stats.copying import copying_test
@@ -50,6 +50,7 @@ from ..stats.reports import jsonable
 from ..stats.twosample import compare_fourier_modes, split_reference
 from .architecture import summary_line as architecture_line
 from .criteria import calibrate, covariance_criterion
+from .horizon import add_horizons, horizon_line
 from .html_report import set_summaries
 
 STATISTICS = ("pixel_intensity", "power_spectrum", "minkowski_functionals")
@@ -258,6 +259,8 @@ class Report:
                 f"{k} {v if v == 'independent' else f'{v} parents'}" for k, v in self.inputs["clusters"].items()))
         for name, c in self.criteria.items():
             lines.append(f"  {name:24s} {'PASS' if c['passed'] else 'FAIL'}  {c['headline']}")
+            if horizon_line(c):
+                lines.append(f"  {'':24s}       horizon: {horizon_line(c)}")
         if self.architecture is not None:
             lines.append(f"  architecture: {architecture_line(self.architecture)}")
         return "\n".join(lines)
@@ -296,9 +299,11 @@ def _f(v) -> str:
 
 
 def certify(inputs: Inputs, config: CertificationConfig | None = None, *, memorisation: bool = True,
-            progress: bool = False, novelty: NoveltyConfig | None = None) -> Report:
-    """Run every criterion on ``inputs``; see the module docstring. The report keeps each set's
-    statistics (``report.statistics``, not written to JSON), computed once, for the figures."""
+            progress: bool = False, novelty: NoveltyConfig | None = None,
+            horizon: HorizonConfig | None = None) -> Report:
+    """Run every criterion on ``inputs``; see the module docstring. Each criterion's entry gets its
+    horizon n* (:mod:`.horizon`). The report keeps each set's statistics (``report.statistics``, not
+    written to JSON), computed once, for the figures."""
     cfg = config or CertificationConfig()
     t0 = time.perf_counter()
     say = (lambda m: print(m, flush=True)) if progress else (lambda m: None)
@@ -350,7 +355,11 @@ def certify(inputs: Inputs, config: CertificationConfig | None = None, *, memori
                           "rule": "generated maps no closer to training maps than to held-out maps of "
                                   "the same parent structure (an outlying nearest set is a training set no more often than chance)"}],
             "detail": m.to_dict()}
+    say("horizon n* per criterion ...")
+    horizon_s = add_horizons(criteria, stats, groups, cfg, horizon, say=say,
+                             covariance=lambda sub: covariance_entry(sub, inputs, cfg)["passed"])
     descriptive = {
+        "horizon_seconds": horizon_s,
         "pooled_pixel_ks_p": pooled_pixel_ks(inputs.generated, inputs.validation),
         "pooled_pixel_ks_note": "paper Fig. 2 style: all pixels pooled; pixels within a map are "
                                 "correlated, so this p is descriptive only",

@@ -553,8 +553,12 @@ class CertificationConfig:
     min_maps: int = 50               # a set with fewer maps is bad input (CLI exit 2)
     alpha: float = 0.05              # per-component test level of the rejection fraction
     # criterion "rejection fraction" (KS and AD separately): fraction of tested components with p < alpha,
-    # averaged over the replicates; generated <= baseline + reject_margin
+    # averaged over the replicates; generated <= baseline + the larger of reject_margin and
+    # reject_margin_sigmas x the baseline's spread over its replicates (each half of the parent maps: how
+    # much the fraction moves with the parents drawn; crops of few parent maps make it large; measured in
+    # paper_repro.evaluation.criteria.replicate_spread)
     reject_margin: float = 0.05
+    reject_margin_sigmas: float = 2.5
     # criterion "Holm": the valid bootstrap p of a component is min(1, 2 x median p) (Meng 1994;
     # Vovk & Wang 2020); Holm-adjusted across components, the smallest must be >= holm_level
     holm_level: float = 0.01
@@ -590,6 +594,7 @@ class CertificationConfig:
             v = getattr(self, name)
             _check(0.0 < v < 1.0, f"{name} must be in (0, 1), got {v}")
         _check(0.0 <= self.reject_margin <= 1.0, f"reject_margin must be in [0, 1], got {self.reject_margin}")
+        _check(self.reject_margin_sigmas >= 0, f"reject_margin_sigmas must be >= 0, got {self.reject_margin_sigmas}")
         _check(self.corr_factor > 0, f"corr_factor must be > 0, got {self.corr_factor}")
         _check(self.mean_k_sigma > 0, f"mean_k_sigma must be > 0, got {self.mean_k_sigma}")
         _check(all(0.0 < v < 1.0 for v in self.tally_levels),

@@ -357,7 +357,7 @@ def certify(inputs: Inputs, config: CertificationConfig | None = None, *, memori
             "detail": m.to_dict()}
     say("horizon n* per criterion ...")
     horizon_s = add_horizons(criteria, stats, groups, cfg, horizon, say=say,
-                             covariance=lambda sub: covariance_entry(sub, inputs, cfg)["passed"])
+                             covariance=lambda sub, grp: covariance_entry(sub, inputs, cfg, grp)["passed"])
     descriptive = {
         "horizon_seconds": horizon_s,
         "pooled_pixel_ks_p": pooled_pixel_ks(inputs.generated, inputs.validation),
@@ -390,8 +390,10 @@ def add_extremum_counts(stats: dict, inputs: Inputs, cfg: CertificationConfig) -
                                                      scale_arcmin=cfg.peak_smoothing_arcmin)
 
 
-def covariance_entry(stats: dict, inputs: Inputs, cfg: CertificationConfig) -> dict[str, Any]:
-    """The ``covariance`` criterion's report entry from the sets' statistics (P(ell) rebinned to bands)."""
+def covariance_entry(stats: dict, inputs: Inputs, cfg: CertificationConfig, groups: dict | None = None
+                     ) -> dict[str, Any]:
+    """The ``covariance`` criterion's report entry from the sets' statistics (P(ell) rebinned to bands);
+    ``groups``: parent ids per set of these statistics (default: the inputs')."""
     size = int(inputs.validation.shape[1])
     blocks = {}
     for stat in ("power_spectrum", "minkowski_functionals", "peak_counts"):
@@ -399,7 +401,7 @@ def covariance_entry(stats: dict, inputs: Inputs, cfg: CertificationConfig) -> d
         if stat == "power_spectrum":
             sets = [power_bands(p, size, inputs.angle_deg, n_bands=cfg.cov_bands)[1] for p in sets]
         blocks[stat] = tuple(sets)
-    crit, detail = covariance_criterion(blocks, cfg)
+    crit, detail = covariance_criterion(blocks, cfg, groups=inputs.parents if groups is None else groups)
     worst = detail["worst_offdiag_relative_error"]
     head = "; ".join(f"{c.name} {_f(c.value)} (limit {_f(c.limit)}, baseline {_f(c.baseline)})" for c in crit
                      if c.name.endswith("correlation_rms"))

@@ -215,13 +215,13 @@ def crossing(n: int, rates: dict[float, tuple[float, float]], passed: bool) -> H
 
 def add_horizons(criteria: dict[str, dict[str, Any]], statistics: dict, groups: dict,
                  config: CertificationConfig | None = None, horizon: HorizonConfig | None = None, *,
-                 covariance: Callable[[dict], bool] | None = None, say=None) -> float:
+                 covariance: Callable[[dict, dict], bool] | None = None, say=None) -> float:
     """Add a ``horizon`` entry (:meth:`Horizon.to_dict`, plus its seconds) to every criterion of a
     certification report, in place; returns the seconds spent.
 
     ``statistics``: {set: {statistic: (labels, (N, K))}} as :func:`.certification.certify` keeps them;
-    ``groups``: parent-map ids per set (None: independent maps); ``covariance(statistics subset)``: whether
-    the covariance criterion passes on subsets (the criterion needs the maps' geometry)."""
+    ``groups``: parent-map ids per set (None: independent maps); ``covariance(statistics subset, its groups)``:
+    whether the covariance criterion passes on subsets (the criterion needs the maps' geometry)."""
     cfg, hcfg = config or CertificationConfig(), horizon or HorizonConfig()
     say = say or (lambda m: None)
     t_all = time.perf_counter()
@@ -260,11 +260,12 @@ def add_horizons(criteria: dict[str, dict[str, Any]], statistics: dict, groups: 
                 parts[", ".join(others)] = subsampled(passes, all(tests[t] for t in others), cfg.seed + i)
         elif name == "correlation_matrices":
             parts["correlation"] = subsampled(
-                lambda idx: correlation_criterion(*sets("power_spectrum", idx), cfg).passed,
+                lambda idx: correlation_criterion(*sets("power_spectrum", idx), cfg, sub_groups(idx)).passed,
                 entry["passed"], cfg.seed + i)
         elif name == "covariance" and covariance is not None:
             def passes_cov(idx):
-                return covariance({k: {s: (lab, a[idx[k]]) for s, (lab, a) in statistics[k].items()} for k in SETS})
+                sub = {k: {s: (lab, a[idx[k]]) for s, (lab, a) in statistics[k].items()} for k in SETS}
+                return covariance(sub, sub_groups(idx))
             say("horizon: covariance ...")
             parts["covariance"] = subsampled(passes_cov, entry["passed"], cfg.seed + i)
         else:   # memorisation and any other: what the verdict at the data at hand says

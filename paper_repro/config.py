@@ -554,11 +554,11 @@ class CertificationConfig:
     alpha: float = 0.05              # per-component test level of the rejection fraction
     # criterion "rejection fraction" (KS and AD separately): fraction of tested components with p < alpha,
     # averaged over the replicates; generated <= baseline + the larger of reject_margin and
-    # reject_margin_sigmas x the baseline's spread over its replicates (each half of the parent maps: how
-    # much the fraction moves with the parents drawn; crops of few parent maps make it large; measured in
-    # paper_repro.evaluation.criteria.replicate_spread)
+    # reject_margin_sigmas x the baseline's spread over its replicates x sqrt(2 / its parent maps) (how much
+    # the fraction moves with the parents drawn; crops of few parent maps make it large; without parent
+    # ids the floor; measured in paper_repro.evaluation.criteria.replicate_spread)
     reject_margin: float = 0.05
-    reject_margin_sigmas: float = 2.5
+    reject_margin_sigmas: float = 3.0
     # criterion "Holm": the valid bootstrap p of a component is min(1, 2 x median p) (Meng 1994;
     # Vovk & Wang 2020); Holm-adjusted across components, the smallest must be >= holm_level
     holm_level: float = 0.01

@@ -60,7 +60,9 @@ def trial(sets: list[np.ndarray], n_parents: int, angle_deg: float) -> dict:
            "failed_subcriteria": {k: [c["name"] for c in v["criteria"] if not c["passed"]]
                                   for k, v in rep.criteria.items()},
            "values": {k: {c["name"]: [c["value"], c["limit"], c["baseline"]] for c in v["criteria"]}
-                      for k, v in rep.criteria.items()}}
+                      for k, v in rep.criteria.items()},
+           "horizon": {k: v["horizon"]["text"] for k, v in rep.criteria.items()},
+           "seconds": rep.seconds, "horizon_seconds": rep.descriptive["horizon_seconds"]}
     for stat in STATS:
         g, v = rep.statistics["generated"][stat][1], rep.statistics["validation"][stat][1]
         keep = ~constant_components(g, v, rep.statistics["auxiliary"][stat][1])

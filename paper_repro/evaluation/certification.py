@@ -21,7 +21,8 @@ Without an auxiliary set the reference set is split in two halves (said in the r
 one parent map are correlated: where a set's parent ids are known (a dataset's ``<split>_index.npy``
 beside its file, or given to :func:`prepare`), standard errors are cluster-robust over its parent maps
 and the bootstrap resamples its parents; a set without them (a generator's maps) counts as
-independent draws. The report says which (``inputs.clusters``).
+independent draws. The report says which (``inputs.clusters``). Beside each verdict the report gives
+the criterion's horizon n*, up to how many generated maps it would still pass (:mod:`.horizon`).
 """
 from __future__ import annotations
 

@@ -6,10 +6,11 @@ by one factor s = n* / n, n the generated maps at hand, with as many crops per p
 parent maps, the independent units, scale by s too). Two estimates:
 
 * **scaling** (the mean criterion ``mean_within_k_se``): the z of a real difference grows as sqrt(s). With
-  zmax the criterion's worst |z| and b the median of the worst |z| that noise alone gives over the same
-  components (a multiplier bootstrap over parent maps, which keeps the components' correlations and the
-  clusters), the worst |z| at scale s is about sqrt(s (zmax^2 - b^2) + b^2): the difference grows, the noise
-  floor of a maximum does not. The limit k is then reached at s* = (k^2 - b^2) / (zmax^2 - b^2), so
+  zmax the criterion's worst |z| and b the noise floor, the worst |z| that noise alone gives over the same
+  components (the larger of a multiplier bootstrap's median over parent maps, which keeps the components'
+  correlations and the clusters, and the baseline's own worst |z|), the worst |z| at scale s is about
+  sqrt(s (zmax^2 - b^2) + b^2): the difference grows, the noise floor of a maximum does not. The limit k
+  is then reached at s* = (k^2 - b^2) / (zmax^2 - b^2), so
   n* = n s*, exactly n when zmax = k (n* < n if and only if the test fails). For one component b = 1 and this
   is the deconvolved n k^2 / (z^2 - 1). The interval puts zmax +- 1 (one standard error of a z) in the
   formula; its upper end is unbounded when zmax - 1 <= b: no difference beyond noise is resolved.
@@ -146,18 +147,25 @@ def scaling_horizon(n: int, zmax: float, limit: float, floor: float) -> Horizon:
 def mean_horizon(gen, val, aux, groups: dict | None = None, *, limit: float = 4.0, draws: int = 500,
                  seed=0) -> Horizon:
     """n* of the mean criterion (:func:`scaling_horizon`): its worst normal-equivalent |z| as
-    :func:`~paper_repro.evaluation.criteria.calibrate` computes it, against the noise floor of
-    :func:`noise_floor`."""
+    :func:`~paper_repro.evaluation.criteria.calibrate` computes it, against a noise floor: the larger of the
+    median of :func:`noise_floor` and the baseline's own worst |z| (auxiliary vs validation: one draw of
+    noise alone with the data's real law, heavier tails included)."""
     groups = groups or {}
-    g, v = np.asarray(gen, np.float64), np.asarray(val, np.float64)
-    keep = ~constant_components(g, v, aux)
-    z, df = mean_z_df(g, v, groups.get("generated"), groups.get("validation"))
-    zt = normal_equivalent(z, df)[keep]
-    zt = zt[~np.isnan(zt)]
-    zmax = float(zt.max()) if zt.size else 0.0
+    g, v, x = (np.asarray(a, np.float64) for a in (gen, val, aux))
+    keep = ~constant_components(g, v, x)
+
+    def worst(a, name):
+        z, df = mean_z_df(a, v, groups.get(name), groups.get("validation"))
+        zt = normal_equivalent(z, df)[keep]
+        zt = zt[~np.isnan(zt)]
+        return float(zt.max()) if zt.size else 0.0
+
+    zmax, baseline = worst(g, "generated"), worst(x, "auxiliary")
     floor = float(np.median(noise_floor(g[:, keep], v[:, keep], groups.get("generated"), groups.get("validation"),
                                         draws=draws, seed=seed)))
-    return scaling_horizon(len(g), zmax, limit, floor)
+    h = scaling_horizon(len(g), zmax, limit, max(floor, baseline if math.isfinite(baseline) else floor))
+    h.detail |= {"noise_floor_multiplier": floor, "baseline_worst_z": baseline}
+    return h
 
 
 # --- subsampling --------------------------------------------------------------------------------------

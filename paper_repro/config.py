@@ -553,8 +553,12 @@ class CertificationConfig:
     min_maps: int = 50               # a set with fewer maps is bad input (CLI exit 2)
     alpha: float = 0.05              # per-component test level of the rejection fraction
     # criterion "rejection fraction" (KS and AD separately): fraction of tested components with p < alpha,
-    # averaged over the replicates; generated <= baseline + reject_margin
+    # averaged over the replicates; generated <= baseline + the larger of reject_margin and
+    # reject_margin_sigmas x the baseline's spread over its replicates x sqrt(2 / its parent maps) (how much
+    # the fraction moves with the parents drawn; crops of few parent maps make it large; without parent
+    # ids the floor; measured in paper_repro.evaluation.criteria.replicate_spread)
     reject_margin: float = 0.05
+    reject_margin_sigmas: float = 3.0
     # criterion "Holm": the valid bootstrap p of a component is min(1, 2 x median p) (Meng 1994;
     # Vovk & Wang 2020); Holm-adjusted across components, the smallest must be >= holm_level
     holm_level: float = 0.01
@@ -590,6 +594,7 @@ class CertificationConfig:
             v = getattr(self, name)
             _check(0.0 < v < 1.0, f"{name} must be in (0, 1), got {v}")
         _check(0.0 <= self.reject_margin <= 1.0, f"reject_margin must be in [0, 1], got {self.reject_margin}")
+        _check(self.reject_margin_sigmas >= 0, f"reject_margin_sigmas must be >= 0, got {self.reject_margin_sigmas}")
         _check(self.corr_factor > 0, f"corr_factor must be > 0, got {self.corr_factor}")
         _check(self.mean_k_sigma > 0, f"mean_k_sigma must be > 0, got {self.mean_k_sigma}")
         _check(all(0.0 < v < 1.0 for v in self.tally_levels),
@@ -640,6 +645,29 @@ class NoveltyConfig:
         _check(0.0 < self.alpha < 1.0, f"alpha must be in (0, 1), got {self.alpha!r}")
         _check(self.copying_tail_sigma > 0, f"copying_tail_sigma must be > 0, got {self.copying_tail_sigma!r}")
         _check(self.slerp_max_step > 0, f"slerp_max_step must be > 0, got {self.slerp_max_step!r}")
+
+
+# --- horizon settings (paper_repro.evaluation.horizon) -------------------------------------------
+@dataclass(frozen=True)
+class HorizonConfig:
+    """How the indistinguishability horizon n* of each criterion is estimated (reported, never a verdict)."""
+
+    null_draws: int = 500                 # multiplier-bootstrap draws of the mean criterion's noise floor
+    fractions: tuple = (0.125, 0.25, 0.5)  # subsample sizes (fractions of the sets' parent maps) of a criterion
+                                          # that fails at the data at hand
+    repeats: int = 3                      # subsamples per fraction (the pass rate's denominator)
+    replicates: int = 10                  # bootstrap replicates of each subsample's KS/AD tests (the
+                                          # certification's 100 would make n* cost more than the verdict)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "fractions", tuple(sorted(float(f) for f in self.fractions)))
+        _check(all(0.0 < f < 1.0 for f in self.fractions), f"fractions must be in (0, 1), got {self.fractions}")
+        for name in ("null_draws", "repeats", "replicates"):
+            v = getattr(self, name)
+            _check(isinstance(v, int) and v >= 1, f"{name} must be a positive integer, got {v!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
 
 
 # --- presets ------------------------------------------------------------------------------------

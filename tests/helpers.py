@@ -46,6 +46,8 @@ def check(report, name):
     c = report.criteria[name]
     lines = [f"{x['name']}: value {x['value']} limit {x['limit']} baseline {x['baseline']} ({x['rule']})"
              for x in c["criteria"]]
+    if "horizon" in c:
+        lines.append(f"horizon: {c['horizon']['text']}")
     assert c["passed"], f"{name} failed:\n" + "\n".join(lines)
 
 #: side (px) and angle (deg) of the certification tests' crops: 64 px at the paper's 0.203 arcmin

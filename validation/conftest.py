@@ -16,6 +16,7 @@ os.environ.setdefault("MPLBACKEND", "agg")
 import pytest  # noqa: E402
 
 from paper_repro.evaluation import certification, reproduction  # noqa: E402
+from paper_repro.evaluation.horizon import horizon_line  # noqa: E402
 
 _STATE = {}
 
@@ -62,6 +63,16 @@ def job(certification_inputs):
     if src.run is None:
         pytest.skip("generation speed needs a generator (--run, or no options: the shipped model)")
     return src
+
+
+def pytest_terminal_summary(terminalreporter):
+    """Each criterion's verdict with its horizon n* (up to how many generated maps it would still pass)."""
+    rep = _STATE.get("report")
+    if rep is None:
+        return
+    terminalreporter.section("certification: verdict and horizon n* per criterion")
+    for name, c in rep.criteria.items():
+        terminalreporter.write_line(f"{name:24s} {'PASS' if c['passed'] else 'FAIL'}  {horizon_line(c)}")
 
 
 def pytest_sessionfinish(session, exitstatus):

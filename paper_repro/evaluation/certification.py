@@ -21,7 +21,8 @@ Without an auxiliary set the reference set is split in two halves (said in the r
 one parent map are correlated: where a set's parent ids are known (a dataset's ``<split>_index.npy``
 beside its file, or given to :func:`prepare`), standard errors are cluster-robust over its parent maps
 and the bootstrap resamples its parents; a set without them (a generator's maps) counts as
-independent draws. The report says which (``inputs.clusters``).
+independent draws. The report says which (``inputs.clusters``). Beside each verdict the report gives
+the criterion's horizon n*, up to how many generated maps it would still pass (:mod:`.horizon`).
 """
 from __future__ import annotations
 
@@ -39,7 +40,7 @@ from typing import Any, Callable, Iterator
 import numpy as np
 from scipy import stats as scipy_stats
 
-from ..config import CertificationConfig, NoveltyConfig
+from ..config import CertificationConfig, HorizonConfig, NoveltyConfig
 from ..errors import PaperReproError
 from ..maps.io import atomic_path, check_maps, open_maps, shown_path
 from ..stats.copying import copying_test
@@ -51,6 +52,7 @@ from ..stats.reports import jsonable
 from ..stats.twosample import compare_fourier_modes, split_reference
 from .architecture import summary_line as architecture_line
 from .criteria import calibrate, covariance_criterion
+from .horizon import add_horizons, horizon_line
 from .html_report import set_summaries
 
 STATISTICS = ("pixel_intensity", "power_spectrum", "minkowski_functionals")
@@ -291,6 +293,8 @@ class Report:
                 f"{k} {v if v == 'independent' else f'{v} parents'}" for k, v in self.inputs["clusters"].items()))
         for name, c in self.criteria.items():
             lines.append(f"  {name:24s} {'PASS' if c['passed'] else 'FAIL'}  {c['headline']}")
+            if horizon_line(c):
+                lines.append(f"  {'':24s}       horizon: {horizon_line(c)}")
         if self.architecture is not None:
             lines.append(f"  architecture: {architecture_line(self.architecture)}")
         return "\n".join(lines)
@@ -337,9 +341,11 @@ def default_workers() -> int:
 
 
 def certify(inputs: Inputs, config: CertificationConfig | None = None, *, memorisation: bool = True,
-            progress: bool = False, novelty: NoveltyConfig | None = None, workers: int | None = None) -> Report:
-    """Run every criterion on ``inputs``; see the module docstring. The report keeps each set's
-    statistics (``report.statistics``, not written to JSON), computed once, for the figures.
+            progress: bool = False, novelty: NoveltyConfig | None = None, workers: int | None = None,
+            horizon: HorizonConfig | None = None) -> Report:
+    """Run every criterion on ``inputs``; see the module docstring. Each criterion's entry gets its
+    horizon n* (:mod:`.horizon`). The report keeps each set's statistics (``report.statistics``, not
+    written to JSON), computed once, for the figures.
 
     ``workers``: threads (default :func:`default_workers`); the statistics are split over the maps, the
     criteria run side by side, each with its own seed, so the report does not depend on it.
@@ -408,7 +414,11 @@ def certify(inputs: Inputs, config: CertificationConfig | None = None, *, memori
                           "rule": "generated maps no closer to training maps than to held-out maps of "
                                   "the same parent structure (an outlying nearest set is a training set no more often than chance)"}],
             "detail": m.to_dict()}
+    say("horizon n* per criterion ...")
+    horizon_s = add_horizons(criteria, stats, groups, cfg, horizon, say=say,
+                             covariance=lambda sub, grp: covariance_entry(sub, inputs, cfg, grp)["passed"])
     descriptive = {
+        "horizon_seconds": horizon_s,
         "pooled_pixel_ks_p": side["pooled_pixel_ks_p"],
         "pooled_pixel_ks_note": "paper Fig. 2 style: all pixels pooled; pixels within a map are "
                                 "correlated, so this p is descriptive only",
@@ -440,8 +450,10 @@ def add_extremum_counts(stats: dict, inputs: Inputs, cfg: CertificationConfig, *
                                                      scale_arcmin=cfg.peak_smoothing_arcmin, workers=workers)
 
 
-def covariance_entry(stats: dict, inputs: Inputs, cfg: CertificationConfig) -> dict[str, Any]:
-    """The ``covariance`` criterion's report entry from the sets' statistics (P(ell) rebinned to bands)."""
+def covariance_entry(stats: dict, inputs: Inputs, cfg: CertificationConfig, groups: dict | None = None
+                     ) -> dict[str, Any]:
+    """The ``covariance`` criterion's report entry from the sets' statistics (P(ell) rebinned to bands);
+    ``groups``: parent ids per set of these statistics (default: the inputs')."""
     size = int(inputs.validation.shape[1])
     blocks = {}
     for stat in ("power_spectrum", "minkowski_functionals", "peak_counts"):
@@ -449,7 +461,7 @@ def covariance_entry(stats: dict, inputs: Inputs, cfg: CertificationConfig) -> d
         if stat == "power_spectrum":
             sets = [power_bands(p, size, inputs.angle_deg, n_bands=cfg.cov_bands)[1] for p in sets]
         blocks[stat] = tuple(sets)
-    crit, detail = covariance_criterion(blocks, cfg)
+    crit, detail = covariance_criterion(blocks, cfg, groups=inputs.parents if groups is None else groups)
     worst = detail["worst_offdiag_relative_error"]
     head = "; ".join(f"{c.name} {_f(c.value)} (limit {_f(c.limit)}, baseline {_f(c.baseline)})" for c in crit
                      if c.name.endswith("correlation_rms"))

@@ -343,10 +343,11 @@ def verdict_table(report: dict[str, Any]) -> str:
     for name, c in report["criteria"].items():
         w = worst_test(c) or {}
         rows.append([_e(name), _verdict(c.get("passed")), _e(w.get("name", "")),
-                     f'<span class="num">{_n(w.get("value"))}</span>', _n(w.get("limit")), _n(w.get("baseline"))])
+                     f'<span class="num">{_n(w.get("value"))}</span>', _n(w.get("limit")), _n(w.get("baseline")),
+                     _e((c.get("horizon") or {}).get("text", "n/a"))])
         ids.append(f"verdict-{name}")
     return _table(["criterion", "verdict", "worst test", "generated vs validation", "limit",
-                   "baseline (auxiliary vs validation)"], rows, ids)
+                   "baseline (auxiliary vs validation)", "horizon n* (generated maps)"], rows, ids)
 
 
 def _shape(shape) -> str:
@@ -415,7 +416,9 @@ def render_html(report: dict[str, Any], *, title: str = "paper_repro certificati
         + (f" Sources: {sources}." if sources else "") + "</p>",
         "<h2>Verdicts</h2>", verdict_table(report),
         '<p class="note">Each criterion passes when every one of its tests does; the worst test is the one '
-        "nearest to (or furthest past) its limit.</p>",
+        "nearest to (or furthest past) its limit. The horizon n*: up to how many generated maps (every set "
+        "grown alike) the criterion would still pass, with its interval; unbounded when these maps resolve "
+        "no difference from simulations.</p>",
         "<h2>Architecture</h2>", architecture_section(report.get("architecture")),
         "<h2>Criteria</h2>",
     ]

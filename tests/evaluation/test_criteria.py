@@ -9,7 +9,7 @@ import pytest
 
 from paper_repro.config import CertificationConfig
 from paper_repro.errors import PaperReproError
-from paper_repro.evaluation.criteria import calibrate, correlation_criterion
+from paper_repro.evaluation.criteria import calibrate, correlation_criterion, effective_size
 
 
 def toy_sets(seed, shift=0.0, n=200, k=12):
@@ -77,3 +77,33 @@ def test_correlation_criterion_alone_matches_the_verdicts():
     bad = correlation_criterion(decorrelated, v, a, FAST)
     assert not bad.passed and bad.value > bad.limit
     assert bad.to_dict()["passed"] is False and json.dumps(bad.to_dict(), allow_nan=False)
+
+
+def parent_sets(rng, parents: int, per_parent: int, k: int = 12, spread: float = 0.8):
+    """A statistic of crops of few parent maps whose correlations differ from parent to parent (each
+    parent its own mixing of k components): (values, parent ids)."""
+    base = np.eye(k) + 0.3 * np.random.default_rng(0).normal(size=(k, k))
+    out = [rng.normal(size=(per_parent, k)) @ (base + spread * rng.normal(size=(k, k))).T for _ in range(parents)]
+    return np.concatenate(out), np.repeat(np.arange(parents), per_parent)
+
+
+def test_correlation_criterion_uses_effective_sizes_of_crops():
+    """A generated set with 4 times the crops of as many parents is no less noisy in its correlations:
+    scaled by raw map counts the limit shrinks (x 0.79) and independent sets fail (in 1 of 8 seeds);
+    with the sets' effective sizes (design effect of the correlations' products) they do not."""
+    raw = effective = 0
+    for seed in range(40):
+        rng = np.random.default_rng(seed)
+        (g, ig), (v, iv), (x, ix) = parent_sets(rng, 6, 160), parent_sets(rng, 6, 40), parent_sets(rng, 6, 40)
+        raw += not correlation_criterion(g, v, x).passed
+        crit = correlation_criterion(g, v, x, groups={"generated": ig, "validation": iv, "auxiliary": ix})
+        effective += not crit.passed
+        assert "effective maps" in crit.rule
+        assert 6 <= effective_size(g, ig) < 0.5 * len(g) and effective_size(g) == len(g)
+    assert raw >= 4 and effective <= 1, (raw, effective)     # measured: 5 of 40 and 0 of 40
+
+
+def test_effective_size_of_independent_maps_is_about_their_number():
+    g, _, _ = toy_sets(4, n=600)
+    ids = np.repeat(np.arange(60), 10)                      # ids, but no parent effect
+    assert 0.7 * len(g) < effective_size(g, ids) <= len(g)

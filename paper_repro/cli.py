@@ -15,7 +15,7 @@ from typing import Callable, Sequence
 from . import __version__
 from .config import COSMO_GRID_PRESETS, PRECISIONS, SPLITS, ConditionalPreset, get_dataset_preset, get_preset
 from .errors import PaperReproError
-from .evaluation import certification, html_report, reproduction, selection
+from .evaluation import certification, draws, html_report, reproduction, selection
 from .maps import datasets, ingest
 
 #: subcommand name -> (function adding its arguments, function running it)
@@ -409,11 +409,18 @@ def _validate_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--generated", help="generated maps .npy (N, H, W), or FITS maps (a file or a folder), "
                                        "instead of --run")
     _inputs_args(p)
-    p.add_argument("--reference", help="validation maps .npy or FITS (simulations never used in training; "
-                                       "default: the 'reference' dataset under --data-root, simulated once)")
-    p.add_argument("--auxiliary", help="independent simulation maps .npy or FITS (the baseline; default with the "
-                                       "simulated reference: its auxiliary split); without one the "
+    p.add_argument("--reference", action="append", help="validation maps .npy or FITS (simulations never used in "
+                                       "training; default: the 'reference' dataset under --data-root, simulated "
+                                       "once); repeated with --auxiliary, one validation/auxiliary pair per draw")
+    p.add_argument("--auxiliary", action="append", help="independent simulation maps .npy or FITS (the baseline; "
+                                       "default with the simulated reference: its auxiliary split); without one the "
                                        "reference set is split in two")
+    p.add_argument("--draws", type=int, help="certify against K independent validation/auxiliary pairs (simulated "
+                                             "from fresh seeds unless given as pairs) and give the verdict over them")
+    p.add_argument("--draw-seed", type=int, help="first seed of the simulated draws: draw k simulates from seeds "
+                                                 "D + 2k and D + 2k + 1 (default 8000; never a dataset preset's seed)")
+    p.add_argument("--parents", type=int, help="parent maps per simulated validation and auxiliary set (default: "
+                                               "the reference preset's 20; 200 crops each)")
     p.add_argument("--angle", type=float, help="side of a map in degrees (default: the FITS maps' ANGLE, "
                                                "else the manifest beside the reference maps)")
     p.add_argument("--report", help="write the full JSON report here")
@@ -426,14 +433,28 @@ def _validate(args: argparse.Namespace) -> int:
     """Certify generated maps against simulations; exit 0 pass, 1 fail, 2 bad input."""
     if args.html:
         html_report.check_output(args.html)      # before the certification, not after
+    refs, auxs = args.reference or [], args.auxiliary or []
+    over_draws = args.draws is not None or len(refs) > 1 or len(auxs) > 1
+    if not over_draws and (args.draw_seed is not None or args.parents is not None):
+        raise PaperReproError("--draw-seed and --parents go with --draws K")
+    if over_draws:                              # bad K, pairs or seeds: before anything loads or runs
+        draws.check_request(draws=args.draws, references=refs, auxiliaries=auxs, draw_seed=args.draw_seed,
+                            parents=args.parents)
     _quiet_tensorflow()
-    with reproduction.job_inputs(generated=args.generated, run=args.run, reference=args.reference,
-                                 auxiliary=args.auxiliary, training=args.training, n=args.n, seed=args.seed,
-                                 checkpoint=args.checkpoint, data_root=args.data_root, angle_deg=args.angle) as src:
-        report = certification.certify(reproduction.load(src, angle_deg=args.angle), progress=True)
-        if src.run is not None:
-            report.speed = reproduction.generation_speed_of(src.run, src.checkpoint)
-        report.architecture = src.architecture
+    if over_draws:
+        report = draws.validate_draws(draws=args.draws, references=refs, auxiliaries=auxs, draw_seed=args.draw_seed,
+                                      parents=args.parents, generated=args.generated, run=args.run,
+                                      training=args.training, n=args.n, seed=args.seed, checkpoint=args.checkpoint,
+                                      data_root=args.data_root, angle_deg=args.angle)
+    else:
+        with reproduction.job_inputs(generated=args.generated, run=args.run, reference=refs[0] if refs else None,
+                                     auxiliary=auxs[0] if auxs else None, training=args.training, n=args.n,
+                                     seed=args.seed, checkpoint=args.checkpoint, data_root=args.data_root,
+                                     angle_deg=args.angle) as src:
+            report = certification.certify(reproduction.load(src, angle_deg=args.angle), progress=True)
+            if src.run is not None:
+                report.speed = reproduction.generation_speed_of(src.run, src.checkpoint)
+            report.architecture = src.architecture
     if args.report:
         report.write(args.report)
     if args.html:

@@ -349,6 +349,22 @@ def verdict_table(report: dict[str, Any]) -> str:
                    "baseline (auxiliary vs validation)"], rows, ids)
 
 
+def draws_section(draws: dict[str, Any] | None) -> str:
+    """The verdict over independent validation/auxiliary draws (``validate --draws``), if any: per
+    criterion its pass count and its worst test over the draws; the verdicts above are the first draw's."""
+    if not draws:
+        return ""
+    rows = [[_e(name), _verdict(c["passed"]), f"{c['passes']} of {c['draws']} (needs {c['needed']})",
+             _e(c["worst"]["test"] or ""), f'<span class="num">{_n(c["worst"]["value"])}</span>',
+             _n(c["worst"]["limit"]), _n(c["worst"]["draw"])] for name, c in draws["criteria"].items()]
+    seeds = draws.get("seeds")
+    said = ("; seeds (validation, auxiliary): " + ", ".join(f"({s['validation']}, {s['auxiliary']})" for s in seeds)
+            if seeds else "")
+    return (f"<h2>Over {draws['k']} draws: {_verdict(draws['passed'])}</h2>"
+            + _table(["criterion", "verdict", "draws passed", "worst test", "worst value", "limit", "draw"], rows)
+            + f'<p class="note">{_e(draws["rule"])}{_e(said)}. The verdict table above is the first draw\'s.</p>')
+
+
 def _shape(shape) -> str:
     """(H, W, C) as the paper writes it, C x H x W; (K,) as K."""
     shape = list(shape or [])
@@ -403,7 +419,8 @@ def render_html(report: dict[str, Any], *, title: str = "paper_repro certificati
     from .. import __version__
 
     inputs = report.get("inputs", {})
-    passed = all(c.get("passed") for c in report["criteria"].values())
+    draws = report.get("draws")
+    passed = draws["passed"] if draws else all(c.get("passed") for c in report["criteria"].values())
     sources = ", ".join(f"{_e(k)}: <code>{_e(v)}</code>" for k, v in (inputs.get("sources") or {}).items())
     parts = [
         f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>{_e(title)}: '
@@ -416,6 +433,7 @@ def render_html(report: dict[str, Any], *, title: str = "paper_repro certificati
         "<h2>Verdicts</h2>", verdict_table(report),
         '<p class="note">Each criterion passes when every one of its tests does; the worst test is the one '
         "nearest to (or furthest past) its limit.</p>",
+        draws_section(draws),
         "<h2>Architecture</h2>", architecture_section(report.get("architecture")),
         "<h2>Criteria</h2>",
     ]

@@ -179,6 +179,16 @@ def test_validate_simulates_draws_of_the_generated_maps_geometry(tiny_draws, cap
     assert rep["inputs"]["clusters"]["validation"] == 4
 
 
+def test_draws_take_the_geometry_of_the_generated_maps(tmp_path):
+    np.save(tmp_path / "g32.npy", np.zeros((2, 32, 32), np.float32))
+    np.save(tmp_path / "g64.npy", np.zeros((2, 64, 64), np.float32))
+    np.save(tmp_path / "g48.npy", np.zeros((2, 48, 48), np.float32))
+    assert draws.geometry_preset(tmp_path / "g64.npy") == "reference"
+    assert draws.geometry_preset(tmp_path / "g32.npy") == "tiny"
+    with pytest.raises(PaperReproError, match="no dataset preset makes 48\\^2 maps"):
+        draws.geometry_preset(tmp_path / "g48.npy")
+
+
 @pytest.mark.parametrize("args,message", [
     (["--draws", "0"], "--draws must be an integer >= 1, got 0"),
     (["--draws", "3", "--reference", "a.npy", "--auxiliary", "b.npy", "--reference", "c.npy", "--auxiliary", "d.npy"],

@@ -285,10 +285,16 @@ class Report:
 
 
 def draws_headline(entry: dict[str, Any]) -> str:
-    """One criterion over draws in words: ``4/5 draws (needs 3); worst mean_within_k_se 4.4 (limit 4, draw 2)``."""
+    """One criterion over draws in words: the draws it passed, its deciding test's median against the
+    limit over draws, and the worst single draw."""
+    head = f"{entry['passes']}/{entry['draws']} draws passed"
+    if entry.get("deciding"):
+        t = entry["tests"][entry["deciding"]]
+        head += f"; median {entry['deciding']} {_f(t['median'])} (limit over draws {_f(t['limit'])})"
     w = entry["worst"]
-    worst = "" if w["test"] is None else f"; worst {w['test']} {_f(w['value'])} (limit {_f(w['limit'])}, draw {w['draw']})"
-    return f"{entry['passes']}/{entry['draws']} draws (needs {entry['needed']}){worst}"
+    if w["test"] is not None:
+        head += f"; worst draw: {w['test']} {_f(w['value'])} (limit {_f(w['limit'])}, draw {w['draw']})"
+    return head
 
 
 def markdown_table(report: dict[str, Any]) -> str:

@@ -8,21 +8,26 @@ run's, with ``parents`` parent maps per set, cached under the data root like the
 given by the user, and reports per criterion the pass count over the draws and the worst test over
 the draws (:func:`combine`).
 
-The rule for the verdict over K draws (:data:`RULE`): a criterion passes when it passes in at least
-half of the draws, ``ceil(K / 2)`` (for K = 1 the single verdict); the certificate passes when
-every criterion does. The draws are correlated through the shared generated set, so a rule that
-reads them as K independent trials (e.g. "fails if it fails in any draw", or a pass count from a
-binomial law) is not calibrated; the half-the-draws rule needs the generated set itself to stand out
-against most validation sets. Its false-failure rate on independent simulation sets in place of the
-generated maps is measured in ``tests/evaluation/test_draws.py`` (and its script).
+The rule for the verdict over K draws (:data:`RULE`): per test of a criterion, the median of its
+values over the draws must be within the most lenient of the draws' limits (each draw's limit
+follows its own baseline, an independent simulation set against that draw's validation set); a
+criterion passes when all its tests do, the certificate when every criterion does; for K = 1 this
+is the single verdict. The draws are correlated through the shared generated set, so a rule that
+reads them as K independent trials ("fails if it fails in any draw", or a pass count from a binomial
+law) is not calibrated: an independent set that one criterion happens to fail against its first
+validation set tends to fail it against the next ones too. Taking the median over the draws removes
+the validation sets' share of the noise, and the most lenient limit lets the generated set be as far
+out as the furthest of the K independent baseline sets; measured false-failure rates on independent
+simulation sets are in ``tests/evaluation/test_draws.py`` and the README.
 """
 from __future__ import annotations
 
 import dataclasses
-import math
 import os
 from pathlib import Path
 from typing import Any, Sequence
+
+import numpy as np
 
 from ..config import COSMO_GRID_PRESETS, DATASET_PRESETS, SplitSizes, get_dataset_preset
 from ..errors import PaperReproError
@@ -32,7 +37,7 @@ from ..maps.ingest import is_fits_input
 from ..maps.io import open_maps, shown_path
 from . import certification, reproduction
 from .certification import Report
-from .html_report import worst_test
+from .html_report import LOWER_BOUND, worst_test
 
 #: the first validation seed of the default draws: draw k (from 0) simulates its validation set from
 #: root ``draw_seed + 2k`` and its auxiliary set from ``draw_seed + 2k + 1`` (never a preset's seed)
@@ -43,8 +48,9 @@ OTHER_USED_SEEDS = {9001: "the second selection set (simulate --preset cpu --see
                     9002: "the second selection set's auxiliary seed"}
 #: where simulated draws are kept, under the data root
 DRAWS_FOLDER = "draws"
-RULE = ("a criterion passes over K draws when it passes in at least ceil(K/2) of them (at least half; "
-        "K = 1: the single verdict); the certificate passes when every criterion does")
+RULE = ("a criterion passes over K draws when each of its tests does: the median of the test's values over "
+        "the draws within the most lenient of the draws' limits (limits follow each draw's baseline); "
+        "K = 1: the single verdict; the certificate passes when every criterion does")
 
 
 def used_seeds() -> dict[int, str]:
@@ -83,11 +89,6 @@ def check_draws(k) -> int:
     return k
 
 
-def min_passes(k: int) -> int:
-    """Draws a criterion must pass out of ``k`` (:data:`RULE`): at least half, ceil(k / 2)."""
-    return math.ceil(check_draws(k) / 2)
-
-
 def draw_config(preset: str, seeds: tuple[int, int], parents: int | None = None):
     """The dataset config of one draw: ``preset``'s geometry and simulation, ``parents`` parent maps
     (default: the preset's validation count) in a validation and an auxiliary split, ``seeds``."""
@@ -119,32 +120,48 @@ def simulated_pairs(root: str | os.PathLike, k: int, *, draw_seed: int = DEFAULT
 
 
 def combine(per_draw: Sequence[dict[str, dict[str, Any]]], *, seeds=None, sources=None) -> dict[str, Any]:
-    """The verdict over draws (:data:`RULE`) from each draw's ``report.criteria``: per criterion the
-    pass count, the draws needed, the worst test over draws (failed first, then nearest its limit:
-    :func:`~.html_report.worst_test`) and per test its worst value; ``seeds``/``sources`` per draw."""
+    """The verdict over draws (:data:`RULE`) from each draw's ``report.criteria``. Per criterion: the
+    draws it passed, per test the median of its values over the draws against the most lenient of the
+    draws' limits (and its worst value), the test that decides (furthest past, or nearest, its limit
+    over draws) and the worst test of any single draw (:func:`~.html_report.worst_test`)."""
     k = check_draws(len(per_draw))
     names = list(dict.fromkeys(name for crit in per_draw for name in crit))
     criteria = {}
     for name in names:
         present = [(i, crit[name]) for i, crit in enumerate(per_draw, 1) if name in crit]
-        passes = sum(bool(c["passed"]) for _, c in present)
-        need = min_passes(len(present))
-        tests = [dict(t, draw=i) for i, c in present for t in c.get("criteria", [])]
-        by_test = {}
-        for t in tests:
-            by_test.setdefault(t["name"], []).append(t)
+        by_test: dict[str, list[dict]] = {}
+        for i, c in present:
+            for t in c.get("criteria", []):
+                by_test.setdefault(t["name"], []).append(dict(t, draw=i))
+        tests = {t: over_draws(ts) for t, ts in by_test.items()}
+        deciding = worst_test({"criteria": [dict(v, name=t, value=v["median"]) for t, v in tests.items()]})
         criteria[name] = {
-            "passed": passes >= need, "passes": passes, "draws": len(present), "needed": need,
+            "passed": all(v["passed"] for v in tests.values()),
+            "passes": sum(bool(c["passed"]) for _, c in present), "draws": len(present),
             "per_draw": [bool(c["passed"]) for _, c in present],
-            "worst": _worst(tests),
-            "tests": {t: _worst(ts) | {"passes": sum(bool(x["passed"]) for x in ts)} for t, ts in by_test.items()}}
+            "deciding": None if deciding is None else deciding["name"],
+            "worst": _worst([t for ts in by_test.values() for t in ts]), "tests": tests}
     failed = [n for n, c in criteria.items() if not c["passed"]]
-    return {"k": k, "needed": min_passes(k), "passed": not failed, "failed": failed, "rule": RULE,
-            "criteria": criteria,
+    return {"k": k, "passed": not failed, "failed": failed, "rule": RULE, "criteria": criteria,
             "per_draw": [{"passed": all(c["passed"] for c in crit.values()),
                           "failed": [n for n, c in crit.items() if not c["passed"]]} for crit in per_draw],
             "seeds": None if seeds is None else [{"validation": int(a), "auxiliary": int(b)} for a, b in seeds],
             "sources": sources}
+
+
+def over_draws(tests: list[dict]) -> dict[str, Any]:
+    """One test over draws (its entries of each draw, with ``draw``): the median of its values against
+    the most lenient of the draws' limits (the largest; the smallest for the p-value tests, which pass
+    above their limit), passed when within it; a test without values (nothing tested) passes."""
+    low = bool(LOWER_BOUND.search(tests[0]["name"]))
+    values = [t["value"] for t in tests if t.get("value") is not None]
+    limits = [t["limit"] for t in tests if t.get("limit") is not None]
+    median = float(np.median(values)) if values else None
+    limit = (min(limits) if low else max(limits)) if limits else None
+    passed = median is None or limit is None or (median >= limit if low else median <= limit)
+    worst = _worst(tests)
+    return {"passed": bool(passed), "median": median, "limit": limit, "passes": sum(bool(t["passed"]) for t in tests),
+            "worst_value": worst["value"], "worst_draw": worst["draw"]}
 
 
 def _worst(tests: list[dict]) -> dict[str, Any]:

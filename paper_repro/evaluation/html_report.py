@@ -354,14 +354,18 @@ def draws_section(draws: dict[str, Any] | None) -> str:
     criterion its pass count and its worst test over the draws; the verdicts above are the first draw's."""
     if not draws:
         return ""
-    rows = [[_e(name), _verdict(c["passed"]), f"{c['passes']} of {c['draws']} (needs {c['needed']})",
-             _e(c["worst"]["test"] or ""), f'<span class="num">{_n(c["worst"]["value"])}</span>',
-             _n(c["worst"]["limit"]), _n(c["worst"]["draw"])] for name, c in draws["criteria"].items()]
+    rows = []
+    for name, c in draws["criteria"].items():
+        t = c["tests"].get(c.get("deciding") or "", {})
+        rows.append([_e(name), _verdict(c["passed"]), f"{c['passes']} of {c['draws']}", _e(c.get("deciding") or ""),
+                     f'<span class="num">{_n(t.get("median"))}</span>', _n(t.get("limit")),
+                     f'{_e(c["worst"]["test"] or "")} {_n(c["worst"]["value"])} (draw {_n(c["worst"]["draw"])})'])
     seeds = draws.get("seeds")
     said = ("; seeds (validation, auxiliary): " + ", ".join(f"({s['validation']}, {s['auxiliary']})" for s in seeds)
             if seeds else "")
     return (f"<h2>Over {draws['k']} draws: {_verdict(draws['passed'])}</h2>"
-            + _table(["criterion", "verdict", "draws passed", "worst test", "worst value", "limit", "draw"], rows)
+            + _table(["criterion", "verdict", "draws passed", "deciding test", "median over draws",
+                      "limit over draws", "worst single draw"], rows)
             + f'<p class="note">{_e(draws["rule"])}{_e(said)}. The verdict table above is the first draw\'s.</p>')
 
 

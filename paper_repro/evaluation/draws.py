@@ -23,6 +23,7 @@ simulation sets are in ``tests/evaluation/test_draws.py`` and the README.
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 from pathlib import Path
 from typing import Any, Sequence
@@ -35,6 +36,7 @@ from ..maps.cosmo_grid import grid_nodes
 from ..maps.datasets import load_dataset
 from ..maps.ingest import is_fits_input
 from ..maps.io import open_maps, shown_path
+from ..stats.reports import jsonable
 from . import certification, reproduction
 from .certification import Report
 from .html_report import LOWER_BOUND, worst_test
@@ -142,19 +144,22 @@ def combine(per_draw: Sequence[dict[str, dict[str, Any]]], *, seeds=None, source
             "deciding": None if deciding is None else deciding["name"],
             "worst": _worst([t for ts in by_test.values() for t in ts]), "tests": tests}
     failed = [n for n, c in criteria.items() if not c["passed"]]
-    return {"k": k, "passed": not failed, "failed": failed, "rule": RULE, "criteria": criteria,
+    return jsonable({"k": k, "passed": not failed, "failed": failed, "rule": RULE, "criteria": criteria,
             "per_draw": [{"passed": all(c["passed"] for c in crit.values()),
                           "failed": [n for n, c in crit.items() if not c["passed"]]} for crit in per_draw],
             "seeds": None if seeds is None else [{"validation": int(a), "auxiliary": int(b)} for a, b in seeds],
-            "sources": sources}
+            "sources": sources})
 
 
 def over_draws(tests: list[dict]) -> dict[str, Any]:
     """One test over draws (its entries of each draw, with ``draw``): the median of its values against
     the most lenient of the draws' limits (the largest; the smallest for the p-value tests, which pass
-    above their limit), passed when within it; a test without values (nothing tested) passes."""
+    above their limit), passed when within it. A draw without a value counts as nothing tested when it
+    passed and as the worst value (NaN or infinite, written as null) when it failed."""
     low = bool(LOWER_BOUND.search(tests[0]["name"]))
-    values = [t["value"] for t in tests if t.get("value") is not None]
+    worst = -math.inf if low else math.inf
+    values = [t["value"] if t.get("value") is not None else worst for t in tests
+              if t.get("value") is not None or not t["passed"]]
     limits = [t["limit"] for t in tests if t.get("limit") is not None]
     median = float(np.median(values)) if values else None
     limit = (min(limits) if low else max(limits)) if limits else None

@@ -105,6 +105,13 @@ def test_rule_takes_the_median_over_draws_against_the_most_lenient_limit():
     for v in (3.9, 4.1):
         assert draws.combine(_crit([v], [4.0]))["passed"] == (v <= 4.0)
     assert draws.combine(_crit([None], [0.01], "ks_holm_min_p"))["passed"]
+    failed_without_value = _crit([3.0, 3.5, 3.0], [4.0] * 3)
+    for draw in failed_without_value[1:]:           # an infinite z, written as null, failed
+        draw["c"]["criteria"][0].update(value=None, passed=False)
+        draw["c"]["passed"] = False
+    out = draws.combine(failed_without_value)
+    assert not out["passed"] and out["criteria"]["c"]["tests"]["mean_within_k_se"]["median"] is None
+    json.dumps(out, allow_nan=False)                 # infinities are written as null
 
 
 # ------------------------------------------------------------------- simulated draws and reports

@@ -15,7 +15,7 @@ from typing import Callable, Sequence
 from . import __version__
 from .config import COSMO_GRID_PRESETS, PRECISIONS, SPLITS, ConditionalPreset, get_dataset_preset, get_preset
 from .errors import PaperReproError
-from .evaluation import certification, html_report, reproduction, selection
+from .evaluation import certification, draws, html_report, reproduction, selection
 from .maps import datasets, ingest
 
 #: subcommand name -> (function adding its arguments, function running it)
@@ -414,11 +414,18 @@ def _validate_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--generated", help="generated maps .npy (N, H, W), or FITS maps (a file or a folder), "
                                        "instead of --run")
     _inputs_args(p)
-    p.add_argument("--reference", help="validation maps .npy or FITS (simulations never used in training; "
-                                       "default: the 'reference' dataset under --data-root, simulated once)")
-    p.add_argument("--auxiliary", help="independent simulation maps .npy or FITS (the baseline; default with the "
-                                       "simulated reference: its auxiliary split); without one the "
+    p.add_argument("--reference", action="append", help="validation maps .npy or FITS (simulations never used in "
+                                       "training; default: the 'reference' dataset under --data-root, simulated "
+                                       "once); repeated with --auxiliary, one validation/auxiliary pair per draw")
+    p.add_argument("--auxiliary", action="append", help="independent simulation maps .npy or FITS (the baseline; "
+                                       "default with the simulated reference: its auxiliary split); without one the "
                                        "reference set is split in two")
+    p.add_argument("--draws", type=int, help="certify against K independent validation/auxiliary pairs (simulated "
+                                             "from fresh seeds unless given as pairs) and give the verdict over them")
+    p.add_argument("--draw-seed", type=int, help="first seed of the simulated draws: draw k simulates from seeds "
+                                                 "D + 2k and D + 2k + 1 (default 8000; never a dataset preset's seed)")
+    p.add_argument("--parents", type=int, help="parent maps per simulated validation and auxiliary set (default: "
+                                               "the reference preset's 20; 200 crops each)")
     p.add_argument("--angle", type=float, help="side of a map in degrees (default: the FITS maps' ANGLE, "
                                                "else the manifest beside the reference maps)")
     p.add_argument("--report", help="write the full JSON report here")
@@ -443,31 +450,48 @@ def _validate(args: argparse.Namespace) -> int:
     """Certify generated maps against simulations; exit 0 pass, 1 fail, 2 bad input."""
     if args.html:
         html_report.check_output(args.html)      # before the certification, not after
+    refs, auxs = args.reference or [], args.auxiliary or []
+    over_draws = args.draws is not None or len(refs) > 1 or len(auxs) > 1
+    if not over_draws and (args.draw_seed is not None or args.parents is not None):
+        raise PaperReproError("--draw-seed and --parents go with --draws K")
+    if over_draws:                              # bad K, pairs or seeds: before anything loads or runs
+        draws.check_request(draws=args.draws, references=refs, auxiliaries=auxs, draw_seed=args.draw_seed,
+                            parents=args.parents)
     _quiet_tensorflow()
-    if _validate_at_node(args):
+    if _validate_at_node(args, refs, auxs):
         return _finish_validate(args, args.report_at_node)
-    with reproduction.job_inputs(generated=args.generated, run=args.run, reference=args.reference,
-                                 auxiliary=args.auxiliary, training=args.training, n=args.n, seed=args.seed,
-                                 checkpoint=args.checkpoint, data_root=args.data_root, angle_deg=args.angle) as src:
-        report = certification.certify(reproduction.load(src, angle_deg=args.angle), progress=True)
-        if src.run is not None:
-            report.speed = reproduction.generation_speed_of(src.run, src.checkpoint)
-        report.architecture = src.architecture
+    if over_draws:
+        report = draws.validate_draws(draws=args.draws, references=refs, auxiliaries=auxs, draw_seed=args.draw_seed,
+                                      parents=args.parents, generated=args.generated, run=args.run,
+                                      training=args.training, n=args.n, seed=args.seed, checkpoint=args.checkpoint,
+                                      data_root=args.data_root, angle_deg=args.angle)
+    else:
+        with reproduction.job_inputs(generated=args.generated, run=args.run, reference=refs[0] if refs else None,
+                                     auxiliary=auxs[0] if auxs else None, training=args.training, n=args.n,
+                                     seed=args.seed, checkpoint=args.checkpoint, data_root=args.data_root,
+                                     angle_deg=args.angle) as src:
+            report = certification.certify(reproduction.load(src, angle_deg=args.angle), progress=True)
+            if src.run is not None:
+                report.speed = reproduction.generation_speed_of(src.run, src.checkpoint)
+            report.architecture = src.architecture
     return _finish_validate(args, report)
 
 
-def _validate_at_node(args: argparse.Namespace) -> bool:
+def _validate_at_node(args: argparse.Namespace, refs: list, auxs: list) -> bool:
     """``validate`` with node flags or of a conditional run: certify at a node (or at parameters
     against given maps) into ``args.report_at_node``; False for the single-cosmology certification."""
     from .evaluation import grid_certification as gc
 
     if all(v is None for v in (args.grid, args.node, args.omega_m, args.sigma_8)) and not gc.is_conditional_run(args.run):
         return False
+    if len(refs) > 1 or len(auxs) > 1 or args.draws is not None:
+        raise PaperReproError("--draws certifies one cosmology; certify a conditional run at a node "
+                              "without it (or with certify-grid)")
     args.report_at_node = gc.certify_at(
         grid=args.grid, node=args.node, params=None if args.omega_m is None and args.sigma_8 is None else
-        (args.omega_m, args.sigma_8), run=args.run, generated=args.generated, reference=args.reference,
-        auxiliary=args.auxiliary, training=args.training, n=args.n, seed=args.seed, checkpoint=args.checkpoint,
-        angle_deg=args.angle)
+        (args.omega_m, args.sigma_8), run=args.run, generated=args.generated, reference=refs[0] if refs else None,
+        auxiliary=auxs[0] if auxs else None, training=args.training, n=args.n, seed=args.seed,
+        checkpoint=args.checkpoint, angle_deg=args.angle)
     print(gc.where(args.report_at_node))
     return True
 

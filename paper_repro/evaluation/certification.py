@@ -270,19 +270,26 @@ class Report:
     #: :func:`statistics_of` computed them once; kept for the figures, written to JSON only as
     #: per-set means and standard deviations (``set_summaries``)
     statistics: dict[str, dict[str, tuple[list, np.ndarray]]] = field(default_factory=dict, repr=False)
+    #: the verdict over independent validation/auxiliary draws (:func:`.draws.combine`); when set it
+    #: decides ``passed`` and ``failed``, and ``criteria`` are the first draw's
+    draws: dict[str, Any] | None = None
 
     @property
     def passed(self) -> bool:
+        if self.draws is not None:
+            return bool(self.draws["passed"])
         return all(c["passed"] for c in self.criteria.values())
 
     def failed(self) -> list[str]:
+        if self.draws is not None:
+            return list(self.draws["failed"])
         return [k for k, c in self.criteria.items() if not c["passed"]]
 
     def to_dict(self) -> dict[str, Any]:
         return {"passed": self.passed, "failed": self.failed(), "criteria": self.criteria,
                 "inputs": self.inputs, "descriptive": self.descriptive, "speed": self.speed,
                 "seconds": self.seconds, "summary": self.summary(), "architecture": self.architecture,
-                "set_summaries": set_summaries(self.statistics)}
+                "set_summaries": set_summaries(self.statistics), "draws": self.draws}
 
     def summary(self) -> str:
         lines = [f"certification: {'PASS' if self.passed else 'FAIL'} "
@@ -291,6 +298,12 @@ class Report:
         if "clusters" in self.inputs:
             lines.append("  clustered by parent map: " + ", ".join(
                 f"{k} {v if v == 'independent' else f'{v} parents'}" for k, v in self.inputs["clusters"].items()))
+        if self.draws is not None:
+            d = self.draws
+            lines.append(f"  over {d['k']} independent validation/auxiliary draws ({d['rule']}):")
+            for name, c in d["criteria"].items():
+                lines.append(f"  {name:24s} {'PASS' if c['passed'] else 'FAIL'}  {draws_headline(c)}")
+            lines.append("  the first draw in detail:")
         for name, c in self.criteria.items():
             lines.append(f"  {name:24s} {'PASS' if c['passed'] else 'FAIL'}  {c['headline']}")
             if horizon_line(c):
@@ -306,6 +319,19 @@ class Report:
     def write(self, path: str | os.PathLike) -> None:
         with atomic_path(path) as tmp:
             tmp.write_text(json.dumps(self.to_dict(), indent=2, allow_nan=False))
+
+
+def draws_headline(entry: dict[str, Any]) -> str:
+    """One criterion over draws in words: the draws it passed, its deciding test's median against the
+    limit over draws, and the worst single draw."""
+    head = f"{entry['passes']}/{entry['draws']} draws passed"
+    if entry.get("deciding"):
+        t = entry["tests"][entry["deciding"]]
+        head += f"; median {entry['deciding']} {_f(t['median'])} (limit over draws {_f(t['limit'])})"
+    w = entry["worst"]
+    if w["test"] is not None:
+        head += f"; worst draw: {w['test']} {_f(w['value'])} (limit {_f(w['limit'])}, draw {w['draw']})"
+    return head
 
 
 def markdown_table(report: dict[str, Any]) -> str:

@@ -350,6 +350,26 @@ def verdict_table(report: dict[str, Any]) -> str:
                    "baseline (auxiliary vs validation)", "horizon n* (generated maps)"], rows, ids)
 
 
+def draws_section(draws: dict[str, Any] | None) -> str:
+    """The verdict over independent validation/auxiliary draws (``validate --draws``), if any: per
+    criterion its pass count and its worst test over the draws; the verdicts above are the first draw's."""
+    if not draws:
+        return ""
+    rows = []
+    for name, c in draws["criteria"].items():
+        t = c["tests"].get(c.get("deciding") or "", {})
+        rows.append([_e(name), _verdict(c["passed"]), f"{c['passes']} of {c['draws']}", _e(c.get("deciding") or ""),
+                     f'<span class="num">{_n(t.get("median"))}</span>', _n(t.get("limit")),
+                     f'{_e(c["worst"]["test"] or "")} {_n(c["worst"]["value"])} (draw {_n(c["worst"]["draw"])})'])
+    seeds = draws.get("seeds")
+    said = ("; seeds (validation, auxiliary): " + ", ".join(f"({s['validation']}, {s['auxiliary']})" for s in seeds)
+            if seeds else "")
+    return (f"<h2>Over {draws['k']} draws: {_verdict(draws['passed'])}</h2>"
+            + _table(["criterion", "verdict", "draws passed", "deciding test", "median over draws",
+                      "limit over draws", "worst single draw"], rows)
+            + f'<p class="note">{_e(draws["rule"])}{_e(said)}. The verdict table above is the first draw\'s.</p>')
+
+
 def _shape(shape) -> str:
     """(H, W, C) as the paper writes it, C x H x W; (K,) as K."""
     shape = list(shape or [])
@@ -404,7 +424,8 @@ def render_html(report: dict[str, Any], *, title: str = "paper_repro certificati
     from .. import __version__
 
     inputs = report.get("inputs", {})
-    passed = all(c.get("passed") for c in report["criteria"].values())
+    draws = report.get("draws")
+    passed = draws["passed"] if draws else all(c.get("passed") for c in report["criteria"].values())
     sources = ", ".join(f"{_e(k)}: <code>{_e(v)}</code>" for k, v in (inputs.get("sources") or {}).items())
     parts = [
         f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>{_e(title)}: '
@@ -419,6 +440,7 @@ def render_html(report: dict[str, Any], *, title: str = "paper_repro certificati
         "nearest to (or furthest past) its limit. The horizon n*: up to how many generated maps (every set "
         "grown alike) the criterion would still pass, with its interval; unbounded when these maps resolve "
         "no difference from simulations.</p>",
+        draws_section(draws),
         "<h2>Architecture</h2>", architecture_section(report.get("architecture")),
         "<h2>Criteria</h2>",
     ]

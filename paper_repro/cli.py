@@ -9,77 +9,14 @@ import dataclasses
 import math
 import os
 import sys
-import tempfile
-from typing import Callable, Sequence
+from typing import Sequence
 
 from . import __version__
+from .cli_base import COMMANDS, command, int_at_least, non_negative_int, positive_int, quiet_tensorflow, seed_arg  # noqa: F401
 from .config import COSMO_GRID_PRESETS, PRECISIONS, SPLITS, ConditionalPreset, get_dataset_preset, get_preset
 from .errors import PaperReproError
 from .evaluation import certification, draws, html_report, reproduction, selection
 from .maps import datasets, ingest
-
-#: subcommand name -> (function adding its arguments, function running it)
-COMMANDS: dict[str, tuple[Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]]] = {}
-
-
-def command(name: str, add_args: Callable[[argparse.ArgumentParser], None]):
-    """Register ``run(args) -> exit status`` as the subcommand ``name``."""
-    def deco(run: Callable[[argparse.Namespace], int]):
-        COMMANDS[name] = (add_args, run)
-        return run
-    return deco
-
-
-def _quiet_tensorflow() -> None:
-    """Import TensorFlow without its start-up lines on stderr (CUDA probes, absl's notice), so a
-    command's own output and one-line errors are what the user sees; they are shown if the import
-    fails. ``TF_CPP_MIN_LOG_LEVEL`` set by the user wins (0 shows everything)."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    if "tensorflow" in sys.modules or os.environ.get("KERAS_BACKEND", "tensorflow") != "tensorflow":
-        return
-    sys.stderr.flush()
-    saved = os.dup(2)
-    with tempfile.TemporaryFile() as log:
-        os.dup2(log.fileno(), 2)
-        try:
-            import tensorflow  # noqa: F401  (heavy: loaded only by the commands that need it)
-        except BaseException:
-            os.dup2(saved, 2)
-            log.seek(0)
-            sys.stderr.write(log.read().decode(errors="replace"))
-            raise
-        finally:
-            os.dup2(saved, 2)
-            os.close(saved)
-
-
-def _int_at_least(text: str, minimum: int, what: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-    if value < minimum:
-        raise argparse.ArgumentTypeError(f"expected {what} integer, got {value}")
-    return value
-
-
-def _positive_int(text: str) -> int:
-    return _int_at_least(text, 1, "a positive")
-
-
-def _non_negative_int(text: str) -> int:
-    return _int_at_least(text, 0, "a non-negative")
-
-
-def _seed(text: str) -> int:
-    """A random seed: a non-negative integer (what NumPy's and Keras' generators accept)."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer seed, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"a seed must be a non-negative integer, got {value}")
-    return value
 
 
 # ------------------------------------------------------------------------------------ simulate
@@ -100,8 +37,8 @@ def _simulate_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--sigma-8", type=float, help="sigma_8 (paper: 0.798)")
     p.add_argument("--z-source", type=float, help="source redshift (paper: 1.0)")
     p.add_argument("--shift", type=float, help="log-normal shift (default: empty-beam |kappa_min|)")
-    p.add_argument("--seed", type=_seed, help="root seed (default 0)")
-    p.add_argument("--auxiliary-seed", type=_seed, help="root seed of the auxiliary split (default seed+1)")
+    p.add_argument("--seed", type=seed_arg, help="root seed (default 0)")
+    p.add_argument("--auxiliary-seed", type=seed_arg, help="root seed of the auxiliary split (default seed+1)")
     p.add_argument("--splits",
                    help="splits to write with optional parent-map counts, e.g. "
                         "'train=128,validation=20' (others are not written)")
@@ -193,12 +130,12 @@ def _ingest_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("maps", nargs="+", metavar="MAPS",
                    help="FITS maps or folders of them; .npy files of one map (H, W) or a stack (N, H, W)")
     p.add_argument("--out", required=True, help="dataset directory (created; must not hold a dataset)")
-    p.add_argument("--crop", type=_positive_int, default=256, help="crop side in pixels (default 256)")
-    p.add_argument("--crops-per-map", type=_positive_int, default=200,
+    p.add_argument("--crop", type=positive_int, default=256, help="crop side in pixels (default 256)")
+    p.add_argument("--crops-per-map", type=positive_int, default=200,
                    help="random crops per parent map (default 200)")
     p.add_argument("--splits", required=True,
                    help="parent maps per split, e.g. 'train=80,validation=10,development=5,auxiliary=5'")
-    p.add_argument("--seed", type=_seed, default=0, help="seed of the split assignment and crops (default 0)")
+    p.add_argument("--seed", type=seed_arg, default=0, help="seed of the split assignment and crops (default 0)")
     p.add_argument("--angle", type=float,
                    help="side of a parent map in degrees, for .npy maps and FITS maps without ANGLE")
     p.add_argument("--overwrite", action="store_true", help="replace a dataset already in --out")
@@ -237,20 +174,20 @@ def _train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", help="training maps, .npy (N, H, W) float32, or FITS maps of the preset's size "
                                   "(a file or a folder; stacked into OUT/maps/)")
     p.add_argument("--out", required=True, help="run directory")
-    p.add_argument("--epochs", type=_positive_int, help="total main epochs of the run")
-    p.add_argument("--seed", type=_seed, default=None, help="seed for weights, latents, flips, order")
+    p.add_argument("--epochs", type=positive_int, help="total main epochs of the run")
+    p.add_argument("--seed", type=seed_arg, default=None, help="seed for weights, latents, flips, order")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     p.add_argument("--development", help="development maps for checkpoint selection (.npy or FITS)")
     p.add_argument("--angle", type=float,
                    help="side of a map in degrees (default: the FITS maps' ANGLE, else the preset's); the "
                         "selection statistics bin with it")
-    p.add_argument("--augment-from-epoch", type=_non_negative_int, default=None,
+    p.add_argument("--augment-from-epoch", type=non_negative_int, default=None,
                    help="from this 1-based epoch on, turn each real map by a random symmetry of the "
                         "square (0: never, the paper; default: the preset's)")
     p.add_argument("--spectral-weight", type=float, default=None,
                    help="weight of the spectral term in G's loss (paper_repro.gan.spectral; 0: off, the "
                         "paper; default: the preset's); with --resume it changes the run from now on")
-    p.add_argument("--spectral-from-epoch", type=_positive_int, default=None,
+    p.add_argument("--spectral-from-epoch", type=positive_int, default=None,
                    help="first 1-based epoch with the spectral term (default: the preset's)")
     p.add_argument("--devices", type=_devices, default=None,
                    help="train data-parallel on N devices (or 'all'), the batch being the global batch; "
@@ -266,7 +203,7 @@ def _train_args(p: argparse.ArgumentParser) -> None:
 def _devices(text: str) -> int | str:
     if text == "all":
         return text
-    return _positive_int(text)
+    return positive_int(text)
 
 
 def _train_inputs(args: argparse.Namespace):
@@ -296,7 +233,7 @@ def _train_inputs(args: argparse.Namespace):
 @command("train", _train_args)
 def _train(args: argparse.Namespace) -> int:
     """Train a GAN (or continue a run): checkpoints, logs, selection of the best generator."""
-    _quiet_tensorflow()
+    quiet_tensorflow()
     from .gan import training  # keras
     if args.preset is not None and isinstance(get_preset(args.preset), ConditionalPreset):
         preset, data, development = args.preset, args.data, args.development   # a cosmology-grid directory
@@ -322,10 +259,10 @@ def _pick_args(p: argparse.ArgumentParser) -> None:
                    help="development-type maps .npy to pick on, pooled (default: the run's development set); "
                         "never the validation set")
     p.add_argument("--data", default=None, help="real (training) maps .npy for the calibration (default: the run's)")
-    p.add_argument("--maps", type=_positive_int, default=None, help="generated maps per seed (default: 8192)")
-    p.add_argument("--calibration-maps", type=_positive_int, default=16384,
+    p.add_argument("--maps", type=positive_int, default=None, help="generated maps per seed (default: 8192)")
+    p.add_argument("--calibration-maps", type=positive_int, default=16384,
                    help="generated maps each calibration fit uses (default: 16384)")
-    p.add_argument("--seeds", type=_seed, nargs="+", default=None,
+    p.add_argument("--seeds", type=seed_arg, nargs="+", default=None,
                    help="latent seeds of the score (default: 777 2027)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
@@ -333,7 +270,7 @@ def _pick_args(p: argparse.ArgumentParser) -> None:
 @command("pick", _pick_args)
 def _pick(args: argparse.Namespace) -> int:
     """Calibrate each kept candidate of a run; write the one with the lowest worst-mean |z| (W) as a new run."""
-    _quiet_tensorflow()
+    quiet_tensorflow()
     from .gan.runs import read_run_info  # keras
 
     if args.checkpoint is not None:
@@ -370,10 +307,10 @@ def _generate_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--run", required=True, help="run directory")
     p.add_argument("--checkpoint", default=None,
                    help="epoch number, step-N (a kept candidate), 'last' or 'best' (default: best if present, else last)")
-    p.add_argument("--n", type=_positive_int, required=True, help="number of maps")
-    p.add_argument("--seed", type=_seed, required=True, help="seed of the latents (same seed, same maps)")
+    p.add_argument("--n", type=positive_int, required=True, help="number of maps")
+    p.add_argument("--seed", type=seed_arg, required=True, help="seed of the latents (same seed, same maps)")
     p.add_argument("--out", required=True, help="output .npy (N, H, W) float32")
-    p.add_argument("--batch-size", type=_positive_int, default=256, help="maps per generator call (default 256)")
+    p.add_argument("--batch-size", type=positive_int, default=256, help="maps per generator call (default 256)")
     p.add_argument("--omega-m", type=float, help="Omega_m of the maps (conditional runs; with --sigma-8)")
     p.add_argument("--sigma-8", type=float, help="sigma_8 of the maps (conditional runs; with --omega-m)")
     p.add_argument("--strict", action="store_true",
@@ -383,7 +320,7 @@ def _generate_args(p: argparse.ArgumentParser) -> None:
 @command("generate", _generate_args)
 def _generate(args: argparse.Namespace) -> int:
     """Generate maps from a run's generator into a .npy file."""
-    _quiet_tensorflow()
+    quiet_tensorflow()
     from .gan import runs  # keras
     given = [v for v in (args.omega_m, args.sigma_8) if v is not None]
     if len(given) == 1:
@@ -400,8 +337,8 @@ def _inputs_args(p: argparse.ArgumentParser, *, seed_flag: str = "--seed") -> No
                                  "model in paper_repro/reference_model)")
     p.add_argument("--checkpoint", default=None, help="which generator of --run: epoch, step-N, 'last' or 'best' "
                                                       "(default: best if present, else last)")
-    p.add_argument("--n", type=_positive_int, help="maps to generate (default: as many as validation maps)")
-    p.add_argument(seed_flag, type=_seed, default=20190101, dest="seed",
+    p.add_argument("--n", type=positive_int, help="maps to generate (default: as many as validation maps)")
+    p.add_argument(seed_flag, type=seed_arg, default=20190101, dest="seed",
                    help="latent seed of the generated maps (default 20190101, the certified sample)")
     p.add_argument("--training", help="training maps .npy (or FITS, for validate) for the memorisation test "
                                       "and Fig. 7 (default: "
@@ -457,7 +394,7 @@ def _validate(args: argparse.Namespace) -> int:
     if over_draws:                              # bad K, pairs or seeds: before anything loads or runs
         draws.check_request(draws=args.draws, references=refs, auxiliaries=auxs, draw_seed=args.draw_seed,
                             parents=args.parents)
-    _quiet_tensorflow()
+    quiet_tensorflow()
     if _validate_at_node(args, refs, auxs):
         return _finish_validate(args, args.report_at_node)
     if over_draws:
@@ -521,42 +458,6 @@ def _report_html(args: argparse.Namespace) -> int:
     return 0
 
 
-# -------------------------------------------------------------------------------- certify-grid
-def _certify_grid_args(p: argparse.ArgumentParser) -> None:
-    p.description = ("Certify a conditional emulator at every training and held-out node of a cosmology grid "
-                     "(each node against its own validation and auxiliary maps) and write one table "
-                     "(grid_certification.json, .md) and one figure (grid_certification.png). Each node's "
-                     "report is kept in OUT/nodes/ as it finishes; a rerun skips finished nodes.")
-    p.add_argument("--grid", required=True, help="cosmology grid ('simulate --preset cosmo-grid')")
-    p.add_argument("--out", required=True, help="folder for the node reports, the table and the figure")
-    p.add_argument("--run", help="conditional run whose generator makes the maps at each node's parameters")
-    p.add_argument("--generated-from", help="instead of --run: a folder of maps per node, <node>.npy (N, H, W), "
-                                            "with <node>_index.npy parent ids where the maps have parents")
-    p.add_argument("--nodes", nargs="+", help="certify only these nodes (default: every node)")
-    p.add_argument("--n", type=_positive_int, help="maps per node (default: as many as the node's validation maps)")
-    p.add_argument("--seed", type=_seed, default=20190101, help="latent seed at every node (default 20190101)")
-    p.add_argument("--checkpoint", default=None, help="which generator of --run (default: best, else last)")
-    p.add_argument("--no-memorisation", action="store_true",
-                   help="leave out the memorisation test at the training nodes (faster)")
-    p.add_argument("--quiet", action="store_true", help="no progress lines")
-
-
-@command("certify-grid", _certify_grid_args)
-def _certify_grid(args: argparse.Namespace) -> int:
-    """Certify a conditional emulator at every node of a cosmology grid: one table, one figure; exit 0 when all pass."""
-    _quiet_tensorflow()
-    from .evaluation import grid_certification
-
-    table = grid_certification.certify_grid(
-        args.grid, args.out, run=args.run, generated_from=args.generated_from, nodes=args.nodes, n=args.n,
-        seed=args.seed, checkpoint=args.checkpoint, memorisation=not args.no_memorisation,
-        progress=not args.quiet)
-    print(grid_certification.markdown(table).split("\n\n")[-1].rstrip())
-    print(f"wrote {args.out}/{grid_certification.TABLE}, {grid_certification.MARKDOWN} and {grid_certification.FIGURE}")
-    done = [n["result"] for n in table["nodes"] if n["result"] is not None]
-    return 0 if all(r["passed"] for r in done) else 1
-
-
 # ------------------------------------------------------------------------------------ diagnose
 def _diagnose_args(p: argparse.ArgumentParser) -> None:
     p.description = ("Has the discriminator of a run's latest checkpoint memorised the training set? "
@@ -564,14 +465,14 @@ def _diagnose_args(p: argparse.ArgumentParser) -> None:
                      "real; about equal for training and held-out maps unless it memorised.")
     p.add_argument("--run", required=True, help="run directory (its latest checkpoint's discriminator)")
     p.add_argument("--heldout", help="real maps never trained on .npy (default: the run's development set)")
-    p.add_argument("--n", type=_positive_int, default=4000, help="maps per set (default 4000)")
-    p.add_argument("--seed", type=_seed, default=0, help="seed of the training-map sample and latents")
+    p.add_argument("--n", type=positive_int, default=4000, help="maps per set (default 4000)")
+    p.add_argument("--seed", type=seed_arg, default=0, help="seed of the training-map sample and latents")
 
 
 @command("diagnose", _diagnose_args)
 def _diagnose(args: argparse.Namespace) -> int:
     """Has the discriminator memorised the training set? Its verdict on training vs held-out maps."""
-    _quiet_tensorflow()
+    quiet_tensorflow()
     from .gan.diagnostics import discriminator_overfitting  # keras
     r = discriminator_overfitting(args.run, args.heldout, n=args.n, seed=args.seed)
     print(f"{'maps':26s} {'called real':>11s} {'mean logit':>10s} {'n':>6s}")
@@ -593,47 +494,11 @@ def _reproduce_args(p: argparse.ArgumentParser) -> None:
 @command("reproduce", _reproduce_args)
 def _reproduce(args: argparse.Namespace) -> int:
     """The main job: certify the shipped model on fresh simulations, write the report and Figures 1-8 of the same maps."""
-    _quiet_tensorflow()
+    quiet_tensorflow()
     return reproduction.reproduce(args.out, figures=not args.no_figures, data_root=args.data_root)
 
 
-# ---------------------------------------------------------------------------- emulator-science
-def _emulator_science_args(p: argparse.ArgumentParser) -> None:
-    p.description = ("Responses of the statistics to (Omega_m, sigma_8) at the centre node, emulator against "
-                     "simulator, and parameter recovery at every held-out node with either as the model; "
-                     "writes responses.{json,md}, recovery.{json,md}, summary.json and three figures to --out.")
-    p.add_argument("--grid", required=True, help="cosmology-grid folder made by 'paper-repro simulate --preset cosmo-grid'")
-    src = p.add_mutually_exclusive_group(required=True)
-    src.add_argument("--run", help="conditional run directory: its generator is the emulator")
-    src.add_argument("--simulator", action="store_true",
-                     help="the simulator stands in for the emulator (checks the machinery: ratios ~1, no bias)")
-    p.add_argument("--checkpoint", default=None, help="which generator of --run (as for generate)")
-    p.add_argument("--out", required=True, help="output folder")
-    p.add_argument("--n-maps", type=lambda t: _int_at_least(t, 3, "a >= 3"), default=2000,
-                   help="emulated maps per parameter point (default 2000)")
-    p.add_argument("--seed", type=_seed, default=36036, help="seed of the emulated maps, the same at every point "
-                                                            "(default 36036)")
-    p.add_argument("--degree", type=lambda t: _int_at_least(t, 1, "a positive"), default=3,
-                   help="total degree of the polynomial in log parameters fitted to each component's mean "
-                        "over the nodes (default 3; it needs (d+1)(d+2)/2 nodes, use 1 on small grids)")
-    p.add_argument("--quiet", action="store_true", help="no progress messages")
-
-
-@command("emulator-science", _emulator_science_args)
-def _emulator_science(args: argparse.Namespace) -> int:
-    """Responses and parameter recovery of a conditional emulator on a cosmology grid: tables and figures."""
-    from .evaluation import emulator_science, emulators
-    from .maps.cosmo_grid import load_cosmo_grid
-
-    if args.simulator:
-        emulator = emulators.SimulatorEmulator.from_grid(load_cosmo_grid(args.grid))
-    else:
-        _quiet_tensorflow()
-        emulator = emulators.GeneratorEmulator.from_run(args.run, args.checkpoint)
-    result = emulator_science.run_science(args.grid, emulator, args.out, n_maps=args.n_maps, seed=args.seed,
-                                          degree=args.degree, progress=not args.quiet)
-    print(emulator_science.headline(result))
-    return 0
+from . import cli_cosmology  # noqa: E402,F401  (registers certify-grid and emulator-science, listed after these)
 
 
 # ---------------------------------------------------------------------------------------- main
@@ -677,9 +542,9 @@ def build_make_figures_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", help="dataset folder made by 'paper-repro simulate' to compare with (its "
                                   "validation and auxiliary splits; default: the reference dataset under --data-root)")
     p.add_argument("--out", default="figures", help="output folder (default: figures)")
-    p.add_argument("--examples", type=_positive_int, default=4, help="rows of Figure 7 (default 4)")
-    p.add_argument("--paths", type=_positive_int, default=3, help="slerp paths in Figure 8 (default 3)")
-    p.add_argument("--steps", type=lambda t: _int_at_least(t, 2, "an"), default=8,
+    p.add_argument("--examples", type=positive_int, default=4, help="rows of Figure 7 (default 4)")
+    p.add_argument("--paths", type=positive_int, default=3, help="slerp paths in Figure 8 (default 3)")
+    p.add_argument("--steps", type=lambda t: int_at_least(t, 2, "an"), default=8,
                    help="maps per slerp path, at least 2 (default 8)")
     p.add_argument("--quiet", action="store_true", help="no progress messages")
     return p
@@ -689,7 +554,7 @@ def make_figures_main(argv: Sequence[str] | None = None) -> int:
     """``make-figures``: Figures 1-8 (:func:`paper_repro.evaluation.reproduction.draw_figures`);
     a user's error: one line on stderr, exit 2."""
     args = build_make_figures_parser().parse_args(argv)
-    _quiet_tensorflow()
+    quiet_tensorflow()
     try:
         written = reproduction.draw_figures(args.out, run=args.run, data=args.data, training=args.training,
                                             n=args.n, seed=args.seed, checkpoint=args.checkpoint,

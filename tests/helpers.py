@@ -106,3 +106,10 @@ def check_birthday_separates(features, angle_deg: float):
     assert 5 < bad.spaces["pixel"]["support"] < 20
     assert bad.spaces["pixel"]["support_ratio"] < 0.01
     return bad
+
+
+def untimed(x):
+    """A report without its timings (keys ``seconds`` and ``*_seconds``, at any depth)."""
+    if isinstance(x, dict):
+        return {k: untimed(v) for k, v in x.items() if not (k == "seconds" or k.endswith("_seconds"))}
+    return [untimed(v) for v in x] if isinstance(x, list) else x

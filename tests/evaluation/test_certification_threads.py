@@ -6,14 +6,8 @@ import scipy.stats
 
 from paper_repro.errors import PaperReproError
 from paper_repro.evaluation import certification
+from tests.helpers import untimed
 from tests.stats.references import field_maps
-
-
-def untimed(x):
-    """A report without its timings (keys ``seconds`` and ``*_seconds``, at any depth)."""
-    if isinstance(x, dict):
-        return {k: untimed(v) for k, v in x.items() if not (k == "seconds" or k.endswith("_seconds"))}
-    return [untimed(v) for v in x] if isinstance(x, list) else x
 
 
 def test_report_does_not_depend_on_the_number_of_threads():

@@ -11,15 +11,11 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from .errors import PaperReproError
+from .config_certification import CertificationConfig, HorizonConfig, NoveltyConfig  # noqa: F401 (one place)
+from .errors import PaperReproError, require
 
 #: 0.203 arcmin pixels: the paper's 3.464 deg / 1024 px. A 64 px crop is 64 * 3.464 / 1024 deg.
 PIXEL_DEG = 3.464 / 1024
-
-
-def _check(cond: bool, msg: str) -> None:
-    if not cond:
-        raise PaperReproError(msg)
 
 
 @dataclass(frozen=True)
@@ -37,16 +33,16 @@ class ModelConfig:
     init_stddev: float = 0.02      # authors' code: N(0, 0.02) / truncated normal (0.02)
 
     def __post_init__(self) -> None:
-        _check(self.n_strided >= 1, f"n_strided must be >= 1, got {self.n_strided}")
+        require(self.n_strided >= 1, f"n_strided must be >= 1, got {self.n_strided}")
         f = 2 ** self.n_strided
-        _check(self.image_size > 0 and self.image_size % f == 0,
+        require(self.image_size > 0 and self.image_size % f == 0,
                f"image_size must be a positive multiple of 2**n_strided={f}, got {self.image_size}")
-        _check(self.latent_dim >= 1, f"latent_dim must be >= 1, got {self.latent_dim}")
-        _check(self.base_filters >= 1, f"base_filters must be >= 1, got {self.base_filters}")
-        _check(self.kernel_size >= 1, f"kernel_size must be >= 1, got {self.kernel_size}")
-        _check(0.0 <= self.bn_momentum < 1.0, f"bn_momentum must be in [0, 1), got {self.bn_momentum}")
-        _check(self.bn_epsilon > 0, f"bn_epsilon must be > 0, got {self.bn_epsilon}")
-        _check(self.init_stddev > 0, f"init_stddev must be > 0, got {self.init_stddev}")
+        require(self.latent_dim >= 1, f"latent_dim must be >= 1, got {self.latent_dim}")
+        require(self.base_filters >= 1, f"base_filters must be >= 1, got {self.base_filters}")
+        require(self.kernel_size >= 1, f"kernel_size must be >= 1, got {self.kernel_size}")
+        require(0.0 <= self.bn_momentum < 1.0, f"bn_momentum must be in [0, 1), got {self.bn_momentum}")
+        require(self.bn_epsilon > 0, f"bn_epsilon must be > 0, got {self.bn_epsilon}")
+        require(self.init_stddev > 0, f"init_stddev must be > 0, got {self.init_stddev}")
 
     @property
     def start_size(self) -> int:
@@ -103,28 +99,28 @@ class TrainingConfig:
                                     # bfloat16 with float32 weights, D's logits and G's output (GPUs)
 
     def __post_init__(self) -> None:
-        _check(self.learning_rate > 0, f"learning_rate must be > 0, got {self.learning_rate}")
-        _check(0.0 <= self.beta_1 < 1.0, f"beta_1 must be in [0, 1), got {self.beta_1}")
-        _check(0.0 <= self.flip_prob <= 1.0, f"flip_prob must be in [0, 1], got {self.flip_prob}")
+        require(self.learning_rate > 0, f"learning_rate must be > 0, got {self.learning_rate}")
+        require(0.0 <= self.beta_1 < 1.0, f"beta_1 must be in [0, 1), got {self.beta_1}")
+        require(0.0 <= self.flip_prob <= 1.0, f"flip_prob must be in [0, 1], got {self.flip_prob}")
         for name, low in (("batch_size", 1), ("epochs", 0), ("selection_epochs", 0), ("selection_every", 1),
                           ("selection_maps", 2), ("checkpoint_every", 0), ("log_every", 1)):
-            _check(getattr(self, name) >= low, f"{name} must be >= {low}, got {getattr(self, name)}")
-        _check(self.data_scale > 0, f"data_scale must be > 0, got {self.data_scale}")
+            require(getattr(self, name) >= low, f"{name} must be >= {low}, got {getattr(self, name)}")
+        require(self.data_scale > 0, f"data_scale must be > 0, got {self.data_scale}")
         for name, low, what in (("bn_recalibration", 0, "an integer >= 0"), ("anneal_epochs", 0, "an integer >= 0"),
                                 ("selection_candidates", 1, "an integer >= 1"),
                                 ("augment_from_epoch", 0, "0 (off) or an epoch >= 1"),
                                 ("monitor_maps", 0, "an integer >= 0 (0: off)"),
                                 ("d_lr_factor_from_epoch", 1, "an epoch >= 1"), ("spectral_from_epoch", 1, "an epoch >= 1")):
             v = getattr(self, name)
-            _check(isinstance(v, int) and v >= low, f"{name} must be {what}, got {v!r}")
-        _check(self.selection_score in SELECTION_SCORES,
+            require(isinstance(v, int) and v >= low, f"{name} must be {what}, got {v!r}")
+        require(self.selection_score in SELECTION_SCORES,
                f"unknown selection_score {self.selection_score!r}; choose one of {', '.join(SELECTION_SCORES)}")
-        _check(self.precision in PRECISIONS,
+        require(self.precision in PRECISIONS,
                f"unknown precision {self.precision!r}; choose one of {', '.join(PRECISIONS)}")
-        _check(0.0 < self.anneal_factor <= 1.0, f"anneal_factor must be in (0, 1], got {self.anneal_factor!r}")
+        require(0.0 < self.anneal_factor <= 1.0, f"anneal_factor must be in (0, 1], got {self.anneal_factor!r}")
         for name, positive in (("d_lr_factor", True), ("spectral_weight", False)):
             v = getattr(self, name)
-            _check(isinstance(v, (int, float)) and math.isfinite(v) and (v > 0 if positive else v >= 0),
+            require(isinstance(v, (int, float)) and math.isfinite(v) and (v > 0 if positive else v >= 0),
                    f"{name} must be a finite number {'>' if positive else '>='} 0, got {v!r}")
 
     def learning_rate_at(self, epoch: int) -> float:
@@ -202,11 +198,11 @@ RETIRED_TRAINING: dict[str, tuple[Any, str]] = {
 def drop_retired(training: dict[str, Any]) -> dict[str, Any]:
     """A run's recorded training settings without the retired fields that were off; a
     :class:`PaperReproError` naming the feature when one was on."""
-    _check(isinstance(training, dict), f"invalid configuration: training must be a mapping, got {training!r}")
+    require(isinstance(training, dict), f"invalid configuration: training must be a mapping, got {training!r}")
     out = dict(training)
     for name, (off, feature) in RETIRED_TRAINING.items():
         value = out.pop(name, off)
-        _check(off is None or value == off, f"this run used {feature}, removed from paper_repro ({name} = "
+        require(off is None or value == off, f"this run used {feature}, removed from paper_repro ({name} = "
                                             f"{value!r}); it can be resumed with commit {RETIRED_AT}")
     return out
 
@@ -238,16 +234,16 @@ class CosmologyConfig:
     def __post_init__(self) -> None:
         for name in ("Omega_m", "sigma_8", "n_s", "h", "w", "Omega_b"):
             v = getattr(self, name)
-            _check(isinstance(v, (int, float)) and v == v and abs(v) != float("inf"),
+            require(isinstance(v, (int, float)) and v == v and abs(v) != float("inf"),
                    f"cosmology {name} must be a finite number, got {v!r}")
-        _check(0.0 < self.Omega_m < 1.0, f"Omega_m must be in (0, 1), got {self.Omega_m}")
-        _check(0.0 < self.Omega_b < self.Omega_m,
+        require(0.0 < self.Omega_m < 1.0, f"Omega_m must be in (0, 1), got {self.Omega_m}")
+        require(0.0 < self.Omega_b < self.Omega_m,
                f"Omega_b must be in (0, Omega_m={self.Omega_m}), got {self.Omega_b}")
-        _check(0.0 < self.sigma_8 < 5.0, f"sigma_8 must be in (0, 5), got {self.sigma_8}")
-        _check(0.5 < self.n_s < 1.5, f"n_s must be in (0.5, 1.5), got {self.n_s}")
-        _check(0.2 < self.h < 2.0, f"h must be in (0.2, 2), got {self.h}")
-        _check(-3.0 < self.w < -1.0 / 3.0, f"w must be in (-3, -1/3), got {self.w}")
-        _check(self.transfer_function in TRANSFER_FUNCTIONS,
+        require(0.0 < self.sigma_8 < 5.0, f"sigma_8 must be in (0, 5), got {self.sigma_8}")
+        require(0.5 < self.n_s < 1.5, f"n_s must be in (0.5, 1.5), got {self.n_s}")
+        require(0.2 < self.h < 2.0, f"h must be in (0.2, 2), got {self.h}")
+        require(-3.0 < self.w < -1.0 / 3.0, f"w must be in (-3, -1/3), got {self.w}")
+        require(self.transfer_function in TRANSFER_FUNCTIONS,
                f"transfer_function must be one of {', '.join(TRANSFER_FUNCTIONS)}, "
                f"got {self.transfer_function!r}")
 
@@ -281,19 +277,19 @@ class SimulationConfig:
     def __post_init__(self) -> None:
         if isinstance(self.cosmology, dict):   # from JSON
             object.__setattr__(self, "cosmology", CosmologyConfig(**self.cosmology))
-        _check(isinstance(self.cosmology, CosmologyConfig),
+        require(isinstance(self.cosmology, CosmologyConfig),
                f"cosmology must be a CosmologyConfig, got {type(self.cosmology).__name__}")
-        _check(isinstance(self.z_source, (int, float)) and 0.0 < self.z_source <= 20.0,
+        require(isinstance(self.z_source, (int, float)) and 0.0 < self.z_source <= 20.0,
                f"z_source must be in (0, 20], got {self.z_source!r}")
-        _check(isinstance(self.map_size, int) and self.map_size >= 8,
+        require(isinstance(self.map_size, int) and self.map_size >= 8,
                f"map_size must be an integer >= 8 pixels, got {self.map_size!r}")
-        _check(isinstance(self.angle_deg, (int, float)) and 0.0 < self.angle_deg <= 30.0,
+        require(isinstance(self.angle_deg, (int, float)) and 0.0 < self.angle_deg <= 30.0,
                f"angle_deg must be in (0, 30] degrees (flat sky), got {self.angle_deg!r}")
-        _check(isinstance(self.fine_factor, int) and 1 <= self.fine_factor <= 8,
+        require(isinstance(self.fine_factor, int) and 1 <= self.fine_factor <= 8,
                f"fine_factor must be an integer in [1, 8], got {self.fine_factor!r}")
-        _check(self.model in FIELD_MODELS,
+        require(self.model in FIELD_MODELS,
                f"model must be one of {', '.join(FIELD_MODELS)}, got {self.model!r}")
-        _check(self.shift is None or (isinstance(self.shift, (int, float)) and 0.0 < self.shift < 10.0),
+        require(self.shift is None or (isinstance(self.shift, (int, float)) and 0.0 < self.shift < 10.0),
                f"shift must be None or in (0, 10), got {self.shift!r}")
 
     @property
@@ -317,8 +313,8 @@ class SplitSizes:
     def __post_init__(self) -> None:
         for name in SPLITS:
             v = getattr(self, name)
-            _check(isinstance(v, int) and v >= 0, f"split {name} must have >= 0 maps, got {v!r}")
-        _check(sum(getattr(self, n) for n in SPLITS) > 0, "at least one split must have maps")
+            require(isinstance(v, int) and v >= 0, f"split {name} must have >= 0 maps, got {v!r}")
+        require(sum(getattr(self, n) for n in SPLITS) > 0, "at least one split must have maps")
 
     def items(self) -> list[tuple[str, int]]:
         return [(n, getattr(self, n)) for n in SPLITS if getattr(self, n) > 0]
@@ -347,10 +343,10 @@ class DatasetConfig:
         for name, low, what in (("crop_size", 1, "a positive"), ("crops_per_map", 1, "a positive"),
                                 ("seed", 0, "a non-negative")):
             v = getattr(self, name)
-            _check(isinstance(v, int) and v >= low, f"{name} must be {what} integer, got {v!r}")
-        _check(self.crop_size <= self.simulation.map_size,
+            require(isinstance(v, int) and v >= low, f"{name} must be {what} integer, got {v!r}")
+        require(self.crop_size <= self.simulation.map_size,
                f"crop_size {self.crop_size} is larger than map_size {self.simulation.map_size}")
-        _check(self.auxiliary_seed is None
+        require(self.auxiliary_seed is None
                or (isinstance(self.auxiliary_seed, int) and self.auxiliary_seed >= 0),
                f"auxiliary_seed must be None or a non-negative integer, got {self.auxiliary_seed!r}")
 
@@ -433,21 +429,21 @@ class CosmoGridConfig:
     def __post_init__(self) -> None:
         for name in ("omega_m", "sigma_8"):
             v = tuple(float(x) for x in getattr(self, name))
-            _check(len(v) >= 2 and all(math.isfinite(x) for x in v) and list(v) == sorted(set(v)),
+            require(len(v) >= 2 and all(math.isfinite(x) for x in v) and list(v) == sorted(set(v)),
                    f"cosmology grid {name} must be >= 2 increasing finite values, got {v!r}")
             object.__setattr__(self, name, v)
         held = tuple((float(a), float(b)) for a, b in self.held_out)
         object.__setattr__(self, "held_out", held)
         (lo_m, lo_s), (hi_m, hi_s) = self.low, self.high
         for om, s8 in held:
-            _check(lo_m <= om <= hi_m and lo_s <= s8 <= hi_s,
+            require(lo_m <= om <= hi_m and lo_s <= s8 <= hi_s,
                    f"held-out node ({om}, {s8}) lies outside the training grid's hull")
-            _check((om, s8) not in self.training_nodes(), f"held-out node ({om}, {s8}) is a training node")
-        _check(self.node.splits.train > 0, "the training nodes need a train split")
-        _check(self.held_out_splits.train == 0, "held-out nodes must not have a train split")
+            require((om, s8) not in self.training_nodes(), f"held-out node ({om}, {s8}) is a training node")
+        require(self.node.splits.train > 0, "the training nodes need a train split")
+        require(self.held_out_splits.train == 0, "held-out nodes must not have a train split")
         for name in ("seed", "held_out_seed"):
             v = getattr(self, name)
-            _check(isinstance(v, int) and v >= 0, f"{name} must be a non-negative integer, got {v!r}")
+            require(isinstance(v, int) and v >= 0, f"{name} must be a non-negative integer, got {v!r}")
 
     @property
     def low(self) -> tuple[float, float]:
@@ -503,10 +499,10 @@ class ParameterSpace:
     def __post_init__(self) -> None:
         for name in ("names", "low", "high"):
             object.__setattr__(self, name, tuple(getattr(self, name)))
-        _check(len(self.names) >= 1 and len(self.low) == len(self.names) == len(self.high),
+        require(len(self.names) >= 1 and len(self.low) == len(self.names) == len(self.high),
                f"parameter space: names, low and high need one entry per parameter, got {self.names}, "
                f"{self.low}, {self.high}")
-        _check(all(isinstance(a, (int, float)) and isinstance(b, (int, float)) and math.isfinite(a)
+        require(all(isinstance(a, (int, float)) and isinstance(b, (int, float)) and math.isfinite(a)
                    and math.isfinite(b) and a < b for a, b in zip(self.low, self.high)),
                f"parameter space: need finite low < high, got {self.low}, {self.high}")
 
@@ -532,142 +528,6 @@ class ConditionalPreset(Preset):
             raise PaperReproError(f"invalid configuration: {exc}") from None
         return cls(base.name, base.model, base.training, base.angle_deg, space)
 
-
-
-# --- certification settings (paper_repro.evaluation, validation/) ------------------------------
-@dataclass(frozen=True)
-class CertificationConfig:
-    """Every criterion and tolerance of the certification, in one place (paper_repro.evaluation).
-
-    A statistic passes when the generated maps are no more distinguishable from the validation
-    maps than an independent auxiliary simulation set is (the baseline; paper Sect. 3.1, Fig. 4),
-    within these tolerances. Why not the paper's "p > 0.99 in 236 of 248 modes": under the null a
-    valid p-value is uniform, so such tallies are reported (``tally_levels``) but never required.
-    """
-
-    # bootstrap (paper Sect. 3.1: bootstrapped two-sample KS and AD tests, per component)
-    bootstrap_maps: int = 500        # n: maps drawn without replacement from each set per replicate
-                                     # (capped at half the smallest set); fixes the tests' sensitivity, the
-                                     # same n for the generated and the baseline comparison
-    bootstrap_replicates: int = 100  # R: replicates; a component's reported p is the median over R (paper)
-    min_maps: int = 50               # a set with fewer maps is bad input (CLI exit 2)
-    alpha: float = 0.05              # per-component test level of the rejection fraction
-    # criterion "rejection fraction" (KS and AD separately): fraction of tested components with p < alpha,
-    # averaged over the replicates; generated <= baseline + the larger of reject_margin and
-    # reject_margin_sigmas x the baseline's spread over its replicates x sqrt(2 / its parent maps) (how much
-    # the fraction moves with the parents drawn; crops of few parent maps make it large; without parent
-    # ids the floor; measured in paper_repro.evaluation.criteria.replicate_spread)
-    reject_margin: float = 0.05
-    reject_margin_sigmas: float = 3.0
-    # criterion "Holm": the valid bootstrap p of a component is min(1, 2 x median p) (Meng 1994;
-    # Vovk & Wang 2020); Holm-adjusted across components, the smallest must be >= holm_level
-    holm_level: float = 0.01
-    # criterion "correlation" (statistics with a correlation matrix, the power spectrum: paper Fig. 4):
-    # the corr_quantile of |C_gen - C_val| over off-diagonal pairs <= corr_factor x the baseline's
-    # (the baseline scaled by sqrt((1/n_gen + 1/n_val) / (1/n_aux + 1/n_val)) for unequal set sizes)
-    corr_quantile: float = 0.99
-    corr_factor: float = 1.5
-    # criterion "mean": |mean_gen - mean_val| <= mean_k_sigma standard errors, every component
-    mean_k_sigma: float = 4.0
-    # reported only: the paper-style tallies "bootstrap median p > level in k of K components"
-    tally_levels: tuple = (0.99, 0.95, 0.9, 0.8)
-    # criterion "peak_counts": peaks and minima of the maps smoothed by a Gaussian of this std (arcmin),
-    # binned in kappa / sigma of the smoothed validation maps (paper_repro.stats.peaks); rules as "mean" etc.
-    peak_smoothing_arcmin: float = 1.0
-    # criterion "covariance" (P(ell) in cov_bands log bands, Minkowski functionals, peak counts): per
-    # statistic the largest and the rms |R_gen - R_val| off the diagonal <= cov_corr_factor x the
-    # baseline's, the largest |ln var_gen / var_val| <= cov_variance_factor x the baseline's (both scaled
-    # for set sizes as corr_factor); factors from independent simulation sets (paper_repro.stats.covariance)
-    cov_corr_factor: float = 2.5
-    cov_variance_factor: float = 4.0
-    cov_bands: int = 12
-    # checkpoint selection (paper Sect. 2.3): chi-square distance of per-component histograms
-    chi2_bins: int = 20
-    seed: int = 0                    # the bootstrap's random seed
-
-    def __post_init__(self) -> None:
-        _check(self.bootstrap_maps >= 2, f"bootstrap_maps must be >= 2, got {self.bootstrap_maps}")
-        _check(self.bootstrap_replicates >= 1,
-               f"bootstrap_replicates must be >= 1, got {self.bootstrap_replicates}")
-        _check(self.min_maps >= 2, f"min_maps must be >= 2, got {self.min_maps}")
-        for name in ("alpha", "holm_level", "corr_quantile"):
-            v = getattr(self, name)
-            _check(0.0 < v < 1.0, f"{name} must be in (0, 1), got {v}")
-        _check(0.0 <= self.reject_margin <= 1.0, f"reject_margin must be in [0, 1], got {self.reject_margin}")
-        _check(self.reject_margin_sigmas >= 0, f"reject_margin_sigmas must be >= 0, got {self.reject_margin_sigmas}")
-        _check(self.corr_factor > 0, f"corr_factor must be > 0, got {self.corr_factor}")
-        _check(self.mean_k_sigma > 0, f"mean_k_sigma must be > 0, got {self.mean_k_sigma}")
-        _check(all(0.0 < v < 1.0 for v in self.tally_levels),
-               f"tally_levels must be in (0, 1), got {self.tally_levels}")
-        _check(self.chi2_bins >= 2, f"chi2_bins must be >= 2, got {self.chi2_bins}")
-        _check(self.peak_smoothing_arcmin >= 0,
-               f"peak_smoothing_arcmin must be >= 0, got {self.peak_smoothing_arcmin}")
-        _check(self.cov_corr_factor > 0 and self.cov_variance_factor > 0,
-               f"cov_corr_factor and cov_variance_factor must be > 0, got {self.cov_corr_factor}, "
-               f"{self.cov_variance_factor}")
-        _check(self.cov_bands >= 1, f"cov_bands must be >= 1, got {self.cov_bands}")
-        object.__setattr__(self, "tally_levels", tuple(float(v) for v in self.tally_levels))
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-# --- novelty settings (paper_repro.stats) --------------------------------------------------------
-@dataclass(frozen=True)
-class NoveltyConfig:
-    """Nearest-neighbour, memorisation, birthday-paradox and slerp settings (Sect. 3.2)."""
-
-    birthday_batch: int = 32768           # Sect. 3.2: "batches of 32k maps"
-    birthday_pairs: int = 10              # closest pairs reported per space
-    duplicate_quantile: float = 0.01      # near-duplicate threshold: this quantile of reference NN distances
-    alpha: float = 0.01                   # level of the memorisation and birthday tests (ours)
-    prefilter_candidates: int = 64        # references per query checked exactly by the invariant search
-    prefilter_modes: int = 2048           # lowest-|k| Fourier modes in the invariant search's lower bound
-    slerp_steps: int = 16                 # maps along one slerp path (Fig. 8 shows 8 to 16)
-    slerp_max_step: float = 0.5           # smooth: largest step of a statistic < this x its spread
-    slerp_random_maps: int = 256          # random maps that set each statistic's spread
-    block_bytes: int = 256 * 2**20        # working-memory bound of one block of maps
-    memorisation_maps: int = 4000         # generated maps searched by the certification's memorisation test
-                                          # (a random subset if there are more; all 4,000 so that 2% copies fail)
-    copying_tail_sigma: float = 8.0       # robust sigmas by which a set must stand out (memorisation test)
-    copying_modes: int = 512              # lowest-|k| Fourier modes whose orbit-sorted amplitudes are the
-                                          # copying test's shift/flip-invariant features
-
-    def __post_init__(self) -> None:
-        for name in ("birthday_batch", "birthday_pairs", "prefilter_candidates", "prefilter_modes",
-                     "slerp_random_maps", "block_bytes", "memorisation_maps", "copying_modes"):
-            v = getattr(self, name)
-            _check(isinstance(v, int) and v >= 1, f"{name} must be a positive integer, got {v!r}")
-        _check(isinstance(self.slerp_steps, int) and self.slerp_steps >= 2,
-               f"slerp_steps must be an integer >= 2, got {self.slerp_steps!r}")
-        _check(0.0 < self.duplicate_quantile < 1.0,
-               f"duplicate_quantile must be in (0, 1), got {self.duplicate_quantile!r}")
-        _check(0.0 < self.alpha < 1.0, f"alpha must be in (0, 1), got {self.alpha!r}")
-        _check(self.copying_tail_sigma > 0, f"copying_tail_sigma must be > 0, got {self.copying_tail_sigma!r}")
-        _check(self.slerp_max_step > 0, f"slerp_max_step must be > 0, got {self.slerp_max_step!r}")
-
-
-# --- horizon settings (paper_repro.evaluation.horizon) -------------------------------------------
-@dataclass(frozen=True)
-class HorizonConfig:
-    """How the indistinguishability horizon n* of each criterion is estimated (reported, never a verdict)."""
-
-    null_draws: int = 500                 # multiplier-bootstrap draws of the mean criterion's noise floor
-    fractions: tuple = (0.125, 0.25, 0.5)  # subsample sizes (fractions of the sets' parent maps) of a criterion
-                                          # that fails at the data at hand
-    repeats: int = 3                      # subsamples per fraction (the pass rate's denominator)
-    replicates: int = 10                  # bootstrap replicates of each subsample's KS/AD tests (the
-                                          # certification's 100 would make n* cost more than the verdict)
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "fractions", tuple(sorted(float(f) for f in self.fractions)))
-        _check(all(0.0 < f < 1.0 for f in self.fractions), f"fractions must be in (0, 1), got {self.fractions}")
-        for name in ("null_draws", "repeats", "replicates"):
-            v = getattr(self, name)
-            _check(isinstance(v, int) and v >= 1, f"{name} must be a positive integer, got {v!r}")
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 # --- presets ------------------------------------------------------------------------------------

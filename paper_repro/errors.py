@@ -10,3 +10,9 @@ class PaperReproError(ValueError):
 
 class TrainingDiverged(PaperReproError):
     """A loss became NaN or infinite; the last good checkpoint is kept."""
+
+
+def require(condition: bool, message: str) -> None:
+    """Raise :class:`PaperReproError` with ``message`` unless ``condition`` holds (checks of settings)."""
+    if not condition:
+        raise PaperReproError(message)

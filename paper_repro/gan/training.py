@@ -125,12 +125,13 @@ def train(out: str | os.PathLike, preset: str | Preset | None = None, data: str 
     if init_from is not None:
         if resume:
             raise PaperReproError("--init-from starts a new run; a resumed run continues from its own checkpoint")
-        warm_start.source_checkpoint(init_from)
     info = run_info(run, preset, data, resume=resume, seed=seed, development=development, overrides={
         "epochs": epochs, "augment_from_epoch": augment_from_epoch, "spectral_weight": spectral_weight,
         "spectral_from_epoch": spectral_from_epoch, "precision": precision})
     p, seed = info.preset, info.seed
     t = p.training
+    if init_from is not None:
+        warm_start.checked_source(init_from, p.model)      # before the run writes anything
     conditional = isinstance(p, ConditionalPreset)   # data: a cosmology grid; batches (maps, params)
     if conditional:
         maps, params = training_pairs(info.data, p)

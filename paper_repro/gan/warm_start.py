@@ -79,14 +79,21 @@ def _copy_layers(target, source, grown: set[str]) -> list[str]:
     return new
 
 
-def warm_start(gan: CosmoGAN, source: str | os.PathLike, model: ModelConfig) -> dict:
-    """Set ``gan``'s networks (of topology ``model``) from the checkpoint ``source`` (see the module
-    docstring) and return the record to keep in ``init.json``. The source's topology must be ``model``."""
+def checked_source(source: str | os.PathLike, model: ModelConfig) -> tuple[runs.RunInfo, Path]:
+    """(the source run's record, its checkpoint directory), refused in one line unless its topology is
+    ``model``; called before a new run writes anything."""
     run, ck = source_checkpoint(source)
     info = runs.read_run_info(run)
     if info.preset.model != model:
         raise PaperReproError(f"--init-from {source}: its preset {info.preset.name!r} has another topology "
                               f"than this run's ({info.preset.model} vs {model})")
+    return info, ck
+
+
+def warm_start(gan: CosmoGAN, source: str | os.PathLike, model: ModelConfig) -> dict:
+    """Set ``gan``'s networks (of topology ``model``) from the checkpoint ``source`` (see the module
+    docstring) and return the record to keep in ``init.json``. The source's topology must be ``model``."""
+    info, ck = checked_source(source, model)
     values, meta = runs.load_checkpoint(ck)
     base = CosmoGAN.from_preset(info.preset, seed=0)
     base.set_state(values)

@@ -79,10 +79,15 @@ def test_bad_sources_are_refused(source, tmp_path, capsys):
     other = get_preset("cpu64-cond")
     with pytest.raises(PaperReproError, match="another topology"):
         warm_start.warm_start(ConditionalCosmoGAN.from_preset(PRESET, seed=0), run, other.model)
-    for extra, message in ((["--init-from", str(tmp_path / "nope")], "neither a run directory nor a checkpoint"),
-                           (["--init-from", str(run), "--resume"], "starts a new run")):
+    small = tmp_path / "small.npy"
+    np.save(small, np.zeros((64, 64, 64), np.float32))
+    for data, extra, message in (
+            (grid, ["--init-from", str(tmp_path / "nope")], "neither a run directory nor a checkpoint"),
+            (grid, ["--init-from", str(run), "--resume"], "starts a new run"),
+            (small, ["--init-from", str(run), "--preset", "cpu64"], "another topology")):
         out = tmp_path / "out"
-        assert main(["train", "--preset", "tiny-cond", "--data", str(grid), "--out", str(out), *extra]) == 2
+        preset = [] if "--preset" in extra else ["--preset", "tiny-cond"]
+        assert main(["train", *preset, "--data", str(data), "--out", str(out), *extra]) == 2
         err = capsys.readouterr().err
         assert message in err and len(err.strip().splitlines()) == 1
         assert not (out / "config.json").exists()

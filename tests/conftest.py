@@ -1,4 +1,5 @@
-"""Shared test fixtures: quiet TensorFlow, the LensTools oracle fixture, a tiny saved map set."""
+"""Shared test fixtures: quiet TensorFlow, the LensTools oracle fixture, a tiny saved map set, a tiny
+cosmology grid."""
 import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -23,6 +24,16 @@ def tiny_data(tmp_path_factory):
     path = tmp_path_factory.mktemp("data") / "maps.npy"
     np.save(path, smooth_maps(96, 32, seed=0))
     return path
+
+
+@pytest.fixture(scope="session")
+def tiny_cosmo_grid(tmp_path_factory):
+    """The tiny-cosmo grid (2 x 2 training nodes, 2 held-out nodes), built once and only read."""
+    from paper_repro.maps.cosmo_grid import build_cosmo_grid
+
+    out = tmp_path_factory.mktemp("cosmo") / "tiny-cosmo"
+    build_cosmo_grid(out, "tiny-cosmo", progress=False)
+    return out
 
 
 def pytest_sessionfinish(session, exitstatus):

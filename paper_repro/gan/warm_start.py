@@ -15,7 +15,6 @@ path as given, step and SHA-256), so a run killed before its first checkpoint st
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from pathlib import Path
@@ -24,6 +23,7 @@ import numpy as np
 
 from ..config import ModelConfig
 from ..errors import PaperReproError
+from ..maps.io import sha256_file
 from . import runs
 from .cosmogan import CosmoGAN
 
@@ -44,14 +44,6 @@ def source_checkpoint(source: str | os.PathLike) -> tuple[Path, Path]:
         return src, ck
     raise PaperReproError(f"--init-from {source}: neither a run directory nor a checkpoint "
                           "(a folder with state.npz)")
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _copy_layers(target, source, grown: set[str]) -> list[str]:
@@ -103,7 +95,7 @@ def warm_start(gan: CosmoGAN, source: str | os.PathLike, model: ModelConfig) -> 
             layer = target.get_layer(name)
             layer.set_weights([np.zeros(tuple(w.shape), dtype=w.dtype) for w in layer.weights])
     return {"source": str(source), "source_preset": info.preset.name, "global_step": int(meta["global_step"]),
-            "sha256": _sha256(ck / "state.npz")}
+            "sha256": sha256_file(ck / "state.npz")}
 
 
 def write_record(run: Path, record: dict) -> None:

@@ -18,7 +18,6 @@ from paper_repro.gan.conditional import (
 )
 from paper_repro.gan.models import build_discriminator, build_generator, count_params, recalibrated_copy
 from paper_repro.gan.training import train
-from paper_repro.maps.cosmo_grid import build_cosmo_grid
 from tests.helpers import KillAfter, Killed
 
 PRESET = get_preset("tiny-cond")
@@ -128,10 +127,8 @@ def test_refusals_of_the_step(monkeypatch):
 
 
 @pytest.fixture(scope="module")
-def grid(tmp_path_factory):
-    out = tmp_path_factory.mktemp("grid") / "tiny-cosmo"
-    build_cosmo_grid(out, "tiny-cosmo")
-    return out
+def grid(tiny_cosmo_grid):
+    return tiny_cosmo_grid
 
 
 def test_train_resume_and_generate_through_the_cli(tmp_path, grid, capsys):

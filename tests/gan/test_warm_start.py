@@ -12,7 +12,6 @@ from paper_repro.gan import runs, warm_start
 from paper_repro.gan.conditional import ConditionalCosmoGAN, normalise_parameters
 from paper_repro.gan.cosmogan import CosmoGAN
 from paper_repro.gan.training import train
-from paper_repro.maps.cosmo_grid import build_cosmo_grid
 from tests.helpers import KillAfter, Killed
 
 PRESET = get_preset("tiny-cond")
@@ -20,14 +19,13 @@ SIZE, LATENT = PRESET.model.image_size, PRESET.model.latent_dim
 
 
 @pytest.fixture(scope="module")
-def source(tmp_path_factory):
+def source(tmp_path_factory, tiny_cosmo_grid):
     """A trained unconditional tiny run (one epoch) and a tiny cosmology grid."""
     tmp = tmp_path_factory.mktemp("warm")
     maps = np.random.default_rng(0).normal(0, 0.03, (64, SIZE, SIZE)).astype(np.float32)
     np.save(tmp / "maps.npy", maps)
     run = train(tmp / "base", "tiny", tmp / "maps.npy", epochs=1, seed=3, progress=False)
-    build_cosmo_grid(tmp / "grid", "tiny-cosmo", progress=False)
-    return run, tmp / "grid"
+    return run, tiny_cosmo_grid
 
 
 def unconditional(run):

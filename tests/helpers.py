@@ -42,7 +42,14 @@ def smooth_maps(n: int, size: int, seed: int, amplitude: float = 0.05) -> np.nda
 
 
 def check(report, name):
-    """Assert one certification criterion, with the report's numbers in the failure message."""
+    """Assert one certification criterion, with the report's numbers in the failure message; over
+    draws (``report.draws``) its verdict over the draws, each test's median against its limit."""
+    if getattr(report, "draws", None) is not None:
+        d = report.draws["criteria"][name]
+        lines = [f"{t}: median {v['median']} limit {v['limit']} (passed in {v['passes']} of {d['draws']} draws; "
+                 f"worst {v['worst_value']} in draw {v['worst_draw']})" for t, v in d["tests"].items()]
+        assert d["passed"], f"{name} failed over {d['draws']} draws:\n" + "\n".join(lines)
+        return
     c = report.criteria[name]
     lines = [f"{x['name']}: value {x['value']} limit {x['limit']} baseline {x['baseline']} ({x['rule']})"
              for x in c["criteria"]]

@@ -271,17 +271,9 @@ def validate_draws(*, draws: int | None = None, references: Sequence = (), auxil
     maps (``generated``, or made once by ``run``, default the shipped model, as many as one draw's
     validation maps unless ``n``) certified against each pair; the pairs are the user's, or K
     simulated from ``draw_seed`` with ``parents`` parent maps per set in the run's geometry."""
-    references, auxiliaries = check_request(draws=draws, references=references, auxiliaries=auxiliaries,
-                                            draw_seed=draw_seed, parents=parents)
-    if references:
-        pairs, seeds, per_set = list(zip(references, auxiliaries)), None, None
-    else:
-        preset = geometry_preset(generated, run)
-        root = reproduction.DATA_ROOT if data_root is None else Path(data_root)
-        draw_seed = DEFAULT_DRAW_SEED if draw_seed is None else draw_seed
-        pairs, seeds = simulated_pairs(root, draws, draw_seed=draw_seed, parents=parents, preset=preset,
-                                       progress=progress)
-        per_set = draw_config(preset, seeds[0], parents).splits.validation
+    pairs, seeds, about = resolve_pairs(draws=draws, references=references, auxiliaries=auxiliaries,
+                                        draw_seed=draw_seed, parents=parents, generated=generated, run=run,
+                                        data_root=data_root, progress=progress)
     with reproduction.job_inputs(generated=generated, run=run, reference=pairs[0][0], auxiliary=pairs[0][1],
                                  training=training, n=n, seed=seed, checkpoint=checkpoint, data_root=data_root,
                                  angle_deg=angle_deg, progress=progress) as src:
@@ -291,5 +283,25 @@ def validate_draws(*, draws: int | None = None, references: Sequence = (), auxil
         if src.run is not None:
             report.speed = reproduction.generation_speed_of(src.run, src.checkpoint)
         report.architecture = src.architecture
-    report.draws.update(draw_seed=draw_seed, parents_per_set=per_set)
+    report.draws.update(about)
     return report
+
+
+def resolve_pairs(*, draws: int | None = None, references: Sequence = (), auxiliaries: Sequence = (),
+                  draw_seed: int | None = None, parents: int | None = None, generated=None, run=None,
+                  data_root=None, progress: bool = True) -> tuple[list[tuple], list | None, dict[str, Any]]:
+    """The (validation, auxiliary) pairs of a request over draws (checked by :func:`check_request`):
+    the user's, or K simulated (cached under the data root) in the geometry of ``generated`` or
+    ``run``; with their seeds (None for the user's) and the ``draw_seed``/``parents_per_set`` entries
+    of the report's ``draws``. Shared by ``paper-repro validate`` and ``pytest validation/``."""
+    references, auxiliaries = check_request(draws=draws, references=references, auxiliaries=auxiliaries,
+                                            draw_seed=draw_seed, parents=parents)
+    if references:
+        return list(zip(references, auxiliaries)), None, {"draw_seed": None, "parents_per_set": None}
+    preset = geometry_preset(generated, run)
+    root = reproduction.DATA_ROOT if data_root is None else Path(data_root)
+    draw_seed = DEFAULT_DRAW_SEED if draw_seed is None else draw_seed
+    pairs, seeds = simulated_pairs(root, draws, draw_seed=draw_seed, parents=parents, preset=preset,
+                                   progress=progress)
+    per_set = draw_config(preset, seeds[0], parents).splits.validation
+    return pairs, seeds, {"draw_seed": draw_seed, "parents_per_set": per_set}

@@ -18,6 +18,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -180,6 +183,39 @@ def test_report_holds_the_verdict_over_draws(validated_pairs, capsys):
     assert html_report.draws_section(None) == ""
     for name in d["criteria"]:
         assert f"<td>{name}</td>" in page
+
+
+def test_validation_suite_asserts_the_verdict_over_draws(tiny_draws):
+    """``pytest validation/`` with two --reference/--auxiliary pairs certifies over the draws: each
+    criterion's test asserts its verdict over draws (the report's ``draws``), the terminal summary
+    gives the pass counts; --parents without --draws is a one-line usage error (exit 2)."""
+    root, pairs, _ = tiny_draws
+    repo = Path(__file__).resolve().parents[2]
+    tests = ["validation/test_power_spectrum.py", "validation/test_pixel_intensity.py",
+             "validation/test_peak_counts.py"]
+    args = []
+    for v, a in pairs[:2]:
+        args += ["--reference", str(v), "--auxiliary", str(a)]
+    scaled = root / "scaled.npy"                         # 30% more amplitude: fails every criterion here
+    np.save(scaled, 1.3 * np.load(pairs[2][0]))
+    for generated in (pairs[2][0], scaled):
+        out = root / "suite.json"
+        run = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *tests, *args,
+                              "--generated", str(generated), "--report", str(out)],
+                             cwd=repo, capture_output=True, text=True)
+        d = json.loads(out.read_text())["draws"]
+        assert d["k"] == 2 and d["draw_seed"] is None
+        assert "certification over 2 draws: verdict per criterion" in run.stdout
+        for name, test in zip(("power_spectrum", "pixel_intensity", "peak_counts"), tests):
+            c = d["criteria"][name]
+            assert f"passed in {c['passes']} of 2 draws" in run.stdout
+            assert (f"FAILED {test}::" in run.stdout) == (not c["passed"]), run.stdout[-2000:]
+        failing = [n for n in ("power_spectrum", "pixel_intensity", "peak_counts") if not d["criteria"][n]["passed"]]
+        assert run.returncode == (1 if failing else 0), run.stdout[-2000:]
+    assert failing == ["power_spectrum", "pixel_intensity", "peak_counts"]
+    bad = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", tests[0],
+                          "--generated", str(pairs[2][0]), "--parents", "4"], cwd=repo, capture_output=True, text=True)
+    assert bad.returncode == 2 and "error: --draw-seed and --parents set simulated draws" in bad.stdout + bad.stderr
 
 
 def test_validate_simulates_draws_of_the_generated_maps_geometry(tiny_draws, capsys):

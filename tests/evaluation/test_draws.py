@@ -289,21 +289,54 @@ def _compact(criteria: dict) -> dict:
     return {n: {"passed": c["passed"], "criteria": c["criteria"]} for n, c in criteria.items()}
 
 
-def draw_trial(geometry: str, trial: int, k: int, *, config=None, variance: float = 1.0) -> dict:
+def draw_trial(geometry: str, trial: int, k: int, *, config=None, variance: float = 1.0,
+               defect: str | None = None) -> dict:
     """One generated set (an independent simulation set; deviations from its mean scaled so that its
-    variance is ``variance`` times) certified against ``k`` independent pairs: per draw the criteria."""
-    base = SEED_BASE["bad" if variance != 1.0 else geometry] + (2 * k + 1) * trial
+    variance is ``variance`` times; or with a ``defect`` of :func:`defective_set`) certified against
+    ``k`` independent pairs: per draw the criteria."""
+    bad = variance != 1.0 or defect is not None
+    base = SEED_BASE["bad" if bad else geometry] + (2 * k + 1) * trial
     gen, gid = make_set(geometry, base)
     if variance != 1.0:
         gen = ((gen - gen.mean()) * np.sqrt(variance) + gen.mean()).astype(np.float32)
+    training = None
+    if defect is not None:
+        gen, training = defective_set(defect, gen, base)
     sets = [make_set(geometry, base + 1 + j) for j in range(2 * k)]
     pairs = [(sets[2 * i][0], sets[2 * i + 1][0]) for i in range(k)]
     ids = [{"generated": gid, "reference": sets[2 * i][1], "auxiliary": sets[2 * i + 1][1]} for i in range(k)]
     ids = None if gid is None else ids
-    reports = draws.certify_each(gen, pairs, angle_deg=angle_of(geometry), parents=ids, config=config,
-                                 memorisation=False)
-    return {"trial": trial, "geometry": geometry, "variance": variance,
+    reports = draws.certify_each(gen, pairs, training=training, angle_deg=angle_of(geometry), parents=ids,
+                                 config=config, memorisation=training is not None)
+    return {"trial": trial, "geometry": geometry, "variance": variance, "defect": defect,
             "per_draw": [_compact(r.criteria) for r in reports]}
+
+
+#: the kinds of failure the single verdict is shown to catch, for the rule over draws
+DEFECTS = ("gaussian", "sigma8+5%", "copies", "collapsed")
+
+
+def defective_set(defect: str, independent: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray | None]:
+    """(generated maps, training maps or None) with a planted defect, as many as ``independent`` (200
+    whole 64^2 maps): "gaussian" a Gaussian field of the same C_ell; "sigma8+5%" log-normal maps of a
+    5% higher sigma_8; "copies" the maps of a training set (independent maps), each rolled and
+    flipped; "collapsed" 10 distinct maps, each repeated with 1% noise."""
+    n = len(independent)
+    rng = np.random.default_rng(seed)
+    if defect == "gaussian":
+        return small_maps(seed, n=n, model="gaussian"), None
+    if defect == "sigma8+5%":
+        return small_maps(seed, n=n, sigma_8=0.798 * 1.05), None
+    if defect == "copies":
+        training = small_maps(seed + 50_000, n=n)
+        shifts = rng.integers(0, training.shape[1], (n, 2))
+        gen = [np.roll(m, tuple(s), axis=(0, 1))[:, ::-1] for m, s in zip(training, shifts)]
+        return np.stack(gen).astype(np.float32), training
+    if defect == "collapsed":
+        modes = independent[:10]
+        gen = modes[rng.integers(0, 10, n)]
+        return (gen + 0.01 * gen.std() * rng.standard_normal(gen.shape)).astype(np.float32), None
+    raise ValueError(defect)
 
 
 def rule_rates(trials: list[dict]) -> dict:
@@ -356,6 +389,20 @@ def test_rule_fails_a_generator_with_ten_percent_more_variance():
     assert not verdict["passed"], verdict["per_draw"]
     for name in ("pixel_intensity", "power_spectrum"):
         assert verdict["criteria"][name]["passes"] == 0, verdict["criteria"][name]
+
+
+@pytest.mark.parametrize("defect", DEFECTS)
+def test_rule_fails_the_defects_single_verdicts_catch(defect):
+    """The power of the rule over 3 draws on the failures the suite catches in one verdict: a Gaussian
+    field with the log-normal maps' C_ell, sigma_8 5% high, copies of training maps (rolled and
+    flipped), a set collapsed onto 10 maps: each fails over the draws, by the criteria that see it."""
+    verdict = draws.combine(draw_trial("whole", 0, 3, config=FAST, defect=defect)["per_draw"])
+    failed = set(verdict["failed"])
+    print(defect, sorted(failed))
+    assert not verdict["passed"]
+    expected = {"gaussian": {"pixel_intensity", "minkowski_functionals"}, "sigma8+5%": {"power_spectrum"},
+                "copies": {"memorisation"}, "collapsed": {"covariance"}}[defect]
+    assert expected <= failed, (defect, sorted(failed))
 
 
 @pytest.mark.slow

@@ -34,8 +34,8 @@ PAPER_TABLE_2 = (("Conv", (64, 128, 128), "1664"), ("Conv", (128, 64, 64), "205K
                  ("BatchNorm", (128, 64, 64), "256"), ("Conv", (256, 32, 32), "819K"),
                  ("BatchNorm", (256, 32, 32), "512"), ("Conv", (512, 16, 16), "3.3M"),
                  ("BatchNorm", (512, 16, 16), "1024"), ("Linear", (1,), "131K"))
-#: the layer class of the output calibration (reported apart from the preset's network)
-CALIBRATION_KIND = "SpectralCalibration"
+#: the layer classes of the output calibration (reported apart from the preset's network)
+CALIBRATION_KINDS = ("SpectralCalibration", "ConditionalSpectralCalibration")
 
 
 @dataclass(frozen=True)
@@ -168,8 +168,8 @@ def compare(found: list[LayerSpec], preset: Preset, *, source: str = "generator"
     cfg = preset.model
     n_params = len(preset.parameters.names) if isinstance(preset, ConditionalPreset) else 0
     expected = expected_generator(cfg, n_params)
-    calibration = [x for x in found if x.kind == CALIBRATION_KIND]
-    network = [x for x in found if x.kind != CALIBRATION_KIND]
+    calibration = [x for x in found if x.kind in CALIBRATION_KINDS]
+    network = [x for x in found if x.kind not in CALIBRATION_KINDS]
     mismatches = []
     named = PRESETS.get(preset.name)
     if named is not None and named.model != cfg:
@@ -197,7 +197,7 @@ def compare(found: list[LayerSpec], preset: Preset, *, source: str = "generator"
         rows.append({"name": x.name, "expected": None, "found": x.to_dict(), "matches": False})
     if not extra and [x.name for x in network] != [n for n in want_names if n in by_name]:
         mismatches.append("the layers are not in the preset's order")
-    if len(calibration) > 1 or (calibration and found[-1].kind != CALIBRATION_KIND):
+    if len(calibration) > 1 or (calibration and found[-1].kind not in CALIBRATION_KINDS):
         mismatches.append("the calibration layer must be the generator's one last layer")
     trainable, non_trainable = totals(network)
     want_tr, want_nt = totals(expected)

@@ -137,16 +137,27 @@ class SpectralCalibration(keras.layers.Layer):
         return {**super().get_config(), "size": self.size}
 
 
+#: class names of the output calibration layers (this module's and the conditional one,
+#: :mod:`paper_repro.gan.conditional_calibration`)
+CALIBRATION_LAYERS = ("SpectralCalibration", "ConditionalSpectralCalibration")
+
+
+def _calibration_layer(generator):
+    return next((l for l in generator.layers if type(l).__name__ in CALIBRATION_LAYERS), None)
+
+
 def is_calibrated(generator) -> bool:
-    return any(isinstance(l, SpectralCalibration) for l in generator.layers)
+    return _calibration_layer(generator) is not None
 
 
 def uncalibrated(generator):
     """The network a calibrated generator was made from (shared layers), or ``generator`` itself."""
-    for layer in generator.layers:
-        if isinstance(layer, SpectralCalibration):
-            return keras.Model(generator.inputs[0], layer.input, name=generator.name)
-    return generator
+    layer = _calibration_layer(generator)
+    if layer is None:
+        return generator
+    inner = layer.input[0] if isinstance(layer.input, (list, tuple)) else layer.input
+    inputs = generator.inputs if len(generator.inputs) > 1 else generator.inputs[0]
+    return keras.Model(inputs, inner, name=generator.name)
 
 
 def calibrated(generator, pattern: np.ndarray, gain: np.ndarray):

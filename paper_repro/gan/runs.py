@@ -34,8 +34,11 @@ import numpy as np
 
 from ..config import ConditionalPreset, Preset
 from ..errors import PaperReproError
-from ..maps.io import NpyWriter, atomic_path
-from . import calibration  # also registers the calibration layer, so .keras files load
+from ..maps.io import NpyWriter, atomic_path, shown_path
+from . import (
+    calibration,  # also registers the calibration layer, so .keras files load
+    conditional_calibration,  # noqa: F401  (registers the conditional calibration layer)
+)
 from .conditional import build_conditional_generator, generation_inputs
 from .latents import generate
 from .models import build_generator
@@ -283,7 +286,7 @@ def write_calibrated_run(run: str | os.PathLike, out: str | os.PathLike, model, 
         shutil.copytree(run, tmp, ignore=shutil.ignore_patterns(*skip))
         save_generator(model, tmp / "best" / "generator.keras")
         write_json(tmp / "best" / "calibration.json",
-                   {"source": str(run), "checkpoint": str(source.relative_to(run)), **info.to_dict()})
+                   {"source": shown_path(run), "checkpoint": str(source.relative_to(run)), **info.to_dict()})
         for name, record in (extra or {}).items():
             write_json(tmp / "best" / name, record)
         if out.exists():

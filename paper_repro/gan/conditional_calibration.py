@@ -1,0 +1,251 @@
+"""Output calibration of a conditional generator: the fixed pattern and mode gains as smooth functions of theta.
+
+The conditional emulator keeps the stride-2 transposed convolutions of Table 1, so it keeps their two
+linear errors (:mod:`paper_repro.gan.calibration`): a fixed pattern on the upsampling grid and single
+Fourier modes too low or too high. Here both may vary with the parameters. At every training node
+of the cosmology grid the pattern (the mean generated map less its spatial mean) and the log gain
+per 2D mode, 0.5 ln(real power / generated power), are measured as the unconditional fit measures
+them: the real power from the node's training maps, the generated from the generator's own maps at
+the node's parameters (one latent seed of its own at every node). Each pattern pixel and each log
+gain is then fitted by least squares with a polynomial of ``degree`` in the normalised parameters u
+(u in [-1, 1] over the grid's box, as the networks see them), over all training nodes: between nodes
+the calibration interpolates smoothly, and no node's sampling noise is copied into it. Held-out nodes
+and validation or development maps are never used.
+
+The layer (``ConditionalSpectralCalibration``, Keras-serialisable) is part of the shipped model file:
+G'(z, u) = F^-1[exp(L(u)) F(G(z, u) - P(u))], with P and L the fitted polynomials. Not in the paper.
+"""
+from __future__ import annotations
+
+import itertools
+import math
+from dataclasses import asdict, dataclass
+
+import keras
+import numpy as np
+from keras import ops
+
+from ..errors import PaperReproError
+from .calibration import CALIBRATION_SEED, _power_fft2, real_mode_power
+from .latents import generate
+
+
+def monomials(n_params: int, degree: int) -> list[tuple[int, ...]]:
+    """Exponent tuples of the monomials of u up to ``degree``, constant first (degree 2, 2 parameters:
+    1, u1, u2, u1^2, u1 u2, u2^2)."""
+    out = []
+    for d in range(degree + 1):
+        for combo in itertools.combinations_with_replacement(range(n_params), d):
+            out.append(tuple(combo.count(i) for i in range(n_params)))
+    return out
+
+
+def design_matrix(u: np.ndarray, degree: int) -> np.ndarray:
+    """(N, T) values of the monomials (:func:`monomials`) at normalised parameters u (N, P)."""
+    u = np.atleast_2d(np.asarray(u, np.float64))
+    return np.stack([np.prod(u ** np.asarray(e), axis=1) for e in monomials(u.shape[1], degree)], axis=1)
+
+
+def default_degree(n_nodes: int, n_params: int = 2, highest: int = 2) -> int:
+    """The highest degree up to ``highest`` with at least twice as many nodes as terms (30 nodes in 2
+    parameters: 2, 6 terms; 4 nodes: 0, a calibration the same at every theta)."""
+    return max([d for d in range(highest + 1) if n_nodes >= 2 * len(monomials(n_params, d))], default=0)
+
+
+@dataclass(frozen=True)
+class ConditionalCalibrationFit:
+    """What a conditional fit measured: nodes, maps, and how far the generator was from the real power."""
+    degree: int
+    nodes: list
+    n_generated_per_node: int
+    n_real: int
+    seed: int
+    gain_min: float
+    gain_max: float
+    rms_log_power_error: float         # rms over nodes and modes (but k = 0) of ln(P_gen / P_real) before the fit
+    rms_log_power_error_after: float   # the same with the fitted gains (what the polynomial leaves)
+    pattern_rms_over_map_sd: float     # rms of the fitted patterns at the nodes / sd of the generated pixels
+    per_node: dict                     # node -> {"rms_log_power_error", "after"}
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def node_measurements(generator, maps: np.ndarray, u: np.ndarray, *, data_scale: float, n_maps: int,
+                      seed: int, batch_size: int = 256) -> dict[str, np.ndarray | float]:
+    """At one node: the pattern (H, W), 0.5 ln(real / generated power) (H, W; 0 at k = 0), the generated
+    pixel variance and ln(P_gen / P_real) rms, from ``n_maps`` generated maps (latent ``seed``) at
+    normalised parameters ``u`` (P,) and the node's real ``maps``."""
+    size = int(generator.outputs[0].shape[1])
+    target = real_mode_power(np.asarray(maps), scale=data_scale)
+    total = np.zeros((size, size))
+    power = np.zeros((size, size))
+    sq = 0.0
+    for block in generate(generator, n_maps, seed, batch_size=batch_size, params=np.asarray(u, np.float32)):
+        m = block.astype(np.float64)
+        if not np.isfinite(m).all():
+            raise PaperReproError("the generator produced NaN or inf maps; cannot calibrate it")
+        total += m.sum(axis=0)
+        power += _power_fft2(m)
+        sq += float((m ** 2).sum())
+    mean_map = total / n_maps
+    pattern = mean_map - mean_map.mean()
+    fp = np.fft.fft2(pattern)
+    gen_power = power / n_maps - (fp.real ** 2 + fp.imag ** 2)
+    off = np.ones((size, size), bool)
+    off[0, 0] = False
+    if (gen_power[off] <= 0).any() or (target[off] <= 0).any():
+        raise PaperReproError("the generated or real maps have no power at some Fourier mode; cannot calibrate")
+    log_gain = np.zeros((size, size))
+    log_gain[off] = 0.5 * np.log(target[off] / gen_power[off])
+    return {"pattern": pattern, "log_gain": log_gain,
+            "pixel_var": sq / (n_maps * size * size) - mean_map.mean() ** 2}
+
+
+def fit_conditional(generator, nodes: list[tuple[str, np.ndarray, np.ndarray]], *, data_scale: float,
+                    degree: int | None = None, n_maps: int = 2048, seed: int = CALIBRATION_SEED, batch_size: int = 256,
+                    progress: bool = False):
+    """(pattern coefficients (T, H, W), log-gain coefficients (T, H, W), ConditionalCalibrationFit)
+    for ``generator`` (tanh units) from ``nodes``: (name, normalised parameters u (P,), real training
+    maps (N, H, W) in kappa) per training node; T monomials of ``degree`` in u (:func:`monomials`;
+    default :func:`default_degree`)."""
+    if degree is None:
+        degree = default_degree(len(nodes), len(nodes[0][1]) if nodes else 2)
+    if degree < 0:
+        raise PaperReproError(f"the calibration's degree must be >= 0, got {degree}")
+    if n_maps < 2:
+        raise PaperReproError(f"calibration needs at least 2 generated maps per node, got {n_maps}")
+    n_params = len(generator.inputs) > 1 and int(generator.inputs[1].shape[-1])
+    if not n_params:
+        raise PaperReproError("this generator is not conditional; calibrate it with 'pick --checkpoint'")
+    n_terms = len(monomials(n_params, degree))
+    if len(nodes) < n_terms:
+        raise PaperReproError(f"a degree-{degree} calibration in {n_params} parameters needs at least {n_terms} "
+                              f"nodes, got {len(nodes)}")
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+        bar = tqdm(total=len(nodes), unit="node", desc="calibrate")
+    meas, us = [], []
+    for _name, u, maps in nodes:
+        meas.append(node_measurements(generator, maps, u, data_scale=data_scale, n_maps=n_maps, seed=seed,
+                                      batch_size=batch_size))
+        us.append(np.asarray(u, np.float64))
+        if bar is not None:
+            bar.update(1)
+    if bar is not None:
+        bar.close()
+    x = design_matrix(np.stack(us), degree)                       # (J, T)
+    size = meas[0]["pattern"].shape[0]
+    patterns = np.stack([m["pattern"] for m in meas]).reshape(len(meas), -1)
+    log_gains = np.stack([m["log_gain"] for m in meas]).reshape(len(meas), -1)
+    pattern_coef = np.linalg.lstsq(x, patterns, rcond=None)[0].reshape(n_terms, size, size)
+    gain_coef = np.linalg.lstsq(x, log_gains, rcond=None)[0].reshape(n_terms, size, size)
+    fitted = (x @ gain_coef.reshape(n_terms, -1)).reshape(len(meas), size, size)
+    fitted_pattern = (x @ pattern_coef.reshape(n_terms, -1)).reshape(len(meas), size, size)
+    off = np.ones((size, size), bool)
+    off[0, 0] = False
+    before = [float(np.sqrt(np.mean((2 * m["log_gain"][off]) ** 2))) for m in meas]
+    after = [float(np.sqrt(np.mean((2 * (m["log_gain"][off] - f[off])) ** 2))) for m, f in zip(meas, fitted)]
+    gains = np.exp(fitted[:, off])
+    info = ConditionalCalibrationFit(
+        degree=int(degree), nodes=[n for n, _, _ in nodes], n_generated_per_node=int(n_maps),
+        n_real=int(sum(len(m) for _, _, m in nodes)), seed=int(seed),
+        gain_min=float(gains.min()), gain_max=float(gains.max()),
+        rms_log_power_error=float(np.sqrt(np.mean(np.square(before)))),
+        rms_log_power_error_after=float(np.sqrt(np.mean(np.square(after)))),
+        pattern_rms_over_map_sd=float(np.sqrt(np.mean(fitted_pattern ** 2) / np.mean([m["pixel_var"] for m in meas]))),
+        per_node={n: {"rms_log_power_error": b, "after": a} for (n, _, _), b, a in zip(nodes, before, after)})
+    return pattern_coef.astype(np.float32), gain_coef.astype(np.float32), info
+
+
+@keras.saving.register_keras_serializable(package="paper_repro", name="ConditionalSpectralCalibration")
+class ConditionalSpectralCalibration(keras.layers.Layer):
+    """[(B, H, W, 1) maps, (B, P) normalised parameters] -> the maps less the pattern P(u), each 2D
+    Fourier mode times exp(L(u)); P and L polynomials of ``degree`` in u (coefficients (T, H, W),
+    each L term symmetric under k -> -k so the output stays real)."""
+
+    def __init__(self, size: int, n_params: int, degree: int, **kwargs):
+        super().__init__(**kwargs)
+        self.size, self.n_params, self.degree = int(size), int(n_params), int(degree)
+        self.exponents = monomials(self.n_params, self.degree)
+        t = len(self.exponents)
+        self.pattern = self.add_weight(name="pattern", shape=(t, self.size, self.size), initializer="zeros",
+                                       trainable=False)
+        self.log_gain = self.add_weight(name="log_gain", shape=(t, self.size, self.size), initializer="zeros",
+                                        trainable=False)
+
+    def features(self, u):
+        """(B, T) monomials of u (B, P)."""
+        u = ops.cast(u, "float32")
+        cols = []
+        for e in self.exponents:
+            term = ops.ones_like(u[:, 0])
+            for i, p in enumerate(e):
+                for _ in range(p):
+                    term = term * u[:, i]
+            cols.append(term)
+        return ops.stack(cols, axis=1)
+
+    def call(self, inputs):
+        x, u = inputs
+        f = self.features(u)
+        pattern = ops.einsum("bt,thw->bhw", f, self.pattern)
+        gain = ops.exp(ops.einsum("bt,thw->bhw", f, self.log_gain))
+        x = ops.cast(x[..., 0], "float32") - pattern
+        re, im = ops.fft2((x, ops.zeros_like(x)))
+        re, _ = ops.ifft2((re * gain, im * gain))
+        return re[..., None]
+
+    def compute_output_shape(self, input_shape):
+        return input_shape[0]
+
+    def get_config(self):
+        return {**super().get_config(), "size": self.size, "n_params": self.n_params, "degree": self.degree}
+
+
+def calibrated_conditional(generator, pattern_coef: np.ndarray, gain_coef: np.ndarray, degree: int):
+    """A new model G'(z, u): ``generator`` (shared layers) followed by the conditional calibration."""
+    from .calibration import is_calibrated
+
+    if is_calibrated(generator):
+        raise PaperReproError("this generator is already calibrated")
+    if len(generator.inputs) < 2:
+        raise PaperReproError("this generator is not conditional")
+    size = int(generator.outputs[0].shape[1])
+    n_params = int(generator.inputs[1].shape[-1])
+    t = len(monomials(n_params, degree))
+    for name, c in (("pattern", pattern_coef), ("log gain", gain_coef)):
+        if c.shape != (t, size, size):
+            raise PaperReproError(f"{name} coefficients must be ({t}, {size}, {size}), got {c.shape}")
+        if not np.isfinite(c).all():
+            raise PaperReproError(f"{name} coefficients must be finite")
+    sym = np.roll(gain_coef[:, ::-1, ::-1], 1, axis=(1, 2))
+    if not np.allclose(gain_coef, sym, atol=1e-5 * max(1.0, float(np.abs(gain_coef).max()))):
+        raise PaperReproError("the log gains must be symmetric under k -> -k (the maps are real)")
+    layer = ConditionalSpectralCalibration(size, n_params, degree, name="calibration")
+    out = layer([generator.outputs[0], generator.inputs[1]])
+    layer.pattern.assign(pattern_coef.astype(np.float32))
+    layer.log_gain.assign(gain_coef.astype(np.float32))
+    return keras.Model(generator.inputs, out, name=generator.name)
+
+
+def grid_nodes_for(grid, preset) -> list[tuple[str, np.ndarray, np.ndarray]]:
+    """(name, normalised parameters (P,), training maps) of every training node of a loaded cosmology
+    grid (:class:`~paper_repro.maps.cosmo_grid.CosmoGrid`), checked against the conditional preset."""
+    from .conditional import normalise_parameters
+
+    maps, _ = grid.training()
+    out = []
+    for n in grid.nodes:
+        if n["role"] != "train":
+            continue
+        a, b = n["train_rows"]
+        u = normalise_parameters([n["Omega_m"], n["sigma_8"]], preset.parameters, strict=True)[0]
+        out.append((n["name"], u, maps[a:b]))
+    if not out:
+        raise PaperReproError(f"{grid.path}: no training nodes to calibrate on")
+    if math.prod(maps.shape[1:]) != preset.model.image_size ** 2:
+        raise PaperReproError(f"{grid.path}: maps of {maps.shape[1]}^2 px, the preset makes "
+                              f"{preset.model.image_size}^2")
+    return out

@@ -215,12 +215,11 @@ class WorstMeanScorer:
 def refuse_conditional(preset: Preset, run: str | os.PathLike) -> None:
     """``pick``'s ranking is for unconditional runs: its score is one development set's, not meaningful
     at every (Omega_m, sigma_8) at once (and a conditional run keeps no candidates); a conditional run
-    is a one-line error that points to ``pick --checkpoint``, which calibrates it over its grid."""
+    is a one-line error (``paper-repro pick`` picks one over its grid: :mod:`.conditional_selection`)."""
     if isinstance(preset, ConditionalPreset):
-        raise PaperReproError(f"{shown_path(run)} is a conditional run: pick ranks generators against one "
-                              "cosmology's maps, which a generator of every (Omega_m, sigma_8) has not; calibrate "
-                              "one over its grid's training nodes with 'pick --checkpoint last' and certify it "
-                              "node by node with 'validate --grid' or 'certify-grid'")
+        raise PaperReproError(f"{shown_path(run)} is a conditional run: its generators are calibrated and "
+                              "picked over its cosmology grid (paper-repro pick, conditional_selection), not "
+                              "against one cosmology's maps")
 
 
 def pick_calibrated(run: str | os.PathLike, out: str | os.PathLike, reference: Sequence[str | os.PathLike], *,
@@ -288,7 +287,7 @@ def calibrate_checkpoint(run: str | os.PathLike, out: str | os.PathLike, checkpo
 
     The fit uses ``calibration_maps`` generated maps (default 16,384) and the run's training maps (or
     ``data``). A conditional run is calibrated over its grid's training nodes
-    (:func:`calibrate_conditional_checkpoint`, ``calibration_maps`` per node).
+    (:func:`~.conditional_selection.calibrate_conditional_checkpoint`, ``calibration_maps`` per node).
     Returns the :class:`~paper_repro.gan.calibration.CalibrationFit`.
     """
     from ..gan import runs  # keras
@@ -297,42 +296,13 @@ def calibrate_checkpoint(run: str | os.PathLike, out: str | os.PathLike, checkpo
     runs.check_output_run(run, out)
     info = runs.read_run_info(run)
     if isinstance(info.preset, ConditionalPreset):
+        from .conditional_selection import calibrate_conditional_checkpoint
+
         return calibrate_conditional_checkpoint(run, out, checkpoint, data=data, progress=progress,
                                                 **({} if calibration_maps is None else {"n_maps": calibration_maps}))
     runs.generator_path(run, checkpoint)          # an unknown checkpoint fails before any work
     return runs.calibrate_run(run, out, _training_maps(run, info, data), n_maps=calibration_maps or 16384,
                               checkpoint=checkpoint, progress=progress)
-
-
-#: generated maps per training node of a conditional calibration (30 nodes: 61,440 maps)
-CONDITIONAL_CALIBRATION_MAPS = 2048
-
-
-def calibrate_conditional_checkpoint(run: str | os.PathLike, out: str | os.PathLike, checkpoint, *,
-                                     data: str | os.PathLike | None = None,
-                                     n_maps: int = CONDITIONAL_CALIBRATION_MAPS, degree: int | None = None,
-                                     progress: bool = True):
-    """Calibrate a conditional run's ``checkpoint`` generator over the training nodes of its cosmology
-    grid (``data``, default the run's; :mod:`paper_repro.gan.conditional_calibration`, ``n_maps``
-    generated maps per node, polynomials of ``degree``, by default 2 for the 30-node grid) and write it as :func:`pick_calibrated` writes
-    its pick. Returns the :class:`~paper_repro.gan.conditional_calibration.ConditionalCalibrationFit`."""
-    from ..gan import conditional_calibration as cc  # keras
-    from ..gan import runs
-    from ..maps.cosmo_grid import load_cosmo_grid
-
-    run, out = Path(run), Path(out)
-    runs.check_output_run(run, out)
-    info = runs.read_run_info(run)
-    path = data or info.data
-    if path is None:
-        raise PaperReproError(f"{run}: the run names no cosmology grid; pass --data GRID")
-    nodes = cc.grid_nodes_for(load_cosmo_grid(path), info.preset)
-    generator, preset = runs.load_generator(run, checkpoint)
-    pattern, gain, fit = cc.fit_conditional(generator, nodes, data_scale=preset.training.data_scale,
-                                            degree=degree, n_maps=n_maps, progress=progress)
-    runs.write_calibrated_run(run, out, cc.calibrated_conditional(generator, pattern, gain, fit.degree),
-                              runs.generator_path(run, checkpoint), fit)
-    return fit
 
 
 def _training_maps(run: Path, info, data: str | os.PathLike | None) -> np.ndarray:

@@ -224,8 +224,11 @@ def test_diagnose_scores_a_conditional_discriminator_with_the_maps_parameters(gr
     assert a["mean_logit"] != b["mean_logit"]
 
 
-def test_pick_refuses_a_conditional_run(tmp_path, run, capsys):
-    for extra in ([], ["--checkpoint", "last"]):
-        one_line_error(capsys, ["pick", "--run", str(run), "--out", str(tmp_path / "pick"), *extra],
-                       "is a conditional run: pick calibrates and ranks generators against one cosmology")
+def test_pick_of_a_conditional_run_needs_development_maps(tmp_path, run, capsys):
+    """The pick scores candidates on the training nodes' development maps: a grid without them is a
+    one-line error before anything is written (tests/gan/test_conditional_calibration.py picks)."""
+    one_line_error(capsys, ["pick", "--run", str(run), "--out", str(tmp_path / "pick")],
+                   "has no development maps, which the pick scores on")
+    one_line_error(capsys, ["pick", "--run", str(run), "--out", str(tmp_path / "pick"), "--development", "d.npy"],
+                   "picked on its grid's development maps; drop --development")
     assert not (tmp_path / "pick").exists()

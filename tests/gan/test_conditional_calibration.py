@@ -114,4 +114,42 @@ def test_pick_checkpoint_calibrates_a_conditional_run_over_its_grid(tmp_path, ti
     assert entry["calibration"]["non_trainable"] == 2 * 1 * SIZE * SIZE
     assert main(["pick", "--run", str(run), "--out", str(tmp_path / "x"), "--development",
                  str(tmp_path / "d.npy")]) == 2
-    assert "pick --checkpoint last" in capsys.readouterr().err
+    assert "picked on its grid's development maps" in capsys.readouterr().err
+    assert not (tmp_path / "x").exists()
+
+
+def test_pick_compares_epoch_generators_calibrated_over_the_grid(tmp_path, capsys):
+    """``pick`` on a conditional run: each of its last epoch-end generators calibrated over the grid
+    and scored on every training node's development maps; the lowest mean W is written with its
+    calibration and ``pick.json`` (every candidate's W per node)."""
+    from paper_repro.config import PIXEL_DEG, CosmoGridConfig, DatasetConfig, SimulationConfig, SplitSizes
+    from paper_repro.gan.training import train
+    from paper_repro.maps.cosmo_grid import build_cosmo_grid
+
+    grid = tmp_path / "grid"
+    build_cosmo_grid(grid, CosmoGridConfig(
+        "dev-cosmo", DatasetConfig("dev-cosmo-node", SimulationConfig(map_size=256, angle_deg=256 * PIXEL_DEG),
+                                   crop_size=32, crops_per_map=16,
+                                   splits=SplitSizes(train=2, validation=1, development=2, auxiliary=1)),
+        omega_m=(0.22, 0.32), sigma_8=(0.70, 0.90), held_out=((0.27, 0.80),),
+        held_out_splits=SplitSizes(train=0, validation=1, development=0, auxiliary=1)), progress=False)
+    run = tmp_path / "cond"
+    train(run, "tiny-cond", grid, seed=3, epochs=2, progress=False)
+    out = tmp_path / "picked"
+    assert main(["pick", "--run", str(run), "--out", str(out), "--maps", "64", "--seeds", "5",
+                 "--calibration-maps", "128", "--quiet"]) == 0
+    said = capsys.readouterr().out
+    rec = json.loads((out / "best" / "pick.json").read_text())
+    assert set(rec["candidates"]) == {"1", "2"} and rec["seeds"] == [5] and rec["maps_per_node"] == 64
+    ws = {e: r["W"] for e, r in rec["candidates"].items()}
+    assert rec["W"] == min(ws.values()) and ws[str(rec["epoch"])] == rec["W"]
+    for r in rec["candidates"].values():
+        assert len(r["nodes"]) == 4 and np.isclose(r["W"], np.mean(list(r["nodes"].values())))
+    assert f"epoch {rec['epoch']} of" in said
+    cal = json.loads((out / "best" / "calibration.json").read_text())
+    assert cal["checkpoint"] == f"generators/epoch-{rec['epoch']:04d}.weights.h5"
+    model, _ = runs.load_generator(out)
+    assert calibration.is_calibrated(model)
+    assert main(["pick", "--run", str(run), "--out", str(tmp_path / "again"), "--epochs", "1", "--maps", "64",
+                 "--seeds", "5", "--calibration-maps", "128", "--quiet"]) == 0
+    assert set(json.loads((tmp_path / "again" / "best" / "pick.json").read_text())["candidates"]) == {"2"}

@@ -569,18 +569,18 @@ PRESETS: dict[str, Preset] = {
 }
 # The conditional emulator (paper_repro.gan.conditional) on the cosmology grids (COSMO_GRID_PRESETS).
 # cpu64-cond: cpu64's topology, fine-tuned from the certified cpu64 model (`train --init-from`, its
-# checkpoint at step 114,000; paper_repro.gan.warm_start): G and D start as the unconditional model at
-# the fiducial cosmology with their parameter weights at zero, and learn the parameters' effect over
-# 40 epochs of the cosmo-grid preset's 48,000 crops (30,000 steps of 64): cpu64's schedule compressed,
-# 10 epochs at the paper's rate, then 30 at a tenth of it with D at 4 times G's rate and turned real
-# maps throughout. (At cpu64's final rates alone, 2e-5, G's parameter weights had not moved in 200
-# steps while D separated the cosmologies through its projection.) Trained from scratch the recipe
-# would take cpu64's 120,000 steps (about 23 h on 2 AVX2 cores). No selection epochs yet (there is
-# no conditional selection score) and no spectral term (its target is one cosmology's mean power).
-# Precise batch norm draws the training maps' parameters with the latents.
+# checkpoint at step 114,000; paper_repro.gan.warm_start): G and D start as the unconditional model with
+# their parameter weights at zero and learn the parameters' effect over 25 epochs of the cosmo-grid
+# preset's 48,000 crops (18,750 steps of 64): 10 at the paper's rate (at cpu64's final 2e-5, G's
+# parameter weights had not moved in 200 steps), then 15 at a tenth of it with D at 4 times G's rate.
+# From scratch it would take cpu64's 120,000 steps (about 23 h on 2 AVX2 cores). The shipped run was
+# started with 40 epochs (30 annealed) and cut to 25 at step 5,800 for the CPU time at hand; rates are
+# set per epoch, so its first 25 epochs are this schedule's. No selection epochs (pick compares
+# epoch-end generators over the grid) and no spectral term (the output calibration is fitted over the
+# grid). Precise batch norm draws the training maps' parameters with the latents.
 PRESETS["cpu64-cond"] = ConditionalPreset(
     "cpu64-cond", PRESETS["cpu64"].model,
-    dataclasses.replace(PRESETS["cpu64"].training, epochs=40, selection_epochs=0, anneal_epochs=30,
+    dataclasses.replace(PRESETS["cpu64"].training, epochs=25, selection_epochs=0, anneal_epochs=15,
                         d_lr_factor_from_epoch=11, spectral_weight=0.0, spectral_from_epoch=1),
     angle_deg=PRESETS["cpu64"].angle_deg, parameters=ParameterSpace.of_grid(COSMO_GRID_PRESETS["cosmo-grid"]))
 # For tests: the tiny networks over the tiny-cosmo grid.

@@ -115,9 +115,9 @@ def fit_conditional(generator, nodes: list[tuple[str, np.ndarray, np.ndarray]], 
         raise PaperReproError(f"the calibration's degree must be >= 0, got {degree}")
     if n_maps < 2:
         raise PaperReproError(f"calibration needs at least 2 generated maps per node, got {n_maps}")
-    n_params = len(generator.inputs) > 1 and int(generator.inputs[1].shape[-1])
-    if not n_params:
+    if len(generator.inputs) < 2:
         raise PaperReproError("this generator is not conditional; calibrate it with 'pick --checkpoint'")
+    n_params = int(generator.inputs[1].shape[-1])
     n_terms = len(monomials(n_params, degree))
     if len(nodes) < n_terms:
         raise PaperReproError(f"a degree-{degree} calibration in {n_params} parameters needs at least {n_terms} "

@@ -67,6 +67,28 @@ class CalibrationFit:
         return asdict(self)
 
 
+def generated_moments(generator, n_maps: int, seed: int, *, batch_size: int = 256, progress: bool = False,
+                      params: np.ndarray | None = None):
+    """(mean map, pattern, power about the pattern (H, W), sum of squared pixels) of ``n_maps`` maps of
+    ``generator`` in its output units (latent ``seed``; ``params``: a conditional generator's row)."""
+    size = int(generator.outputs[0].shape[1])
+    total = np.zeros((size, size), np.float64)
+    power = np.zeros((size, size), np.float64)
+    sq = 0.0
+    for maps in generate(generator, n_maps, seed, batch_size=batch_size, progress=progress, params=params):
+        m = maps.astype(np.float64)
+        if not np.isfinite(m).all():
+            raise PaperReproError("the generator produced NaN or inf maps; cannot calibrate it")
+        total += m.sum(axis=0)
+        power += _power_fft2(m)
+        sq += float((m ** 2).sum())
+    mean_map = total / n_maps
+    pattern = mean_map - mean_map.mean()
+    # E|F(G - p)|^2 = E|F G|^2 - |F p|^2 for p = the mean map's pattern (exact: F p = E[F G] off k = 0)
+    fp = np.fft.fft2(pattern)
+    return mean_map, pattern, power / n_maps - (fp.real ** 2 + fp.imag ** 2), sq
+
+
 def fit(generator, real_maps: np.ndarray, *, data_scale: float, n_maps: int = 16384,
         seed: int = CALIBRATION_SEED, batch_size: int = 256, progress: bool = False):
     """(pattern (H, W), gain (H, W), CalibrationFit) for ``generator``'s output (tanh units, i.e.
@@ -81,21 +103,8 @@ def fit(generator, real_maps: np.ndarray, *, data_scale: float, n_maps: int = 16
     target = real_mode_power(real, scale=data_scale)
 
     # one pass: the mean map and the mean power about zero, then the power about the mean map
-    total = np.zeros((size, size), np.float64)
-    power = np.zeros((size, size), np.float64)
-    sq = 0.0
-    for maps in generate(generator, n_maps, seed, batch_size=batch_size, progress=progress):
-        m = maps.astype(np.float64)
-        if not np.isfinite(m).all():
-            raise PaperReproError("the generator produced NaN or inf maps; cannot calibrate it")
-        total += m.sum(axis=0)
-        power += _power_fft2(m)
-        sq += float((m ** 2).sum())
-    mean_map = total / n_maps
-    pattern = mean_map - mean_map.mean()
-    # E|F(G - p)|^2 = E|F G|^2 - |F p|^2 for p = the mean map's pattern (exact: F p = E[F G] off k = 0)
-    fp = np.fft.fft2(pattern)
-    gen_power = power / n_maps - (fp.real ** 2 + fp.imag ** 2)
+    mean_map, pattern, gen_power, sq = generated_moments(generator, n_maps, seed, batch_size=batch_size,
+                                                         progress=progress)
     if (gen_power[1:, :] <= 0).any() or (gen_power[0, 1:] <= 0).any():
         raise PaperReproError("the generator's maps have no power at some Fourier mode; cannot calibrate")
     gain = np.ones_like(target)

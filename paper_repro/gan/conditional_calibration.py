@@ -26,8 +26,7 @@ import numpy as np
 from keras import ops
 
 from ..errors import PaperReproError
-from .calibration import CALIBRATION_SEED, _power_fft2, real_mode_power
-from .latents import generate
+from .calibration import CALIBRATION_SEED, generated_moments, real_mode_power
 
 
 def monomials(n_params: int, degree: int) -> list[tuple[int, ...]]:
@@ -78,20 +77,8 @@ def node_measurements(generator, maps: np.ndarray, u: np.ndarray, *, data_scale:
     normalised parameters ``u`` (P,) and the node's real ``maps``."""
     size = int(generator.outputs[0].shape[1])
     target = real_mode_power(np.asarray(maps), scale=data_scale)
-    total = np.zeros((size, size))
-    power = np.zeros((size, size))
-    sq = 0.0
-    for block in generate(generator, n_maps, seed, batch_size=batch_size, params=np.asarray(u, np.float32)):
-        m = block.astype(np.float64)
-        if not np.isfinite(m).all():
-            raise PaperReproError("the generator produced NaN or inf maps; cannot calibrate it")
-        total += m.sum(axis=0)
-        power += _power_fft2(m)
-        sq += float((m ** 2).sum())
-    mean_map = total / n_maps
-    pattern = mean_map - mean_map.mean()
-    fp = np.fft.fft2(pattern)
-    gen_power = power / n_maps - (fp.real ** 2 + fp.imag ** 2)
+    mean_map, pattern, gen_power, sq = generated_moments(generator, n_maps, seed, batch_size=batch_size,
+                                                         params=np.asarray(u, np.float32))
     off = np.ones((size, size), bool)
     off[0, 0] = False
     if (gen_power[off] <= 0).any() or (target[off] <= 0).any():

@@ -72,7 +72,7 @@ def _pick(args: argparse.Namespace) -> int:
         raise PaperReproError(f"{args.run} has no development set; pass --development D.npy ...")
     rec = selection.pick_calibrated(args.run, args.out, dev, data=args.data, n_maps=args.maps or 8192,
                                     seeds=tuple(args.seeds or selection.PICK_SEEDS),
-                                    calibration_maps=args.calibration_maps or 16384, progress=not args.quiet)
+                                    calibration_maps=args.calibration_maps or selection.CALIBRATION_MAPS, progress=not args.quiet)
     ranked = sorted(rec["candidates"].items(), key=lambda kv: kv[1]["W"])
     print(f"wrote {args.out}: step {rec['global_step']} of {args.run}, calibrated; W {rec['W']:.3f} on "
           f"{rec['reference_maps']} maps ({len(ranked)} candidates, W {ranked[0][1]['W']:.3f}-{ranked[-1][1]['W']:.3f})")

@@ -68,7 +68,7 @@ class NodeScorer:
     training node the largest |z| of a component mean of the three certified mean statistics against
     the node's development maps, averaged over latent seeds; W the mean over nodes."""
 
-    def __init__(self, grid, preset, *, n_maps: int = PICK_MAPS, seeds: tuple = (777, 2027)):
+    def __init__(self, grid, preset, *, seeds: tuple, n_maps: int = PICK_MAPS):
         from ..gan.conditional import normalise_parameters
 
         if n_maps < 2 or not seeds:
@@ -117,7 +117,7 @@ def epoch_candidates(run: Path, epochs: int) -> list[int]:
 
 
 def pick_conditional(run: str | os.PathLike, out: str | os.PathLike, *, data: str | os.PathLike | None = None,
-                     epochs: int = PICK_EPOCHS, n_maps: int = PICK_MAPS, seeds: tuple = (777, 2027),
+                     seeds: tuple, epochs: int = PICK_EPOCHS, n_maps: int = PICK_MAPS,
                      calibration_maps: int = CALIBRATION_MAPS, progress: bool = True) -> dict:
     """Calibrate each of the last ``epochs`` epoch-end generators of conditional ``run`` over its grid,
     score it (:class:`NodeScorer`) and write the lowest-W one, calibrated, into run ``out`` with

@@ -149,6 +149,9 @@ def scorer_for(preset: Preset, development: str | os.PathLike, *, n_maps: int | 
     return cls.from_file(development, preset, n_maps=n_maps, seed=seed)
 
 
+#: generated maps an unconditional calibration fit uses by default
+CALIBRATION_MAPS = 16384
+
 #: latent seeds of :func:`pick_calibrated` (the shipping rule's seeds; not the training score's)
 PICK_SEEDS = (777, 2027)
 
@@ -224,7 +227,7 @@ def refuse_conditional(preset: Preset, run: str | os.PathLike) -> None:
 
 def pick_calibrated(run: str | os.PathLike, out: str | os.PathLike, reference: Sequence[str | os.PathLike], *,
                     data: str | os.PathLike | None = None, n_maps: int = 8192, seeds: tuple = PICK_SEEDS,
-                    calibration_maps: int = 16384, progress: bool = True) -> dict:
+                    calibration_maps: int = CALIBRATION_MAPS, progress: bool = True) -> dict:
     """Calibrate each kept candidate of ``run`` and write the one with the lowest W into run ``out``.
 
     Each candidate in ``candidates/`` gets the output calibration it would ship with
@@ -301,7 +304,7 @@ def calibrate_checkpoint(run: str | os.PathLike, out: str | os.PathLike, checkpo
         return calibrate_conditional_checkpoint(run, out, checkpoint, data=data, progress=progress,
                                                 **({} if calibration_maps is None else {"n_maps": calibration_maps}))
     runs.generator_path(run, checkpoint)          # an unknown checkpoint fails before any work
-    return runs.calibrate_run(run, out, _training_maps(run, info, data), n_maps=calibration_maps or 16384,
+    return runs.calibrate_run(run, out, _training_maps(run, info, data), n_maps=calibration_maps or CALIBRATION_MAPS,
                               checkpoint=checkpoint, progress=progress)
 
 

@@ -1,0 +1,67 @@
+"""The shipped conditional emulator (paper_repro/conditional_model): its topology, the fitted output
+calibration, and maps that respond to the parameters as the simulations do (amplitude rising with
+sigma_8 and Omega_m), generated through the command line as a user would."""
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from paper_repro.cli import main
+from paper_repro.config import get_preset
+from paper_repro.gan import calibration, runs
+from paper_repro.gan.conditional import build_conditional_generator, generation_inputs
+from paper_repro.gan.conditional_calibration import ConditionalSpectralCalibration
+from paper_repro.gan.latents import generate
+from paper_repro.gan.models import count_params, layer_table
+
+CONDITIONAL_MODEL = Path(__file__).resolve().parents[2] / "paper_repro" / "conditional_model"
+
+
+@pytest.fixture(scope="module")
+def shipped():
+    return runs.load_generator(CONDITIONAL_MODEL)
+
+
+def test_shipped_model_is_cpu64_cond_with_its_calibration(shipped):
+    model, preset = shipped
+    assert preset.name == "cpu64-cond" and preset == get_preset("cpu64-cond")
+    network = calibration.uncalibrated(model)
+    fresh = build_conditional_generator(preset, seed=0)
+    assert layer_table(network) == layer_table(fresh)
+    assert count_params(network) == count_params(fresh)
+    assert isinstance(model.layers[-1], ConditionalSpectralCalibration)
+    assert runs.generator_path(CONDITIONAL_MODEL).parts[-2:] == ("best", "generator.keras")
+    assert runs.generator_path(CONDITIONAL_MODEL).stat().st_size < 6_000_000
+
+
+def _std(model, preset, omega_m, sigma_8, n=256):
+    y = generation_inputs(preset, [omega_m, sigma_8], strict=True)
+    maps = np.concatenate(list(generate(model, n, seed=11, data_scale=preset.training.data_scale, params=y)))
+    assert maps.shape == (n, 64, 64) and np.all(np.isfinite(maps))
+    return maps.std(axis=(1, 2)).mean()
+
+
+def test_amplitude_follows_the_parameters(shipped):
+    """The simulations' pixel std (docs/conditional.md) grows by 1.59 from sigma_8 0.65 to 0.946 and
+    by 1.52 from Omega_m 0.20 to 0.35; the emulator's must grow, by that factor within 15%."""
+    model, preset = shipped
+    s_lo, s_fid, s_hi = (_std(model, preset, 0.26, s8) for s8 in (0.65, 0.798, 0.946))
+    assert s_lo < s_fid < s_hi
+    assert 0.0162 * 0.8 < s_lo < 0.0162 * 1.2 and 0.0258 * 0.8 < s_hi < 0.0258 * 1.2
+    assert s_hi / s_lo == pytest.approx(1.59, rel=0.15)
+    o_lo, o_hi = _std(model, preset, 0.20, 0.798), _std(model, preset, 0.35, 0.798)
+    assert o_hi / o_lo == pytest.approx(1.52, rel=0.15)
+
+
+def test_generate_command_with_the_shipped_model(tmp_path, capsys):
+    out = tmp_path / "maps.npy"
+    assert main(["generate", "--run", str(CONDITIONAL_MODEL), "--n", "8", "--seed", "3",
+                 "--omega-m", "0.3", "--sigma-8", "0.8", "--strict", "--out", str(out)]) == 0
+    maps = np.load(out)
+    assert maps.shape == (8, 64, 64) and np.all(np.isfinite(maps))
+    capsys.readouterr()
+    assert main(["generate", "--run", str(CONDITIONAL_MODEL), "--n", "8", "--seed", "3", "--omega-m", "0.5",
+                 "--sigma-8", "0.8", "--strict", "--out", str(tmp_path / "no.npy")]) == 2
+    err = capsys.readouterr().err
+    assert "outside the trained range" in err and len(err.strip().splitlines()) == 1, err
+    assert not (tmp_path / "no.npy").exists()

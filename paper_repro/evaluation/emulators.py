@@ -73,9 +73,10 @@ class GeneratorEmulator:
     def from_run(cls, run, checkpoint=None) -> "GeneratorEmulator":
         """The generator of a conditional run directory (``checkpoint`` as ``paper-repro generate``)."""
         from ..gan.runs import load_generator
+        from ..maps.io import shown_path
 
         model, preset = load_generator(run, checkpoint)
-        return cls(model, preset, name=f"emulator ({run})")
+        return cls(model, preset, name=f"emulator ({shown_path(run)})")    # records carry no machine path
 
     def maps(self, params, n: int, seed: int) -> tuple[np.ndarray, None]:
         """``n`` maps (n, c, c) float32 at ``params`` from latents seeded by ``seed``; no parents."""

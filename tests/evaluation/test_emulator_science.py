@@ -101,6 +101,7 @@ def test_command_with_a_conditional_run(grid, tmp_path):
 def test_generator_emulator_pairs_latents_and_bad_input(grid, tmp_path, capsys):
     run = tiny_cond_run(tmp_path / "run")
     emu = emulators.GeneratorEmulator.from_run(run)
+    assert emu.name == f"emulator ({tmp_path.name}/run)"     # no absolute path of the machine in records
     a, groups = emu.maps((0.27, 0.8), 8, 5)
     assert groups is None and a.shape == (8, 32, 32)
     np.testing.assert_array_equal(a, emu.maps((0.27, 0.8), 8, 5)[0])        # one seed, one set of latents

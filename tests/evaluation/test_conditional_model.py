@@ -65,3 +65,29 @@ def test_generate_command_with_the_shipped_model(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "outside the trained range" in err and len(err.strip().splitlines()) == 1, err
     assert not (tmp_path / "no.npy").exists()
+
+
+CARD_ROWS = {"pixel histogram": "pixel_intensity", "power spectrum": "power_spectrum",
+             "correlation matrices": "correlation_matrices", "Minkowski functionals": "minkowski_functionals",
+             "peak counts": "peak_counts", "covariance": "covariance", "all": "all"}
+
+
+def test_model_card_quotes_the_committed_certification():
+    """The card's pass counts per criterion are those of the committed certify-grid record, which
+    certified every node of the grid with the shipped model and holds no path of the machine."""
+    import json
+    import re
+
+    record = json.loads((CONDITIONAL_MODEL / "grid_certification.json").read_text())
+    assert record["certified"] == record["total"] == 34
+    card = (CONDITIONAL_MODEL / "MODEL_CARD.md").read_text()
+    for label, key in CARD_ROWS.items():
+        row = re.search(rf"^\| {label} \| (\d+) of 30\b.*?\| (\d+) of 4\b", card, re.M)
+        assert row, f"no row for {label} in the model card"
+        counts = record["counts"][key]
+        assert (int(row[1]), int(row[2])) == (counts["training"]["passing"], counts["held-out"]["passing"]), label
+    for name in ("grid_certification.json", "grid_certification.md", "responses.json", "recovery.json"):
+        text = (CONDITIONAL_MODEL / name).read_text()
+        assert not re.search(r"(?<![\w.~])/(?:work|home|root|tmp|Users|mnt)/", text), name
+        if name in ("responses.json", "recovery.json"):                    # made by the shipped model
+            assert json.loads(text)["emulator"] == "emulator (paper_repro/conditional_model)", name

@@ -24,12 +24,37 @@ def _seed(seed: int | None, k: int) -> int | None:
     return None if seed is None else int(seed) * 101 + k
 
 
+@keras.saving.register_keras_serializable(package="paper_repro", name="ConditionalAffine")
+class ConditionalAffine(layers.Layer):
+    """[x (B, H, W, C), u (B, P)] -> x * (1 + u A) + u B: a per-map scale and shift of each channel,
+    linear in the normalised parameters u (conditional batch norm, de Vries et al. 2017; FiLM, Perez
+    et al. 2018). A and B (P, C) start at zero, so the layer starts as the identity."""
+
+    def build(self, input_shape):
+        (*_, channels), (_, n_params) = input_shape
+        self.scale = self.add_weight(name="scale", shape=(n_params, channels), initializer="zeros")
+        self.shift = self.add_weight(name="shift", shape=(n_params, channels), initializer="zeros")
+
+    def call(self, inputs):
+        x, u = inputs
+        u = keras.ops.cast(u, x.dtype)
+        gain = 1.0 + keras.ops.matmul(u, keras.ops.cast(self.scale, x.dtype))
+        offset = keras.ops.matmul(u, keras.ops.cast(self.shift, x.dtype))
+        return x * gain[:, None, None, :] + offset[:, None, None, :]
+
+    def compute_output_shape(self, input_shape):
+        return input_shape[0]
+
+
 def build_generator(preset: str | Preset | ModelConfig = "paper", seed: int | None = None,
-                    n_params: int = 0) -> keras.Model:
+                    n_params: int = 0, film: bool = False) -> keras.Model:
     """Table 1: Dense -> reshape -> [BN, ReLU, ConvT 5x5/2] x 4 -> tanh, z (latent,) -> (H, W, 1).
 
     ``n_params`` > 0: a conditional generator (:mod:`paper_repro.gan.conditional`) with inputs
-    [z, params], the (normalised) parameters concatenated to z before the dense layer."""
+    [z, params], the (normalised) parameters concatenated to z before the dense layer; ``film``: and
+    every batch norm followed by a :class:`ConditionalAffine` of the parameters (``film0``, ...)."""
+    if film and not n_params:
+        raise ValueError("film conditioning needs parameters (n_params > 0)")
     cfg = _model_config(preset)
     s, f0 = cfg.start_size, cfg.base_filters * 2 ** (cfg.n_strided - 1)
 
@@ -47,12 +72,16 @@ def build_generator(preset: str | Preset | ModelConfig = "paper", seed: int | No
     x = layers.Dense(s * s * f0, kernel_initializer=normal(0), bias_initializer="zeros", name="dense")(x)
     x = layers.Reshape((s, s, f0), name="reshape")(x)
     x = bn("bn0")(x)
+    if film:
+        x = ConditionalAffine(name="film0")([x, params])
     x = layers.ReLU(name="relu0")(x)
     for i in range(1, cfg.n_strided):
         x = layers.Conv2DTranspose(f0 // 2 ** i, cfg.kernel_size, strides=2, padding="same",
                                    kernel_initializer=normal(i), bias_initializer="zeros",
                                    name=f"deconv{i}")(x)
         x = bn(f"bn{i}")(x)
+        if film:
+            x = ConditionalAffine(name=f"film{i}")([x, params])
         x = layers.ReLU(name=f"relu{i}")(x)
     x = layers.Conv2DTranspose(1, cfg.kernel_size, strides=2, padding="same",
                                kernel_initializer=normal(cfg.n_strided), bias_initializer="zeros",

@@ -261,20 +261,24 @@ class ConditionalPreset(Preset):
 
     parameters: ParameterSpace = field(default_factory=ParameterSpace)
     conditioning: str = "concat"
+    pdf_weight: float = 0.0     # weight of G's one-point-distribution term (paper_repro.gan.conditional_pdf)
 
     def __post_init__(self) -> None:
         require(self.conditioning in CONDITIONINGS, f"conditioning must be one of {', '.join(CONDITIONINGS)}, "
                                                     f"got {self.conditioning!r}")
+        require(isinstance(self.pdf_weight, (int, float)) and math.isfinite(self.pdf_weight)
+                and self.pdf_weight >= 0, f"pdf_weight must be a finite number >= 0, got {self.pdf_weight!r}")
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "ConditionalPreset":
         """The preset of ``to_dict``; a run recorded before ``conditioning`` existed concatenated."""
-        base = Preset.from_dict({k: v for k, v in d.items() if k not in ("parameters", "conditioning")})
+        base = Preset.from_dict({k: v for k, v in d.items() if k not in ("parameters", "conditioning", "pdf_weight")})
         try:
             space = ParameterSpace(**d["parameters"])
         except (KeyError, TypeError) as exc:
             raise PaperReproError(f"invalid configuration: {exc}") from None
-        return cls(base.name, base.model, base.training, base.angle_deg, space, d.get("conditioning", "concat"))
+        return cls(base.name, base.model, base.training, base.angle_deg, space, d.get("conditioning", "concat"),
+                   d.get("pdf_weight", 0.0))
 
 
 # --- presets ------------------------------------------------------------------------------------
@@ -338,11 +342,15 @@ PRESETS["cpu64-film"] = dataclasses.replace(
     PRESETS["cpu64-cond"], name="cpu64-film", conditioning="film",
     training=dataclasses.replace(PRESETS["cpu64-cond"].training, epochs=12, anneal_epochs=6,
                                  d_lr_factor_from_epoch=7))
+# cpu64-pdf: cpu64-film with G's loss also on the one-point distribution at the batch's parameters
+# (weight 10: about the adversarial loss at the warm start; paper_repro.gan.conditional_pdf).
+PRESETS["cpu64-pdf"] = dataclasses.replace(PRESETS["cpu64-film"], name="cpu64-pdf", pdf_weight=10.0)
 # For tests: the tiny networks over the tiny-cosmo grid.
 PRESETS["tiny-cond"] = ConditionalPreset(
     "tiny-cond", PRESETS["tiny"].model, PRESETS["tiny"].training,
     angle_deg=PRESETS["tiny"].angle_deg, parameters=ParameterSpace.of_grid(COSMO_GRID_PRESETS["tiny-cosmo"]))
 PRESETS["tiny-film"] = dataclasses.replace(PRESETS["tiny-cond"], name="tiny-film", conditioning="film")
+PRESETS["tiny-pdf"] = dataclasses.replace(PRESETS["tiny-film"], name="tiny-pdf", pdf_weight=10.0)
 
 
 def get_preset(name: str | Preset) -> Preset:

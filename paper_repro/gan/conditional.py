@@ -152,7 +152,8 @@ class ConditionalCosmoGAN(CosmoGAN):
             fake = self.generator([z, params], training=True)
             d_real = self.discriminator([real, params], training=True)
             d_fake = self.discriminator([fake, params], training=True)
-            d_loss, g_total, logs = self.paper_losses(real, fake, d_real, d_fake, u, weights)
+            d_loss, g_total, logs = self.paper_losses(real, fake, d_real, d_fake, u, weights,
+                                                      context={"real": real, "params": params})
         self.apply_tapes(d_tape, g_tape, d_loss, g_total)
         return self.track(logs)
 

@@ -31,7 +31,8 @@ class LossTerm(Protocol):
     state_variables: list      # variables a resumed run needs (saved in checkpoints), often none
 
     def __call__(self, fake):
-        """The term's value (a scalar tensor) for the generated batch ``fake`` (B, H, W, 1)."""
+        """The term's value (a scalar tensor) for the generated batch ``fake`` (B, H, W, 1); a term with
+        ``conditional = True`` is called with ``real=`` and ``params=`` of the step as well."""
 
 
 class CosmoGAN(keras.Model):
@@ -125,10 +126,11 @@ class CosmoGAN(keras.Model):
             z = keras.random.normal((ops.shape(real)[0], self.latent_dim), seed=self.seed_generator)
         return real, z, u
 
-    def paper_losses(self, real, fake, d_real, d_fake, u, term_weights):
+    def paper_losses(self, real, fake, d_real, d_fake, u, term_weights, context=None):
         """The step's losses from its one forward pass: (d_loss, g_total, logs), where G's total adds
         each active term's weight times its value on the same fake batch (``term_weights``: name ->
-        weight, the traced terms only)."""
+        weight, the traced terms only; a term marked ``conditional`` is also given ``context``, the
+        conditional step's real maps and parameters)."""
         batch = ops.shape(real)[0]
         flipped, real_labels, fake_labels = self.draw_labels(batch, u)
         d_real = ops.cast(d_real, "float32")
@@ -138,7 +140,8 @@ class CosmoGAN(keras.Model):
         g_total, values = g_loss, {}
         for term in self.loss_terms:
             if term.name in term_weights:
-                values[term.name] = ops.cast(term(ops.cast(fake, "float32")), "float32")
+                extra = context if getattr(term, "conditional", False) else {}
+                values[term.name] = ops.cast(term(ops.cast(fake, "float32"), **extra), "float32")
                 g_total = g_total + term_weights[term.name] * values[term.name]
         logs = {"d_loss": d_loss, "g_loss": g_loss, "d_real": ops.mean(ops.sigmoid(d_real)),
                 "d_fake": ops.mean(ops.sigmoid(d_fake)), "flipped": flipped}

@@ -33,6 +33,7 @@ from . import callbacks as cbs
 from . import runs, warm_start
 from .batches import epoch_permutation, read_batch, symmetry_augment
 from .conditional import ConditionalCosmoGAN, training_pairs
+from .conditional_pdf import ConditionalPDFTerm
 from .cosmogan import CosmoGAN
 from .devices import choose_devices, compute_on
 from .diagnostics import monitor_sets
@@ -156,6 +157,8 @@ def train(out: str | os.PathLike, preset: str | Preset | None = None, data: str 
             if progress:
                 print("spectral term: estimating the real maps' log power from the training set")
             terms.append(SpectralTerm.from_maps(maps, t, seed))
+        if conditional and p.pdf_weight > 0:
+            terms.append(ConditionalPDFTerm(p.pdf_weight))
         gan = (ConditionalCosmoGAN if conditional else CosmoGAN).from_preset(p, seed=seed, loss_terms=terms)
         if conditional:
             gan.bn_params = params
@@ -184,7 +187,8 @@ def train(out: str | os.PathLike, preset: str | Preset | None = None, data: str 
                     print(f"networks from {source} (step {new['global_step']} of a {new['source_preset']} run)")
 
         monitor = None if conditional else monitor_sets(info, maps, seed)
-        hooks = [cbs.LossWeightSchedule({"spectral": t.spectral_weight_at} if terms else {}, verbose=progress),
+        weights = {"spectral": t.spectral_weight_at, "pdf": lambda epoch: p.pdf_weight}
+        hooks = [cbs.LossWeightSchedule({term.name: weights[term.name] for term in terms}, verbose=progress),
                  cbs.LearningRateSchedule(t, verbose=progress)]
         hooks += [cbs.ProgressBar(t, steps)] if progress else []
         hooks += [cbs.MetricsLog(run, state, t.log_every, terms),

@@ -9,7 +9,6 @@ import keras
 import numpy as np
 import pytest
 
-from paper_repro.cli import main
 from paper_repro.config import ConditionalPreset, Preset, get_preset
 from paper_repro.errors import PaperReproError
 from paper_repro.gan import runs, warm_start
@@ -17,7 +16,7 @@ from paper_repro.gan.conditional import ConditionalCosmoGAN, build_conditional_g
 from paper_repro.gan.cosmogan import CosmoGAN
 from paper_repro.gan.models import ConditionalAffine, build_generator, count_params
 from paper_repro.gan.training import train
-from tests.helpers import KillAfter, Killed
+from tests.helpers import killed_and_resumed
 
 PRESET = get_preset("tiny-film")
 SIZE, LATENT = PRESET.model.image_size, PRESET.model.latent_dim
@@ -109,15 +108,7 @@ def test_a_warm_start_begins_as_the_unconditional_source(source):
 
 def test_a_film_run_trains_resumes_and_generates(source, tmp_path):
     _, grid = source
-    ref, run = tmp_path / "ref", tmp_path / "run"
-    assert main(["train", "--preset", "tiny-film", "--data", str(grid), "--out", str(ref), "--seed", "7"]) == 0
-    with pytest.raises(Killed):
-        train(run, "tiny-film", grid, seed=7, progress=False, callbacks=[KillAfter(5)])
-    assert main(["train", "--out", str(run), "--resume"]) == 0
-    (got, meta), (want, _) = (runs.load_checkpoint(runs.latest_checkpoint(r)) for r in (run, ref))
-    assert meta["global_step"] == 8
-    for x, y in zip(got, want):
-        np.testing.assert_array_equal(x, y)
+    run = killed_and_resumed(tmp_path, "tiny-film", grid)
     g, preset = runs.load_generator(run)
     assert preset == PRESET and any(layer.scale.numpy().any() for layer in films(g))   # trained
     lo, hi = (runs.generate_maps(run, 4, 1, params=(0.3, s8)) for s8 in (0.75, 0.85))

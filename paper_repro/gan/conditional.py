@@ -19,7 +19,9 @@ mapped linearly to [-1, 1] over the training grid's box (:func:`normalise_parame
 The train step is CosmoGAN's (:mod:`paper_repro.gan.cosmogan`): z ~ N(0, 1), one forward pass, D on
 the real and the fake halves separately, a whole-batch label swap with probability ``flip_prob``,
 both optimizers from that pass; the fake half is generated at the real batch's parameters, so D
-compares real and generated maps at the same cosmologies. It runs on Keras' TensorFlow backend on
+compares real and generated maps at the same cosmologies. Presets with ``pdf_weight`` > 0 add the
+one-point term of :mod:`paper_repro.gan.conditional_pdf` to G's loss, given the step's real maps and
+parameters. It runs on Keras' TensorFlow backend on
 one device; the JAX and data-parallel steps are not written for it yet, and refuse it.
 """
 from __future__ import annotations

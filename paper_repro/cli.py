@@ -169,8 +169,8 @@ def _train_args(p: argparse.ArgumentParser) -> None:
     p.description = ("Train CosmoGAN on maps (.npy or FITS) with a named preset into a run directory, or continue "
                      "one with --resume. With a development set, the selection epochs keep the "
                      "lowest-scoring generators in best/ and candidates/.")
-    p.add_argument("--preset", help="named configuration: paper, cpu64, tiny, or conditional cpu64-cond, cpu64-film, cpu64-pdf, tiny-cond, "
-                                    "tiny-film, tiny-pdf "
+    p.add_argument("--preset", help="named configuration: paper, cpu64, tiny, or conditional cpu64-cond, cpu64-film, cpu64-pdf, "
+                                    "cpu64-shape, tiny-cond, tiny-film, tiny-pdf, tiny-shape "
                                     "(--data: a cosmology grid from 'simulate --preset cosmo-grid'; not with --resume)")
     p.add_argument("--data", help="training maps, .npy (N, H, W) float32, or FITS maps of the preset's size "
                                   "(a file or a folder; stacked into OUT/maps/)")

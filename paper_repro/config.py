@@ -251,6 +251,9 @@ class ParameterSpace:
 #: before Table 1's dense layer; ``film``, that and a parameter-dependent scale and shift of every
 #: batch-normalised channel (conditional batch norm)
 CONDITIONINGS = ("concat", "film")
+#: which pixel quantiles the one-point term compares (paper_repro.gan.conditional_pdf): ``raw`` pixel
+#: values, or ``standardised`` ones, in units of each map's own std about its mean (shape alone)
+PDF_QUANTILES = ("raw", "standardised")
 
 
 @dataclass(frozen=True)
@@ -262,23 +265,27 @@ class ConditionalPreset(Preset):
     parameters: ParameterSpace = field(default_factory=ParameterSpace)
     conditioning: str = "concat"
     pdf_weight: float = 0.0     # weight of G's one-point-distribution term (paper_repro.gan.conditional_pdf)
+    pdf_quantiles: str = "raw"  # the quantiles that term compares (PDF_QUANTILES)
 
     def __post_init__(self) -> None:
         require(self.conditioning in CONDITIONINGS, f"conditioning must be one of {', '.join(CONDITIONINGS)}, "
                                                     f"got {self.conditioning!r}")
         require(isinstance(self.pdf_weight, (int, float)) and math.isfinite(self.pdf_weight)
                 and self.pdf_weight >= 0, f"pdf_weight must be a finite number >= 0, got {self.pdf_weight!r}")
+        require(self.pdf_quantiles in PDF_QUANTILES, f"pdf_quantiles must be one of {', '.join(PDF_QUANTILES)}, "
+                                                     f"got {self.pdf_quantiles!r}")
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "ConditionalPreset":
         """The preset of ``to_dict``; a run recorded before ``conditioning`` existed concatenated."""
-        base = Preset.from_dict({k: v for k, v in d.items() if k not in ("parameters", "conditioning", "pdf_weight")})
+        base = Preset.from_dict({k: v for k, v in d.items() if k not in ("parameters", "conditioning", "pdf_weight",
+                                                                   "pdf_quantiles")})
         try:
             space = ParameterSpace(**d["parameters"])
         except (KeyError, TypeError) as exc:
             raise PaperReproError(f"invalid configuration: {exc}") from None
         return cls(base.name, base.model, base.training, base.angle_deg, space, d.get("conditioning", "concat"),
-                   d.get("pdf_weight", 0.0))
+                   d.get("pdf_weight", 0.0), d.get("pdf_quantiles", "raw"))
 
 
 # --- presets ------------------------------------------------------------------------------------
@@ -345,12 +352,16 @@ PRESETS["cpu64-film"] = dataclasses.replace(
 # cpu64-pdf: cpu64-film with G's loss also on the one-point distribution at the batch's parameters
 # (weight 10: about the adversarial loss at the warm start; paper_repro.gan.conditional_pdf).
 PRESETS["cpu64-pdf"] = dataclasses.replace(PRESETS["cpu64-film"], name="cpu64-pdf", pdf_weight=10.0)
+# cpu64-shape: cpu64-pdf with the term on standardised quantiles (each map's in units of its own std):
+# cpu64-pdf's term is mostly the amplitude's change over the grid, and its generator scaled one shape.
+PRESETS["cpu64-shape"] = dataclasses.replace(PRESETS["cpu64-pdf"], name="cpu64-shape", pdf_quantiles="standardised")
 # For tests: the tiny networks over the tiny-cosmo grid.
 PRESETS["tiny-cond"] = ConditionalPreset(
     "tiny-cond", PRESETS["tiny"].model, PRESETS["tiny"].training,
     angle_deg=PRESETS["tiny"].angle_deg, parameters=ParameterSpace.of_grid(COSMO_GRID_PRESETS["tiny-cosmo"]))
 PRESETS["tiny-film"] = dataclasses.replace(PRESETS["tiny-cond"], name="tiny-film", conditioning="film")
 PRESETS["tiny-pdf"] = dataclasses.replace(PRESETS["tiny-film"], name="tiny-pdf", pdf_weight=10.0)
+PRESETS["tiny-shape"] = dataclasses.replace(PRESETS["tiny-pdf"], name="tiny-shape", pdf_quantiles="standardised")
 
 
 def get_preset(name: str | Preset) -> Preset:

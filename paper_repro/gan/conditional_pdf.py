@@ -12,6 +12,12 @@ have zero mean and zero linear trend in the normalised parameters u:
 q_k the pixel value at quantile level ``LEVELS[k]`` of a map, s_k the real maps' spread of q_k in the
 batch (held constant). Only training maps enter it; the certification's validation, auxiliary and
 held-out maps stay unseen.
+
+Raw quantiles (``standardise=False``) move mostly with the map amplitude, which changes several-fold
+over the grid, so s_k is dominated by it and the shape error is a small part of the term: trained this
+way, ``cpu64-pdf`` scaled one shape with sigma_8. With ``standardise=True`` each map's quantiles are
+taken in units of its own pixel std about its own mean, (q_k - mean) / std, so the term sees the shape
+of the distribution (skewness, tails) alone and leaves the amplitude to the adversarial loss.
 """
 from __future__ import annotations
 
@@ -33,10 +39,21 @@ def map_quantiles(maps, levels=LEVELS):
     return ops.take(ops.sort(flat, axis=1), index, axis=1)
 
 
-def conditional_quantile_loss(real, fake, params, levels=LEVELS):
+def standardised_quantiles(maps, levels=LEVELS):
+    """(B, K) quantiles of each map in units of its own pixel std about its own mean (dimensionless):
+    the shape of its one-point distribution without its amplitude."""
+    b = ops.shape(maps)[0]
+    flat = ops.reshape(ops.cast(maps, "float32"), (b, -1))
+    mean, std = ops.mean(flat, axis=1, keepdims=True), ops.std(flat, axis=1, keepdims=True)
+    return (map_quantiles(maps, levels) - mean) / (std + 1e-12)
+
+
+def conditional_quantile_loss(real, fake, params, levels=LEVELS, *, standardise: bool = False):
     """The term's value (a scalar; see the module docstring) for real and generated batches (B, H, W[, 1])
-    paired row by row at the normalised parameters ``params`` (B, P)."""
-    qr, qf = map_quantiles(real, levels), map_quantiles(fake, levels)
+    paired row by row at the normalised parameters ``params`` (B, P); ``standardise`` compares the maps'
+    standardised quantiles (:func:`standardised_quantiles`) instead of their raw pixel values."""
+    quantiles = standardised_quantiles if standardise else map_quantiles
+    qr, qf = quantiles(real, levels), quantiles(fake, levels)
     u = ops.cast(params, "float32")
     f = ops.concatenate([ops.ones_like(u[:, :1]), u], axis=1)
     m = ops.matmul(ops.transpose(f), qf - qr) / ops.cast(ops.shape(u)[0], "float32")
@@ -47,14 +64,16 @@ def conditional_quantile_loss(real, fake, params, levels=LEVELS):
 class ConditionalPDFTerm:
     """The term as a loss term of the conditional GAN (``ConditionalCosmoGAN(loss_terms=[...])``): it is
     called with the step's real maps and parameters besides the generated batch (``conditional``),
-    and G's loss adds ``weight`` times it. It keeps no state, so a checkpoint holds nothing extra."""
+    and G's loss adds ``weight`` times it (on standardised quantiles with ``standardise``). It keeps no
+    state, so a checkpoint holds nothing extra."""
 
     name = "pdf"
     conditional = True
 
-    def __init__(self, weight: float = 0.0):
+    def __init__(self, weight: float = 0.0, *, standardise: bool = False):
         self.weight = keras.Variable(float(weight), trainable=False, dtype="float32", name="pdf_weight")
+        self.standardise = bool(standardise)
         self.state_variables = []
 
     def __call__(self, fake, *, real, params):
-        return conditional_quantile_loss(real, fake, params)
+        return conditional_quantile_loss(real, fake, params, standardise=self.standardise)

@@ -158,7 +158,7 @@ def train(out: str | os.PathLike, preset: str | Preset | None = None, data: str 
                 print("spectral term: estimating the real maps' log power from the training set")
             terms.append(SpectralTerm.from_maps(maps, t, seed))
         if conditional and p.pdf_weight > 0:
-            terms.append(ConditionalPDFTerm(p.pdf_weight))
+            terms.append(ConditionalPDFTerm(p.pdf_weight, standardise=p.pdf_quantiles == "standardised"))
         gan = (ConditionalCosmoGAN if conditional else CosmoGAN).from_preset(p, seed=seed, loss_terms=terms)
         if conditional:
             gan.bn_params = params

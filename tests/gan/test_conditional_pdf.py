@@ -1,6 +1,7 @@
 """paper_repro.gan.conditional_pdf: the one-point-distribution term equals its formula, vanishes when the
 generated quantiles follow the real ones at every parameter, sees a wrong trend in the parameters
-that a matched mean hides, and enters a conditional run's step, logs and resume."""
+that a matched mean hides, and enters a conditional run's step, logs and resume; on standardised
+quantiles it sees the distribution's shape and not its amplitude."""
 from __future__ import annotations
 
 import dataclasses
@@ -12,7 +13,13 @@ import pytest
 from paper_repro.config import Preset, get_preset
 from paper_repro.errors import PaperReproError
 from paper_repro.gan.conditional import ConditionalCosmoGAN, normalise_parameters
-from paper_repro.gan.conditional_pdf import LEVELS, ConditionalPDFTerm, conditional_quantile_loss, map_quantiles
+from paper_repro.gan.conditional_pdf import (
+    LEVELS,
+    ConditionalPDFTerm,
+    conditional_quantile_loss,
+    map_quantiles,
+    standardised_quantiles,
+)
 from tests.helpers import killed_and_resumed
 
 PRESET = get_preset("tiny-pdf")
@@ -25,11 +32,14 @@ def lognormal_batch(sigma, seed):
     return (np.exp(sigma[:, None, None, None] * g) - np.exp(sigma[:, None, None, None] ** 2 / 2)).astype(np.float32)
 
 
-def reference(real, fake, params):
+def reference(real, fake, params, standardise=False):
     """The module docstring's formula in NumPy."""
     def q(m):
         flat = np.sort(m.reshape(len(m), -1), axis=1)
-        return flat[:, np.minimum((np.asarray(LEVELS) * flat.shape[1]).astype(int), flat.shape[1] - 1)]
+        out = flat[:, np.minimum((np.asarray(LEVELS) * flat.shape[1]).astype(int), flat.shape[1] - 1)]
+        if standardise:
+            out = (out - flat.mean(axis=1, keepdims=True)) / flat.std(axis=1, keepdims=True)
+        return out
     f = np.concatenate([np.ones((len(params), 1)), params], axis=1)
     m = f.T @ (q(fake) - q(real)) / len(params)
     return np.mean((m / (q(real).std(axis=0) + 1e-6)) ** 2)
@@ -44,6 +54,24 @@ def test_quantiles_and_the_formula():
     real = lognormal_batch(0.3 + 0.2 * u[:, 1], seed=2)
     fake = lognormal_batch(0.4 + 0.05 * u[:, 1], seed=3)
     np.testing.assert_allclose(float(conditional_quantile_loss(real, fake, u)), reference(real, fake, u), rtol=1e-5)
+    np.testing.assert_allclose(float(conditional_quantile_loss(real, fake, u, standardise=True)),
+                               reference(real, fake, u, standardise=True), rtol=1e-4)
+
+
+def test_standardised_quantiles_see_the_shape_not_the_amplitude():
+    rng = np.random.default_rng(10)
+    maps = lognormal_batch(np.full(4, 0.5), seed=11)
+    scaled = maps * np.float32([[[[0.5]]], [[[2.0]]], [[[3.0]]], [[[7.0]]]]) + np.float32(0.3)
+    np.testing.assert_allclose(np.asarray(standardised_quantiles(scaled)), np.asarray(standardised_quantiles(maps)),
+                               rtol=1e-4, atol=1e-5)
+    # the same shape at every parameter, with an amplitude that follows the parameter the real one does not
+    u = np.repeat(np.array([[0.0, -1.0], [0.0, 1.0]], np.float32), 256, axis=0)
+    real = lognormal_batch(0.4 + 0.2 * u[:, 1], seed=12)
+    louder = lognormal_batch(0.4 + 0.2 * u[:, 1], seed=13) * (1.0 + 0.5 * u[:, 1])[:, None, None, None]
+    flat = lognormal_batch((0.4 + 0.2 * u[:, 1])[rng.permutation(len(u))], seed=14)   # no trend in the shape
+    amplitude, shape = (float(conditional_quantile_loss(real, x, u, standardise=True)) for x in (louder, flat))
+    assert amplitude < 0.01 and shape > 10 * amplitude
+    assert float(conditional_quantile_loss(real, louder, u)) > 10 * amplitude          # the raw term sees it
 
 
 def test_the_term_sees_the_trend_in_the_parameters():
@@ -67,10 +95,18 @@ def test_the_term_sees_the_trend_in_the_parameters():
 def test_presets_and_refusals():
     assert PRESET.pdf_weight == 10.0 and PRESET.conditioning == "film"
     assert get_preset("cpu64-pdf").pdf_weight == 10.0 and get_preset("cpu64-film").pdf_weight == 0.0
-    assert Preset.from_dict(PRESET.to_dict()) == PRESET
+    shape = get_preset("cpu64-shape")
+    assert shape.pdf_quantiles == "standardised" and PRESET.pdf_quantiles == "raw"
+    assert dataclasses.replace(shape, name="cpu64-pdf", pdf_quantiles="raw") == get_preset("cpu64-pdf")
+    for preset in (PRESET, get_preset("tiny-shape"), shape):
+        assert Preset.from_dict(preset.to_dict()) == preset
+    recorded = {k: v for k, v in PRESET.to_dict().items() if k != "pdf_quantiles"}   # a run from before the field
+    assert Preset.from_dict(recorded).pdf_quantiles == "raw"
     for bad in (-1.0, float("nan"), "10"):
         with pytest.raises(PaperReproError, match="pdf_weight must be a finite number >= 0"):
             dataclasses.replace(PRESET, pdf_weight=bad)
+    with pytest.raises(PaperReproError, match="pdf_quantiles must be one of raw, standardised, got 'sorted'"):
+        dataclasses.replace(PRESET, pdf_quantiles="sorted")
 
 
 def test_the_step_adds_the_weighted_term_to_g_alone():
@@ -100,3 +136,20 @@ def test_a_pdf_run_logs_the_term_and_resumes_exactly(tmp_path, tiny_cosmo_grid):
     assert rows[0].split(",") == ["global_step", "epoch", "weight", "pdf"] and len(rows) == 9
     assert all(float(r.split(",")[2]) == 10.0 and float(r.split(",")[3]) >= 0 for r in rows[1:])
     assert keras.backend.backend() == "tensorflow"
+
+
+def test_a_shape_run_trains_on_the_standardised_term(tmp_path, tiny_cosmo_grid, monkeypatch):
+    from paper_repro.gan import conditional_pdf, training
+
+    made = []
+
+    class Recording(conditional_pdf.ConditionalPDFTerm):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            made.append(self.standardise)
+
+    monkeypatch.setattr(training, "ConditionalPDFTerm", Recording)
+    training.train(tmp_path / "run", "tiny-shape", tiny_cosmo_grid, seed=3, epochs=1, progress=False)
+    assert made == [True]
+    rows = (tmp_path / "run" / "pdf.csv").read_text().splitlines()[1:]
+    assert rows and all(float(r.split(",")[3]) >= 0 for r in rows)

@@ -63,10 +63,11 @@ def _conv(name: str, kind: str, shape: tuple[int, ...], k: int, c_in: int) -> La
     return LayerSpec(name, kind, shape, k * k * c_in * shape[-1] + shape[-1])
 
 
-def expected_generator(cfg: ModelConfig, n_params: int = 0) -> list[LayerSpec]:
+def expected_generator(cfg: ModelConfig, n_params: int = 0, film: bool = False) -> list[LayerSpec]:
     """Table 1 for ``cfg``: z (latent) -> Dense -> reshape (s, s, f0) -> [BN, ReLU, ConvT k/2] x n
     -> tanh, f0 = base_filters x 2^(n-1) channels halving each step to base_filters, then 1.
-    ``n_params`` > 0: a conditional generator, the parameters concatenated to z before the dense layer."""
+    ``n_params`` > 0: a conditional generator, the parameters concatenated to z before the dense layer;
+    ``film``: and each batch norm followed by its conditional scale and shift (2 x n_params x channels)."""
     s, k, n = cfg.start_size, cfg.kernel_size, cfg.n_strided
     f0 = cfg.base_filters * 2 ** (n - 1)
     width = cfg.latent_dim + n_params
@@ -77,7 +78,10 @@ def expected_generator(cfg: ModelConfig, n_params: int = 0) -> list[LayerSpec]:
                LayerSpec("reshape", "Reshape", (s, s, f0))]
     size, c_in = s, f0
     for i in range(n):
-        layers += [_batch_norm(f"bn{i}", (size, size, c_in)), LayerSpec(f"relu{i}", "ReLU", (size, size, c_in))]
+        layers.append(_batch_norm(f"bn{i}", (size, size, c_in)))
+        if film:
+            layers.append(LayerSpec(f"film{i}", "ConditionalAffine", (size, size, c_in), 2 * n_params * c_in))
+        layers.append(LayerSpec(f"relu{i}", "ReLU", (size, size, c_in)))
         c_out = 1 if i == n - 1 else f0 // 2 ** (i + 1)
         size *= 2
         layers.append(_conv(f"deconv{i + 1}", "Conv2DTranspose", (size, size, c_out), k, c_in))
@@ -167,7 +171,7 @@ def compare(found: list[LayerSpec], preset: Preset, *, source: str = "generator"
     """
     cfg = preset.model
     n_params = len(preset.parameters.names) if isinstance(preset, ConditionalPreset) else 0
-    expected = expected_generator(cfg, n_params)
+    expected = expected_generator(cfg, n_params, film=n_params > 0 and preset.conditioning == "film")
     calibration = [x for x in found if x.kind in CALIBRATION_KINDS]
     network = [x for x in found if x.kind not in CALIBRATION_KINDS]
     mismatches = []

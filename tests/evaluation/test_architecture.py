@@ -1,5 +1,6 @@
 """The expected architecture of a preset, from its configuration alone, against the paper's Tables 1-2,
 the documented totals and built models; a generator that does not match its preset is refused."""
+import dataclasses
 import re
 from pathlib import Path
 
@@ -61,6 +62,25 @@ def test_expected_architecture_is_what_models_builds(preset):
     cfg = get_preset(preset).model
     assert architecture.found_layers(build_generator(cfg)) == expected_generator(cfg)
     assert architecture.found_layers(build_discriminator(cfg)) == expected_discriminator(cfg)
+
+
+@pytest.mark.parametrize("preset", ["cpu64-cond", "cpu64-film"])
+def test_a_conditional_generator_is_checked_with_its_conditioning(preset):
+    """A conditional generator built from its preset matches it (film layers included), and one of the
+    other conditioning does not: the check sees the 1,920 scale and shift weights."""
+    from paper_repro.gan.conditional import build_conditional_generator
+
+    p = get_preset(preset)
+    found = architecture.found_layers(build_conditional_generator(p, seed=0))
+    film = p.conditioning == "film"
+    assert found == expected_generator(p.model, 2, film=film)
+    assert architecture.compare(found, p)["matches"]
+    other = dataclasses.replace(p, conditioning="concat" if film else "film")
+    entry = architecture.compare(found, other)
+    assert not entry["matches"]
+    assert ("unexpected layer film0 (ConditionalAffine, 1,024 trainable parameters)" if film
+            else "layer film0 (ConditionalAffine) is missing") in entry["mismatches"]
+    assert totals(found)[0] - totals(expected_generator(p.model, 2))[0] == (1_920 if film else 0)
 
 
 def test_the_shipped_model_is_cpu64_plus_its_calibration():

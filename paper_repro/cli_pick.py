@@ -54,7 +54,8 @@ def _pick(args: argparse.Namespace) -> int:
                   f"{len(fit.nodes)} training nodes ({fit.n_generated_per_node} of its maps a node, latent seed "
                   f"{fit.seed}; {fit.n_real} real maps) by polynomials of degree {fit.degree} in the parameters; "
                   f"mode gains {fit.gain_min:.3f}-{fit.gain_max:.3f}, rms log power error {fit.rms_log_power_error:.3f} "
-                  f"before, {fit.rms_log_power_error_after:.3f} left by the fit")
+                  f"before, {fit.rms_log_power_error_after:.3f} left by the fit; map means {fit.mean_offset:.2f} sd off "
+                  f"(rms over nodes), their sd {fit.mean_sd_ratio_min:.3f}-{fit.mean_sd_ratio_max:.3f} of the real")
             return 0
         print(f"wrote {args.out}: the {args.checkpoint} generator of {args.run}, calibrated on "
               f"{fit.n_generated} of its maps (latent seed {fit.seed}) and {fit.n_real} real maps; mode "

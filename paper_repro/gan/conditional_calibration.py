@@ -12,6 +12,12 @@ gain is then fitted by least squares with a polynomial of ``degree`` in the norm
 the calibration interpolates smoothly, and no node's sampling noise is copied into it. Held-out nodes
 and validation or development maps are never used.
 
+Unlike the unconditional calibration, the map mean (the k = 0 mode) is calibrated like every other
+mode: its level to the real maps' mean kappa and its spread over maps to theirs. A generator trained
+with a one-point term on standardised quantiles (``pdf_quantiles = "standardised"``) is blind to both,
+and its maps' mean sat 0.1 pixel sd low at every node, the largest error of its pixel histogram
+(docs/conditional.md).
+
 The layer (``ConditionalSpectralCalibration``, Keras-serialisable) is part of the shipped model file:
 G'(z, u) = F^-1[exp(L(u)) F(G(z, u) - P(u))], with P and L the fitted polynomials. Not in the paper.
 """
@@ -63,8 +69,11 @@ class ConditionalCalibrationFit:
     gain_max: float
     rms_log_power_error: float         # rms over nodes and modes (but k = 0) of ln(P_gen / P_real) before the fit
     rms_log_power_error_after: float   # the same with the fitted gains (what the polynomial leaves)
-    pattern_rms_over_map_sd: float     # rms of the fitted patterns at the nodes / sd of the generated pixels
-    per_node: dict                     # node -> {"rms_log_power_error", "after"}
+    pattern_rms_over_map_sd: float     # rms of the fitted patterns (less their means) / sd of the generated pixels
+    per_node: dict                     # node -> {"rms_log_power_error", "after", "mean_offset", "mean_sd_ratio"}
+    mean_offset: float = 0.0           # rms over nodes of (generated - real mean kappa) / sd of the real map means
+    mean_sd_ratio_min: float = 1.0     # sd of the generated map means / the real ones, over nodes
+    mean_sd_ratio_max: float = 1.0
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -72,11 +81,18 @@ class ConditionalCalibrationFit:
 
 def node_measurements(generator, maps: np.ndarray, u: np.ndarray, *, data_scale: float, n_maps: int,
                       seed: int, batch_size: int = 256) -> dict[str, np.ndarray | float]:
-    """At one node: the pattern (H, W), 0.5 ln(real / generated power) (H, W; 0 at k = 0), the generated
-    pixel variance and ln(P_gen / P_real) rms, from ``n_maps`` generated maps (latent ``seed``) at
-    normalised parameters ``u`` (P,) and the node's real ``maps``."""
+    """At one node: the map P(u) to subtract (H, W) and 0.5 ln(real / generated power) (H, W) that
+    together give the real maps' mean map and mode powers, the generated pixel variance, and the
+    generated map means' offset (in sd of the real map means) and sd ratio, from ``n_maps`` generated
+    maps (latent ``seed``) at normalised parameters ``u`` (P,) and the node's real ``maps``.
+
+    k = 0: the calibrated map mean is g0 (m - mu_g + r / g0) with m a map's generated mean, mu_g their
+    average, r the real maps' mean (both x ``data_scale``) and g0 the ratio of their sds; so P(u) is
+    the generated mean map less r / g0. Real map means without spread (maps made zero-mean one by one)
+    leave g0 = 1 and match the level only."""
     size = int(generator.outputs[0].shape[1])
-    target = real_mode_power(np.asarray(maps), scale=data_scale)
+    real = np.asarray(maps)
+    target = real_mode_power(real, scale=data_scale)
     mean_map, pattern, gen_power, sq = generated_moments(generator, n_maps, seed, batch_size=batch_size,
                                                          params=np.asarray(u, np.float32))
     off = np.ones((size, size), bool)
@@ -85,8 +101,24 @@ def node_measurements(generator, maps: np.ndarray, u: np.ndarray, *, data_scale:
         raise PaperReproError("the generated or real maps have no power at some Fourier mode; cannot calibrate")
     log_gain = np.zeros((size, size))
     log_gain[off] = 0.5 * np.log(target[off] / gen_power[off])
-    return {"pattern": pattern, "log_gain": log_gain,
-            "pixel_var": sq / (n_maps * size * size) - mean_map.mean() ** 2}
+    pixel_var = sq / (n_maps * size * size) - mean_map.mean() ** 2
+    # k = 0: fft2 there is the sum of the pixels, so |F|^2 / size^4 is the squared map mean
+    real_level = data_scale * _chunked_mean(real)
+    gen_level = float(mean_map.mean())
+    real_var = target[0, 0] / size ** 4 - real_level ** 2
+    gen_var = gen_power[0, 0] / size ** 4 - gen_level ** 2
+    tiny = 1e-10 * pixel_var
+    g0 = float(np.sqrt(real_var / gen_var)) if real_var > tiny and gen_var > tiny else 1.0
+    log_gain[0, 0] = np.log(g0)
+    return {"pattern": mean_map - real_level / g0, "log_gain": log_gain, "pixel_var": pixel_var,
+            "mean_offset": (gen_level - real_level) / np.sqrt(max(real_var, tiny)),
+            "mean_sd_ratio": float(np.sqrt(max(gen_var, 0.0) / max(real_var, tiny)))}
+
+
+def _chunked_mean(maps: np.ndarray, chunk: int = 1024) -> float:
+    """Mean of all pixels of (N, H, W) maps (memory-mapped ones included), in float64."""
+    total = sum(float(np.sum(maps[s:s + chunk], dtype=np.float64)) for s in range(0, len(maps), chunk))
+    return total / maps.size
 
 
 def fit_conditional(generator, nodes: list[tuple[str, np.ndarray, np.ndarray]], *, data_scale: float,
@@ -135,14 +167,20 @@ def fit_conditional(generator, nodes: list[tuple[str, np.ndarray, np.ndarray]], 
     before = [float(np.sqrt(np.mean((2 * m["log_gain"][off]) ** 2))) for m in meas]
     after = [float(np.sqrt(np.mean((2 * (m["log_gain"][off] - f[off])) ** 2))) for m, f in zip(meas, fitted)]
     gains = np.exp(fitted[:, off])
+    sd_ratios = [float(m["mean_sd_ratio"]) for m in meas]
     info = ConditionalCalibrationFit(
         degree=int(degree), nodes=[n for n, _, _ in nodes], n_generated_per_node=int(n_maps),
         n_real=int(sum(len(m) for _, _, m in nodes)), seed=int(seed),
         gain_min=float(gains.min()), gain_max=float(gains.max()),
         rms_log_power_error=float(np.sqrt(np.mean(np.square(before)))),
         rms_log_power_error_after=float(np.sqrt(np.mean(np.square(after)))),
-        pattern_rms_over_map_sd=float(np.sqrt(np.mean(fitted_pattern ** 2) / np.mean([m["pixel_var"] for m in meas]))),
-        per_node={n: {"rms_log_power_error": b, "after": a} for (n, _, _), b, a in zip(nodes, before, after)})
+        pattern_rms_over_map_sd=float(np.sqrt(np.mean((fitted_pattern - fitted_pattern.mean(axis=(1, 2), keepdims=True)) ** 2)
+                                              / np.mean([m["pixel_var"] for m in meas]))),
+        per_node={n: {"rms_log_power_error": b, "after": a, "mean_offset": float(m["mean_offset"]),
+                      "mean_sd_ratio": float(m["mean_sd_ratio"])}
+                  for (n, _, _), b, a, m in zip(nodes, before, after, meas)},
+        mean_offset=float(np.sqrt(np.mean([m["mean_offset"] ** 2 for m in meas]))),
+        mean_sd_ratio_min=min(sd_ratios), mean_sd_ratio_max=max(sd_ratios))
     return pattern_coef.astype(np.float32), gain_coef.astype(np.float32), info
 
 

@@ -89,6 +89,44 @@ def test_fit_recovers_a_parameter_dependent_amplitude():
         cc.fit_conditional(g, nodes, data_scale=SCALE, degree=2, n_maps=16)
 
 
+def test_fit_matches_the_map_mean_level_and_spread():
+    """Real maps that are the generator's own maps with their mean level moved to c(u) = c0 (1 + 0.2 u1)
+    and the spread of their map means times 1.35 (every other mode untouched), at 3 nodes (a degree-1
+    fit through them is exact there): the calibrated maps' mean level and map-mean spread are the real
+    ones at a node, to their standard errors, where the uncalibrated generator's level is 3 spreads off;
+    between the nodes at least 80% of the level's error is gone (the rest is the generator's own level,
+    not linear in u there) and the spread is the real one; the fit records the offset and spread it found."""
+    g = build_conditional_generator(PRESET, seed=5)
+    us = [np.array(u, np.float32) for u in ((-1, -1), (1, -1), (-1, 1))]
+    probe = np.concatenate(list(generate(g, 512, 60, params=us[0]))).astype(np.float64)
+    sd0 = probe.mean(axis=(1, 2)).std()
+    c0, spread = 3 * sd0, 1.35
+
+    def level(u):
+        return c0 * (1 + 0.2 * u[0])
+
+    nodes = []
+    for j, u in enumerate(us):
+        own = np.concatenate(list(generate(g, 4096, 70 + j, params=u))).astype(np.float64)
+        own -= own.mean(axis=0)                                   # ensemble mean map 0
+        m = own.mean(axis=(1, 2), keepdims=True)
+        nodes.append((f"n{j}", u, ((own - m) + spread * m + level(u)) / SCALE))
+    pattern, log_gain, fit = cc.fit_conditional(g, nodes, data_scale=SCALE, degree=1, n_maps=4096, seed=9)
+    assert fit.mean_offset > 2 and abs(fit.mean_sd_ratio_min - 1 / spread) < 0.08 and \
+        abs(fit.mean_sd_ratio_max - 1 / spread) < 0.08, fit
+    assert set(fit.per_node["n0"]) == {"rms_log_power_error", "after", "mean_offset", "mean_sd_ratio"}
+    model = cc.calibrated_conditional(g, pattern, log_gain, 1)
+    for u, node in ((us[1], True), (np.array([-0.3, -0.3], np.float32), False)):
+        raw = np.concatenate(list(generate(g, 4096, 88, params=u))).astype(np.float64).mean(axis=(1, 2))
+        made = np.concatenate(list(generate(model, 4096, 88, params=u))).astype(np.float64).mean(axis=(1, 2))
+        se = made.std() / np.sqrt(len(made))
+        assert abs(raw.mean() - level(u)) > 2 * spread * raw.std(), (raw.mean(), level(u), raw.std())
+        limit = 4 * se if node else 0.2 * abs(raw.mean() - level(u))
+        assert abs(made.mean() - level(u)) < limit, (made.mean(), level(u), limit)
+        # 4 sd of the sampling noise of the three sds compared (4,096 maps each): 0.08
+        assert abs(made.std() / (spread * raw.std()) - 1) < 0.08, (made.std(), raw.std())
+
+
 def test_pick_checkpoint_calibrates_a_conditional_run_over_its_grid(tmp_path, tiny_cosmo_grid, capsys):
     """``pick --checkpoint last`` on a conditional run: a calibrated run whose generator takes the
     parameters, loads, generates at given parameters, matches its preset's architecture with the

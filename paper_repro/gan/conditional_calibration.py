@@ -71,9 +71,9 @@ class ConditionalCalibrationFit:
     rms_log_power_error_after: float   # the same with the fitted gains (what the polynomial leaves)
     pattern_rms_over_map_sd: float     # rms of the fitted patterns (less their means) / sd of the generated pixels
     per_node: dict                     # node -> {"rms_log_power_error", "after", "mean_offset", "mean_sd_ratio"}
-    mean_offset: float = 0.0           # rms over nodes of (generated - real mean kappa) / sd of the real map means
-    mean_sd_ratio_min: float = 1.0     # sd of the generated map means / the real ones, over nodes
-    mean_sd_ratio_max: float = 1.0
+    mean_offset: float                 # rms over nodes of (generated - real mean kappa) / sd of the real map means
+    mean_sd_ratio_min: float           # sd of the generated map means / the real ones, over nodes
+    mean_sd_ratio_max: float
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -103,7 +103,7 @@ def node_measurements(generator, maps: np.ndarray, u: np.ndarray, *, data_scale:
     log_gain[off] = 0.5 * np.log(target[off] / gen_power[off])
     pixel_var = sq / (n_maps * size * size) - mean_map.mean() ** 2
     # k = 0: fft2 there is the sum of the pixels, so |F|^2 / size^4 is the squared map mean
-    real_level = data_scale * _chunked_mean(real)
+    real_level = data_scale * float(np.mean(real, dtype=np.float64))     # buffered: no float64 copy
     gen_level = float(mean_map.mean())
     real_var = target[0, 0] / size ** 4 - real_level ** 2
     gen_var = gen_power[0, 0] / size ** 4 - gen_level ** 2
@@ -113,12 +113,6 @@ def node_measurements(generator, maps: np.ndarray, u: np.ndarray, *, data_scale:
     return {"pattern": mean_map - real_level / g0, "log_gain": log_gain, "pixel_var": pixel_var,
             "mean_offset": (gen_level - real_level) / np.sqrt(max(real_var, tiny)),
             "mean_sd_ratio": float(np.sqrt(max(gen_var, 0.0) / max(real_var, tiny)))}
-
-
-def _chunked_mean(maps: np.ndarray, chunk: int = 1024) -> float:
-    """Mean of all pixels of (N, H, W) maps (memory-mapped ones included), in float64."""
-    total = sum(float(np.sum(maps[s:s + chunk], dtype=np.float64)) for s in range(0, len(maps), chunk))
-    return total / maps.size
 
 
 def fit_conditional(generator, nodes: list[tuple[str, np.ndarray, np.ndarray]], *, data_scale: float,

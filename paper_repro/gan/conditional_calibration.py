@@ -6,10 +6,15 @@ Fourier modes too low or too high. Here both may vary with the parameters. At ev
 of the cosmology grid the pattern (the mean generated map less its spatial mean) and the log gain
 per 2D mode, 0.5 ln(real power / generated power), are measured as the unconditional fit measures
 them: the real power from the node's training maps, the generated from the generator's own maps at
-the node's parameters (one latent seed of its own at every node). Each pattern pixel and each log
-gain is then fitted by least squares with a polynomial of ``degree`` in the normalised parameters u
-(u in [-1, 1] over the grid's box, as the networks see them), over all training nodes: between nodes
-the calibration interpolates smoothly, and no node's sampling noise is copied into it. Held-out nodes
+the node's parameters, from a latent set of the node's own (:func:`node_seed`). Each pattern pixel and
+each log gain is then fitted by least squares with a polynomial of ``degree`` in the normalised
+parameters u (u in [-1, 1] over the grid's box, as the networks see them), over all training nodes:
+between nodes the calibration interpolates smoothly, and the fit averages the nodes' sampling noise.
+The latent sets are independent between nodes for that reason: one set shared by every node (as until
+2026-12-07) gives generated map means and mode powers whose sampling error is the same smooth function
+of u at every node, which the polynomials copy whole (the calibrated map-mean level of ``cpu64-shape``
+moved by 0.00015-0.0002 kappa, about 2 standard errors, between two latent sets of 8,192 maps, alike
+at every node). Held-out nodes
 and validation or development maps are never used.
 
 Unlike the unconditional calibration, the map mean (the k = 0 mode) is calibrated like every other
@@ -64,7 +69,7 @@ class ConditionalCalibrationFit:
     nodes: list
     n_generated_per_node: int
     n_real: int
-    seed: int
+    seed: int                          # base latent seed; node j's maps come from node_seed(seed, j)
     gain_min: float
     gain_max: float
     rms_log_power_error: float         # rms over nodes and modes (but k = 0) of ln(P_gen / P_real) before the fit
@@ -77,6 +82,12 @@ class ConditionalCalibrationFit:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+def node_seed(seed: int, index: int) -> int:
+    """The latent seed of the ``index``-th training node in a fit of base ``seed``: independent streams
+    (numpy's SeedSequence of the pair), so that no two nodes share their generated maps' noise."""
+    return int(np.random.SeedSequence((int(seed), int(index))).generate_state(1)[0])
 
 
 def node_measurements(generator, maps: np.ndarray, u: np.ndarray, *, data_scale: float, n_maps: int,
@@ -121,7 +132,7 @@ def fit_conditional(generator, nodes: list[tuple[str, np.ndarray, np.ndarray]], 
     """(pattern coefficients (T, H, W), log-gain coefficients (T, H, W), ConditionalCalibrationFit)
     for ``generator`` (tanh units) from ``nodes``: (name, normalised parameters u (P,), real training
     maps (N, H, W) in kappa) per training node; T monomials of ``degree`` in u (:func:`monomials`;
-    default :func:`default_degree`)."""
+    default :func:`default_degree`); node j's ``n_maps`` generated maps from ``node_seed(seed, j)``."""
     if degree is None:
         degree = default_degree(len(nodes), len(nodes[0][1]) if nodes else 2)
     if degree < 0:
@@ -140,9 +151,9 @@ def fit_conditional(generator, nodes: list[tuple[str, np.ndarray, np.ndarray]], 
         from tqdm.auto import tqdm
         bar = tqdm(total=len(nodes), unit="node", desc="calibrate")
     meas, us = [], []
-    for _name, u, maps in nodes:
-        meas.append(node_measurements(generator, maps, u, data_scale=data_scale, n_maps=n_maps, seed=seed,
-                                      batch_size=batch_size))
+    for j, (_name, u, maps) in enumerate(nodes):
+        meas.append(node_measurements(generator, maps, u, data_scale=data_scale, n_maps=n_maps,
+                                      seed=node_seed(seed, j), batch_size=batch_size))
         us.append(np.asarray(u, np.float64))
         if bar is not None:
             bar.update(1)

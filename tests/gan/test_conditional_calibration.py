@@ -127,6 +127,22 @@ def test_fit_matches_the_map_mean_level_and_spread():
         assert abs(made.std() / (spread * raw.std()) - 1) < 0.08, (made.std(), raw.std())
 
 
+def test_each_node_draws_its_own_latents():
+    """Two nodes at the same parameters with the same real maps are measured on different generated
+    maps (a latent set shared by all nodes would make them equal, and its sampling error would pass
+    into the fit whole); each node's set is reproducible from the base seed and its index."""
+    g = build_conditional_generator(PRESET, seed=6)
+    u = np.array([0.2, -0.4], np.float32)
+    real = np.concatenate(list(generate(g, 512, 80, params=u))) / SCALE
+    nodes = [(f"n{j}", u, real) for j in range(2)]
+    _, _, fit = cc.fit_conditional(g, nodes, data_scale=SCALE, degree=0, n_maps=256, seed=9)
+    a, b = fit.per_node["n0"], fit.per_node["n1"]
+    assert a["mean_offset"] != b["mean_offset"] and a["rms_log_power_error"] != b["rms_log_power_error"]
+    again = cc.node_measurements(g, real, u, data_scale=SCALE, n_maps=256, seed=cc.node_seed(9, 1))
+    assert again["mean_offset"] == pytest.approx(b["mean_offset"], rel=1e-9, abs=1e-12)
+    assert len({cc.node_seed(9, j) for j in range(30)} | {cc.node_seed(10, j) for j in range(30)}) == 60
+
+
 def test_pick_checkpoint_calibrates_a_conditional_run_over_its_grid(tmp_path, tiny_cosmo_grid, capsys):
     """``pick --checkpoint last`` on a conditional run: a calibrated run whose generator takes the
     parameters, loads, generates at given parameters, matches its preset's architecture with the

@@ -26,7 +26,7 @@ def _pick_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--maps", type=positive_int, default=None, help="generated maps per seed (default: 8192)")
     p.add_argument("--calibration-maps", type=positive_int, default=None,
                    help="generated maps each calibration fit uses (default: 16384; a conditional run: "
-                        "2048 per training node)")
+                        "8192 per training node)")
     p.add_argument("--seeds", type=seed_arg, nargs="+", default=None,
                    help="latent seeds of the score (default: 777 2027)")
     p.add_argument("--epochs", type=positive_int, default=None,
@@ -51,8 +51,8 @@ def _pick(args: argparse.Namespace) -> int:
                                    calibration_maps=args.calibration_maps, progress=not args.quiet)
         if hasattr(fit, "nodes"):
             print(f"wrote {args.out}: the {args.checkpoint} generator of {args.run}, calibrated over "
-                  f"{len(fit.nodes)} training nodes ({fit.n_generated_per_node} of its maps a node, latent seed "
-                  f"{fit.seed}; {fit.n_real} real maps) by polynomials of degree {fit.degree} in the parameters; "
+                  f"{len(fit.nodes)} training nodes ({fit.n_generated_per_node} of its maps a node, each node's "
+                  f"own latents from seed {fit.seed}; {fit.n_real} real maps) by polynomials of degree {fit.degree} in the parameters; "
                   f"mode gains {fit.gain_min:.3f}-{fit.gain_max:.3f}, rms log power error {fit.rms_log_power_error:.3f} "
                   f"before, {fit.rms_log_power_error_after:.3f} left by the fit; map means {fit.mean_offset:.2f} sd off "
                   f"(rms over nodes), their sd {fit.mean_sd_ratio_min:.3f}-{fit.mean_sd_ratio_max:.3f} of the real")

@@ -23,8 +23,8 @@ from ..maps.io import shown_path
 from ..stats.twosample import mean_z
 from .certification import STATISTICS, pixel_edges, statistics_of
 
-#: generated maps per training node of a conditional calibration (30 nodes: 61,440 maps)
-CALIBRATION_MAPS = 2048
+#: generated maps per training node of a conditional calibration (30 nodes: 245,760 maps)
+CALIBRATION_MAPS = 8192
 #: epoch-end generators ``pick`` compares by default
 PICK_EPOCHS = 10
 #: generated maps per node and seed of the pick's score

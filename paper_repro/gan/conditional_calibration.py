@@ -12,10 +12,9 @@ parameters u (u in [-1, 1] over the grid's box, as the networks see them), over 
 between nodes the calibration interpolates smoothly, and the fit averages the nodes' sampling noise.
 The latent sets are independent between nodes for that reason: one set shared by every node (as until
 2026-12-07) gives generated map means and mode powers whose sampling error is the same smooth function
-of u at every node, which the polynomials copy whole (the calibrated map-mean level of ``cpu64-shape``
-moved by 0.00015-0.0002 kappa, about 2 standard errors, between two latent sets of 8,192 maps, alike
-at every node). Held-out nodes
-and validation or development maps are never used.
+of u at every node, which the polynomials copy whole (for ``cpu64-shape`` it moved the parameters
+recovered at the held-out nodes by 1.3-2.1 posterior sd, all the same way; docs/conditional.md).
+Held-out nodes and validation or development maps are never used.
 
 Unlike the unconditional calibration, the map mean (the k = 0 mode) is calibrated like every other
 mode: its level to the real maps' mean kappa and its spread over maps to theirs. A generator trained
@@ -127,7 +126,7 @@ def node_measurements(generator, maps: np.ndarray, u: np.ndarray, *, data_scale:
 
 
 def fit_conditional(generator, nodes: list[tuple[str, np.ndarray, np.ndarray]], *, data_scale: float,
-                    degree: int | None = None, n_maps: int = 2048, seed: int = CALIBRATION_SEED, batch_size: int = 256,
+                    degree: int | None = None, n_maps: int = 8192, seed: int = CALIBRATION_SEED, batch_size: int = 256,
                     progress: bool = False):
     """(pattern coefficients (T, H, W), log-gain coefficients (T, H, W), ConditionalCalibrationFit)
     for ``generator`` (tanh units) from ``nodes``: (name, normalised parameters u (P,), real training

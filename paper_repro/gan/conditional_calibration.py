@@ -125,13 +125,14 @@ def node_measurements(generator, maps: np.ndarray, u: np.ndarray, *, data_scale:
             "mean_sd_ratio": float(np.sqrt(max(gen_var, 0.0) / max(real_var, tiny)))}
 
 
-def fit_conditional(generator, nodes: list[tuple[str, np.ndarray, np.ndarray]], *, data_scale: float,
-                    degree: int | None = None, n_maps: int = 8192, seed: int = CALIBRATION_SEED, batch_size: int = 256,
+def fit_conditional(generator, nodes: list[tuple[str, np.ndarray, np.ndarray]], *, data_scale: float, n_maps: int,
+                    degree: int | None = None, seed: int = CALIBRATION_SEED, batch_size: int = 256,
                     progress: bool = False):
     """(pattern coefficients (T, H, W), log-gain coefficients (T, H, W), ConditionalCalibrationFit)
     for ``generator`` (tanh units) from ``nodes``: (name, normalised parameters u (P,), real training
     maps (N, H, W) in kappa) per training node; T monomials of ``degree`` in u (:func:`monomials`;
-    default :func:`default_degree`); node j's ``n_maps`` generated maps from ``node_seed(seed, j)``."""
+    default :func:`default_degree`); node j's ``n_maps`` generated maps from ``node_seed(seed, j)``
+    (``pick``'s number: ``evaluation.conditional_selection.CALIBRATION_MAPS``)."""
     if degree is None:
         degree = default_degree(len(nodes), len(nodes[0][1]) if nodes else 2)
     if degree < 0:

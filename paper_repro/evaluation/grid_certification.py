@@ -73,14 +73,9 @@ def _at(node: dict, params: Sequence[float]) -> bool:
 
 
 def node_training(grid: CosmoGrid, node: dict) -> tuple[np.ndarray | None, np.ndarray | None]:
-    """(training maps, their parent ids) of a training node, from the grid's combined train set;
-    (None, None) for a held-out node."""
-    if node["role"] != "train":
-        return None, None
-    maps, _ = grid.training()
-    a, b = node["train_rows"]
-    index = np.load(grid.path / grid.manifest["train"]["index_file"], mmap_mode="r")
-    return maps[a:b], np.asarray(index[a:b, 1], dtype=np.int64)
+    """(training maps, their parent ids) of a training node (:meth:`CosmoGrid.training_node`); (None,
+    None) for a held-out node."""
+    return (None, None) if node["role"] != "train" else grid.training_node(node["name"])
 
 
 def check_geometry(grid: CosmoGrid, preset) -> None:

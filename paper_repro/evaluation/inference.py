@@ -178,6 +178,17 @@ def _moments(grid_om, grid_s8, post) -> tuple[np.ndarray, np.ndarray]:
     return mean, cov
 
 
+def _spread_cov(model: DataModel, theta) -> np.ndarray:
+    """The model's per-map covariance at ``theta``; a component without spread there is a one-line error
+    (a node set too small to vary in it, e.g. no high peaks in a few maps at low sigma_8)."""
+    cov = model.cov(theta)
+    flat = np.flatnonzero(~(np.diag(cov) > 0))
+    if len(flat):
+        raise PaperReproError(f"model {model.name!r} has no spread in component {int(flat[0])} of the data vector at "
+                              f"({theta[0]:.4g}, {theta[1]:.4g}): its node sets there are too small")
+    return cov
+
+
 def posterior(observed, n_obs: int, design_effect, model: DataModel, *, margin: float = 0.25,
               n_grid: int = 121, passes: int = 3, model_noise: bool = True) -> dict:
     """The posterior of (Omega_m, sigma_8) for the mean data vector ``observed`` (K,) of ``n_obs``
@@ -196,10 +207,10 @@ def posterior(observed, n_obs: int, design_effect, model: DataModel, *, margin: 
     window = (lo.copy(), hi.copy())
     centre = 0.5 * (model.low + model.high)
     factor = hartlap(model.n, model.k)
-    scale = np.sqrt(np.diag(model.cov(centre)))       # components in units of their spread: a well-scaled solve
+    scale = np.sqrt(np.diag(_spread_cov(model, centre)))     # components in units of their spread: a well-scaled solve
     for _ in range(passes):
         dd = np.sqrt(deff)
-        total = model.cov(centre) * np.outer(dd, dd) / n_obs + (model.fit_cov(centre) if model_noise else 0.0)
+        total = _spread_cov(model, centre) * np.outer(dd, dd) / n_obs + (model.fit_cov(centre) if model_noise else 0.0)
         psi = factor * np.linalg.inv(total / np.outer(scale, scale))
         g_om = np.linspace(window[0][0], window[1][0], n_grid)
         g_s8 = np.linspace(window[0][1], window[1][1], n_grid)
@@ -280,9 +291,11 @@ def markdown(report: dict) -> str:
     lines = ["# Parameter recovery at the held-out nodes", "",
              f"Observation: the mean data vector ({', '.join(report['data_vector'])}) of each held-out node's "
              f"validation maps; Gaussian likelihood on a grid (Hartlap factor), flat prior on the grid's box "
-             f"widened by {report['margin']:g} of its width on each side.", "",
-             "| node | truth | model | Omega_m | sigma_8 | bias (sd) | sd without model noise | mass above truth | chi2 / K |",
-             "|---|---|---|---|---|---|---|---|---|"]
+             f"widened by {report['margin']:g} of its width on each side.", ""]
+    if report.get("models"):
+        lines += ["Models:", "", *(f"- {name}: {text}" for name, text in report["models"].items()), ""]
+    lines += ["| node | truth | model | Omega_m | sigma_8 | bias (sd) | sd without model noise | mass above truth | chi2 / K |",
+              "|---|---|---|---|---|---|---|---|---|"]
     for node in report["nodes"]:
         t = node["truth"]
         for model, r in node["models"].items():
@@ -292,6 +305,9 @@ def markdown(report: dict) -> str:
                          f"{_f(r['Omega_m']['bias_sd'], 2)}, {_f(r['sigma_8']['bias_sd'], 2)} | "
                          f"{_f(r['Omega_m'].get('sd_survey'), 2)}, {_f(r['sigma_8'].get('sd_survey'), 2)} | "
                          f"{_f(r['mass_above_truth'], 2)} | {_f(r['chi2_min'], 3)} / {r['components']} |")
+        for model, reason in node.get("not_computed", {}).items():
+            lines.append(f"| {node['name']} | ({t['Omega_m']:g}, {t['sigma_8']:g}) | {model} | not computed: {reason} "
+                         f"| | | | | |")
     ratios = [(node["name"], m, w) for node in report["nodes"] for m, w in node.get("width_ratio", {}).items()]
     if ratios:
         lines += ["", "Width ratios without the models' noise (the survey's covariance alone):", "",

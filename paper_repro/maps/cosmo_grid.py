@@ -238,6 +238,17 @@ class CosmoGrid:
                                           f"{n['name']}'s parameters")
         return maps, params
 
+    def training_node(self, name: str) -> tuple[np.ndarray, np.ndarray]:
+        """(maps (N, c, c) memory map, parent ids (N,) int64) of training node ``name``'s rows of the
+        combined train set (crops of one parent share its id)."""
+        node = self._node(name)
+        if node["role"] != "train":
+            raise PaperReproError(f"{self.path}: node {name!r} is held out; it has no training maps")
+        maps, _ = self.training()
+        a, b = node["train_rows"]
+        index = np.load(self.path / self.manifest["train"]["index_file"], mmap_mode="r")
+        return maps[a:b], np.asarray(index[a:b, 1], dtype=np.int64)
+
     def node(self, name: str):
         """The node's own :class:`~paper_repro.maps.datasets.Dataset` (validation, development, auxiliary)."""
         return load_dataset(self.path / self._node(name)["directory"], verify_checksum=self._verify)

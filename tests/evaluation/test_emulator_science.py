@@ -11,14 +11,15 @@ import pytest
 
 from paper_repro.cli import main
 from paper_repro.config import SplitSizes, get_cosmo_grid_preset, get_preset
-from paper_repro.evaluation import emulators
+from paper_repro.evaluation import emulator_science, emulators
+from paper_repro.evaluation.emulator_science import data_vector
 from paper_repro.maps.cosmo_grid import build_cosmo_grid, load_cosmo_grid
 
 TINY = get_cosmo_grid_preset("tiny-cosmo")
 #: the tiny maps on a 3 x 3 grid through (0.27, 0.80), inside the tiny-cond box; one held-out node on its edge
 GRID = dataclasses.replace(
     TINY, name="test-cosmo",
-    node=dataclasses.replace(TINY.node, crops_per_map=16, splits=SplitSizes(train=1, validation=10, development=0,
+    node=dataclasses.replace(TINY.node, crops_per_map=16, splits=SplitSizes(train=10, validation=10, development=0,
                                                                             auxiliary=10)),
     omega_m=(0.22, 0.27, 0.32), sigma_8=(0.70, 0.80, 0.90), held_out=((0.25, 0.76), (0.32, 0.85)),
     held_out_splits=SplitSizes(train=0, validation=20, development=0, auxiliary=0))
@@ -64,17 +65,41 @@ def test_command_with_the_simulator_stand_in(grid, tmp_path, capsys):
         assert np.all(np.array(power[p]["simulator"]) > 0)                  # more matter, more power
     rec = json.loads((out / "recovery.json").read_text())
     assert [n["name"] for n in rec["nodes"]] == ["held-00", "held-01"]
+    assert list(rec["models"]) == ["simulator", "training maps", "emulator"]
+    assert "- training maps: the simulator known only through" in (out / "recovery.md").read_text()
     for node in rec["nodes"]:
+        assert list(node["models"]) == ["simulator", "training maps", "emulator"]
+        # the training maps are other simulations than the validation and auxiliary sets: another posterior
+        assert node["models"]["training maps"]["Omega_m"]["mean"] != node["models"]["simulator"]["Omega_m"]["mean"]
         # tiny noisy sets: the plumbing recovers the truth (marginal biases under 3 sd, the truth inside the
         # 99.9% region); the calibration to ~1 sd is tests/evaluation/test_inference.py's, on synthetic surveys
-        for model in ("simulator", "emulator"):
+        for model in ("simulator", "training maps", "emulator"):
             r = node["models"][model]
             assert abs(r["Omega_m"]["bias_sd"]) < 3 and abs(r["sigma_8"]["bias_sd"]) < 3
             assert r["mass_above_truth"] < 0.999 and r["resolved"]
         for p in ("Omega_m", "sigma_8"):              # the same simulator: widths alike (tiny sets: noisy)
             assert 0.67 < node["width_ratio"]["emulator"][p] < 1.5
+            assert 0.67 < node["width_ratio"]["training maps"][p] < 1.5
     summary = json.loads((out / "summary.json").read_text())
     assert len(summary["power_ratio"]) == 11 and summary["seconds"]["total"] > 0
+
+
+def test_training_maps_model_needs_enough_maps_and_says_why(grid, tmp_path):
+    g = load_cosmo_grid(grid)
+    data = emulator_science.collect(grid, emulators.SimulatorEmulator.from_grid(g), n_maps=160, progress=False)
+    node = data["train"][0]["name"]
+    learned = data["training_maps"][node]
+    maps, parents = g.training_node(node)
+    assert len(learned["groups"]) == len(maps) == 10 * 16
+    np.testing.assert_array_equal(learned["groups"], parents)
+    # too few training maps at one node for the covariance of the data vector: no model, the reason recorded
+    k = len(data_vector(learned["stats"])[1][0])
+    learned["stats"] = {s: (lab, v[:k]) for s, (lab, v) in learned["stats"].items()}
+    learned["groups"] = learned["groups"][:k]
+    rec = emulator_science.analyse(data, emulators.SimulatorEmulator.from_grid(g), tmp_path / "out", degree=1,
+                                   progress=False)["recovery"]
+    assert all(list(n["models"]) == ["simulator", "emulator"] for n in rec["nodes"])
+    assert rec["models"]["training maps"].startswith(f"not built: {k} training maps at some node, fewer than")
 
 
 def tiny_cond_run(path):

@@ -103,3 +103,17 @@ def test_refusals():
         inference.DataModel(NODES[:3], few, BOX)
     with pytest.raises(PaperReproError, match="N >= 3"):
         inference.summarise(np.ones((2, K)))
+
+
+def test_a_component_without_spread_is_a_one_line_error():
+    """Small node sets may not vary in a rare component (no high peaks in a few maps): where the model's
+    covariance has no spread the posterior is undefined and says which component, not NaN."""
+    rng = np.random.default_rng(4)
+    sets = {p: draw(p, 50, rng) for p in NODES}
+    for p in NODES:                   # the last component constant at every node below sigma_8 0.9
+        if p[1] < 0.9:
+            sets[p][:, -1] = 0.0
+    model = inference.DataModel(NODES, [inference.summarise(x) for x in sets.values()], BOX, name="small sets")
+    with pytest.raises(PaperReproError, match=f"model 'small sets' has no spread in component {K - 1} of the data "
+                                              "vector at .0.275, 0.8.: its node sets there are too small"):
+        inference.posterior(mean((0.27, 0.8))[0], 100, np.ones(K), model)

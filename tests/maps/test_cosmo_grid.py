@@ -84,6 +84,16 @@ def test_reader_pairs_each_map_with_its_own_parameters(grid_dir):
         for m, p in zip(x, y):
             row = np.flatnonzero((flat == m.reshape(-1)).all(axis=1))
             assert len(row) == 1 and np.allclose(params[row[0]], p)
+    # one node's training maps and parents: its own rows of the combined set, parents as the index has them
+    first = manifest["nodes"][0]
+    a, b = first["train_rows"]
+    own, parents = grid.training_node(first["name"])
+    np.testing.assert_array_equal(own, maps[a:b])
+    np.testing.assert_array_equal(parents, index[a:b, 1])
+    assert len(np.unique(parents)) == TINY.node.splits.train and len(own) == b - a
+    held = grid.node_names("held_out")[0]
+    with pytest.raises(PaperReproError, match=f"node '{held}' is held out; it has no training maps"):
+        grid.training_node(held)
     # different cosmologies give different maps: sigma_8 0.9 maps vary more than 0.7 ones
     lo, hi = (maps[params[:, 1] == s].std() for s in (0.7, 0.9))
     assert hi > lo

@@ -163,7 +163,7 @@ def analyse(data: dict, emulator, out, *, degree: int = 3, margin: float = 0.25,
     deff = sim_model.deff            # the survey's design effect: its sets are cut like the training nodes'
     parents = emu[train[0]["name"]]["groups"] is not None       # emulated maps cut like the grid's (stand-in)
     models = {"simulator": sim_model}
-    described = {"simulator": f"the simulator: {' and '.join(SIM_SPLITS)} maps of each training node",
+    described = {"simulator": f"the {' and '.join(SIM_SPLITS)} maps of each training node (none of them trained on)",
                  "training maps": "the simulator known only through the grid's training maps (what the emulator "
                                   "learned from): the bias an emulator that reproduced them exactly would have"}
     learned = data.get("training_maps") or {}

@@ -117,3 +117,24 @@ def test_a_component_without_spread_is_a_one_line_error():
     with pytest.raises(PaperReproError, match=f"model 'small sets' has no spread in component {K - 1} of the data "
                                               "vector at .0.275, 0.8.: its node sets there are too small"):
         inference.posterior(mean((0.27, 0.8))[0], 100, np.ones(K), model)
+
+
+def test_model_noise_share_and_the_report_flags_a_noisy_model():
+    """The share of the posterior variance owed to the model's own noise: small for a model of many maps
+    a node, large for a paired model of few (its mean's noise is not averaged over nodes), which the
+    report names; the share is 1 - (sd without model noise / sd)^2 exactly."""
+    truth = NODES[6]
+    shares = {}
+    for name, n, paired in (("precise", 4000, False), ("noisy", 60, True)):
+        model = model_from(np.random.default_rng(8), n=n, paired=paired)
+        post = inference.posterior(mean(truth)[0], 400, np.ones(K), model)
+        survey = inference.posterior(mean(truth)[0], 400, np.ones(K), model, model_noise=False)
+        r = inference.recovery(post, truth, survey)
+        for p in inference.PARAMETERS:
+            assert r[p]["model_noise_share"] == pytest.approx(1 - (r[p]["sd_survey"] / r[p]["sd"]) ** 2, abs=1e-12)
+        shares[name] = r
+    assert max(shares["precise"][p]["model_noise_share"] for p in inference.PARAMETERS) < 0.1
+    assert min(shares["noisy"][p]["model_noise_share"] for p in inference.PARAMETERS) > inference.NOISY_MODEL
+    text = inference.markdown({"data_vector": ["a"] * K, "margin": 0.25, "nodes": [
+        {"name": "held-00", "truth": dict(zip(inference.PARAMETERS, truth)), "models": shares}]})
+    assert "own noise for noisy at held-00:" in text and "precise at" not in text

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from .cli_base import command, int_at_least, positive_int, quiet_tensorflow, seed_arg
+from .errors import PaperReproError
 
 
 # -------------------------------------------------------------------------------- certify-grid
@@ -55,10 +56,17 @@ def _emulator_science_args(p: argparse.ArgumentParser) -> None:
                      help="the simulator stands in for the emulator (checks the machinery: ratios ~1, no bias)")
     p.add_argument("--checkpoint", default=None, help="which generator of --run (as for generate)")
     p.add_argument("--out", required=True, help="output folder")
-    p.add_argument("--n-maps", type=lambda t: int_at_least(t, 3, "a >= 3"), default=2000,
-                   help="emulated maps per parameter point (default 2000)")
-    p.add_argument("--seed", type=seed_arg, default=36036, help="seed of the emulated maps, the same at every point "
-                                                            "(default 36036)")
+    p.add_argument("--n-maps", type=lambda t: int_at_least(t, 3, "a >= 3"), default=None,
+                   help="emulated maps per parameter point (default 2000; the report names a model whose own "
+                        "noise is over a quarter of its posterior variance: then use more)")
+    p.add_argument("--seed", type=seed_arg, default=None, help="seed of the emulated maps, the same at every point "
+                                                           "(default 36036)")
+    p.add_argument("--keep-statistics", action="store_true",
+                   help="also write every map's statistics to --out/statistics.npz, to analyse again with "
+                        "--statistics without generating")
+    p.add_argument("--statistics", default=None, metavar="FILE",
+                   help="analyse the statistics.npz of an earlier run of this emulator on this grid instead of "
+                        "generating (its number of maps and seed hold; other --degree is fine)")
     p.add_argument("--degree", type=lambda t: int_at_least(t, 1, "a positive"), default=3,
                    help="total degree of the polynomial in log parameters fitted to each component's mean "
                         "over the nodes (default 3; it needs (d+1)(d+2)/2 nodes, use 1 on small grids)")
@@ -71,12 +79,17 @@ def _emulator_science(args: argparse.Namespace) -> int:
     from .evaluation import emulator_science, emulators
     from .maps.cosmo_grid import load_cosmo_grid
 
+    if args.statistics is not None and (args.n_maps is not None or args.seed is not None or args.keep_statistics):
+        raise PaperReproError("--statistics analyses the maps of an earlier run: leave out --n-maps, --seed and "
+                              "--keep-statistics")
     if args.simulator:
         emulator = emulators.SimulatorEmulator.from_grid(load_cosmo_grid(args.grid))
     else:
         quiet_tensorflow()
         emulator = emulators.GeneratorEmulator.from_run(args.run, args.checkpoint)
-    result = emulator_science.run_science(args.grid, emulator, args.out, n_maps=args.n_maps, seed=args.seed,
-                                          degree=args.degree, progress=not args.quiet)
+    result = emulator_science.run_science(args.grid, emulator, args.out, n_maps=args.n_maps or 2000,
+                                          seed=36036 if args.seed is None else args.seed, degree=args.degree,
+                                          progress=not args.quiet, statistics=args.statistics,
+                                          keep_statistics=args.keep_statistics)
     print(emulator_science.headline(result))
     return 0

@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import PaperReproError
-from ..maps.io import atomic_path
+from ..maps.io import atomic_path, shown_path
 from ..stats.reports import jsonable
 from ..stats.twosample import clustered_se
 from . import figures_cosmology, inference, responses
@@ -126,17 +126,85 @@ def collect(grid_dir, emulator, *, n_maps: int = 2000, seed: int = 36036, centre
             "emu": emu, "training_maps": learned, "n_maps": n_maps, "seed": seed, "seconds": time.perf_counter() - t0}
 
 
+#: the per-map statistics of :func:`collect`, kept for analyses without generating again
+STATISTICS_FILE = "statistics.npz"
+_SOURCES = ("sim", "emu", "training_maps")
+
+
+def save_statistics(data: dict, path, emulator_name: str) -> Path:
+    """Write :func:`collect`'s per-map statistics, parent ids and settings to ``path`` (.npz, atomically)."""
+    arrays, labels = {}, {}
+    for source in _SOURCES:
+        for name, entry in data.get(source, {}).items():
+            for stat, (lab, values) in entry["stats"].items():
+                arrays[f"{source}/{name}/{stat}"] = np.asarray(values)
+                labels[stat] = list(lab)
+            if entry["groups"] is not None:
+                arrays[f"{source}/{name}/groups"] = np.asarray(entry["groups"], dtype=np.int64)
+    meta = {"format": 1, "emulator": emulator_name, "n_maps": data["n_maps"], "seed": data["seed"],
+            "sigma": data["sigma"], "angle": data["angle"], "centre": data["centre"]["name"],
+            "nodes": sorted(n["name"] for n in data["train"] + data["held"]), "labels": labels,
+            "seconds": data["seconds"]}
+    arrays["meta"] = np.array(json.dumps(meta))
+    path = Path(path)
+    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+        np.savez_compressed(fh, **arrays)
+    return path
+
+
+def load_statistics(path, grid_dir, emulator) -> dict:
+    """:func:`collect`'s result from a file of :func:`save_statistics`, for ``emulator`` on the grid at
+    ``grid_dir``; statistics of another emulator or of other nodes are a one-line error."""
+    from ..maps.cosmo_grid import load_cosmo_grid
+
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            arrays = {k: z[k] for k in z.files}
+        meta = json.loads(str(arrays.pop("meta")))
+    except (OSError, ValueError, KeyError) as exc:
+        raise PaperReproError(f"{path}: not a statistics file of emulator-science ({exc})") from None
+    grid = load_cosmo_grid(grid_dir)
+    train = [n for n in grid.nodes if n["role"] == "train"]
+    held = [n for n in grid.nodes if n["role"] == "held_out"]
+    if meta.get("format") != 1 or meta.get("nodes") != sorted(n["name"] for n in train + held):
+        raise PaperReproError(f"{path}: statistics of other nodes than the grid {grid_dir}'s")
+    if meta["emulator"] != emulator.name:
+        raise PaperReproError(f"{path}: statistics of {meta['emulator']}, not of {emulator.name}")
+    data = {"grid": grid, "train": train, "held": held, "centre": next(n for n in grid.nodes if n["name"] == meta["centre"]), "sigma": meta["sigma"],
+            "angle": meta["angle"], "n_maps": meta["n_maps"], "seed": meta["seed"], "seconds": meta["seconds"],
+            "statistics_file": shown_path(path)}
+    for source in _SOURCES:
+        data[source] = {}
+    for key, values in arrays.items():
+        source, name, stat = key.split("/")
+        entry = data[source].setdefault(name, {"stats": {}, "groups": None})
+        if stat == "groups":
+            entry["groups"] = values
+        else:
+            entry["stats"][stat] = (meta["labels"][stat], values)
+    return data
+
+
 def run_science(grid_dir, emulator, out, *, n_maps: int = 2000, seed: int = 36036, centre=None,
-                degree: int = 3, margin: float = 0.25, progress: bool = True) -> dict:
+                degree: int = 3, margin: float = 0.25, progress: bool = True, statistics=None,
+                keep_statistics: bool = False) -> dict:
     """Responses, recovery, tables and figures of ``emulator`` on the grid at ``grid_dir`` into ``out``;
-    returns {"responses", "recovery", "summary"} (the reports written)."""
+    returns {"responses", "recovery", "summary"} (the reports written). ``statistics``: a file of
+    :func:`save_statistics` to analyse instead of generating (its number of maps and seed then hold);
+    ``keep_statistics``: write the collected statistics to ``out / STATISTICS_FILE``."""
     from ..maps.cosmo_grid import load_cosmo_grid
 
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise PaperReproError(f"{out}: exists and is not a folder")
     inference.check_degree(degree, len(load_cosmo_grid(grid_dir).node_names("train")))     # before the slow part
-    data = collect(grid_dir, emulator, n_maps=n_maps, seed=seed, centre=centre, progress=progress)
+    if statistics is not None:
+        data = load_statistics(statistics, grid_dir, emulator)
+        _say(progress, f"statistics of {data['n_maps']} emulated maps a node (seed {data['seed']}) from {statistics}")
+    else:
+        data = collect(grid_dir, emulator, n_maps=n_maps, seed=seed, centre=centre, progress=progress)
+        if keep_statistics:
+            save_statistics(data, out / STATISTICS_FILE, emulator.name)
     return analyse(data, emulator, out, degree=degree, margin=margin, progress=progress)
 
 
@@ -223,7 +291,8 @@ def analyse(data: dict, emulator, out, *, degree: int = 3, margin: float = 0.25,
                "posteriors": figures_cosmology.posterior_contours(contour_nodes)}
     summary = {"grid": str(grid.path), "emulator": emulator.name, "maps_per_point": data["n_maps"], "seed": seed,
                "peak_sigma": sigma, "centre": resp["centre"], "power_ell": ell, "power_ratio": ratio_nodes,
-               "seconds": {"statistics": data["seconds"], "total": None}}
+               "seconds": {"statistics": data["seconds"], "total": None},
+               "statistics_file": data.get("statistics_file")}      # None: collected by this run
     out.mkdir(parents=True, exist_ok=True)
     _write_json(out / "responses.json", resp)
     _write_text(out / "responses.md", responses.markdown(resp))
@@ -253,4 +322,5 @@ def headline(result: dict) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["DATA_VECTOR", "SIM_SPLITS", "simulator_node", "data_vector", "collect", "analyse", "run_science", "headline"]
+__all__ = ["DATA_VECTOR", "SIM_SPLITS", "STATISTICS_FILE", "simulator_node", "data_vector", "collect", "save_statistics",
+           "load_statistics", "analyse", "run_science", "headline"]

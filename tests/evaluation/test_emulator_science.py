@@ -51,7 +51,7 @@ def test_simulator_stand_in_reproduces_the_grid_and_pairs_its_draws(grid):
 def test_command_with_the_simulator_stand_in(grid, tmp_path, capsys):
     out = tmp_path / "science"
     assert main(["emulator-science", "--grid", str(grid), "--simulator", "--out", str(out), "--n-maps", "160",
-                 "--degree", "1", "--quiet"]) == 0
+                 "--degree", "1", "--quiet", "--keep-statistics"]) == 0
     printed = capsys.readouterr().out
     assert "response amplitude" in printed and "held-01" in printed
     for name in ("responses.json", "responses.md", "recovery.json", "recovery.md", "summary.json",
@@ -82,6 +82,44 @@ def test_command_with_the_simulator_stand_in(grid, tmp_path, capsys):
             assert 0.67 < node["width_ratio"]["training maps"][p] < 1.5
     summary = json.loads((out / "summary.json").read_text())
     assert len(summary["power_ratio"]) == 11 and summary["seconds"]["total"] > 0
+    assert summary["statistics_file"] is None and (out / "statistics.npz").stat().st_size > 0
+
+
+def test_kept_statistics_give_the_same_reports_without_generating(grid, tmp_path, capsys, monkeypatch):
+    first = tmp_path / "first"
+    assert main(["emulator-science", "--grid", str(grid), "--simulator", "--out", str(first), "--n-maps", "40",
+                 "--seed", "5", "--degree", "1", "--quiet", "--keep-statistics"]) == 0
+    monkeypatch.chdir(tmp_path)                      # records name the file relative to the working directory
+    # the second analysis must not generate: no collection, and the stand-in makes only the figure's row
+    monkeypatch.setattr(emulator_science, "collect", lambda *a, **k: pytest.fail("collected statistics"))
+    row = {"n": 0}
+
+    def row_maps(self, params, n, seed):            # the sigma_8 row of the figure: 2 maps a point
+        row["n"] += 1
+        assert n == 2
+        return np.zeros((n, 32, 32), np.float32), None
+    monkeypatch.setattr(emulators.SimulatorEmulator, "maps", row_maps)
+    again = tmp_path / "again"
+    assert main(["emulator-science", "--grid", str(grid), "--simulator", "--out", str(again), "--degree", "1",
+                 "--quiet", "--statistics", str(first / "statistics.npz")]) == 0
+    assert row["n"] == 3                             # one map per sigma_8 of the grid, nothing else generated
+    for name in ("recovery.json", "responses.json"):
+        assert json.loads((again / name).read_text()) == json.loads((first / name).read_text()), name
+    summary = json.loads((again / "summary.json").read_text())
+    assert summary["statistics_file"] == "first/statistics.npz" and summary["maps_per_point"] == 40
+    assert summary["seed"] == 5
+    capsys.readouterr()
+    run = tiny_cond_run(tmp_path / "run")
+    (tmp_path / "junk.npz").write_bytes(b"not a zip")
+    for argv, message in (
+            (["--simulator", "--statistics", "first/statistics.npz", "--n-maps", "40"], "leave out --n-maps, --seed"),
+            (["--run", str(run), "--statistics", "first/statistics.npz"],
+             "first/statistics.npz: statistics of simulator stand-in, not of emulator (run)"),
+            (["--simulator", "--statistics", "junk.npz"], "junk.npz: not a statistics file of emulator-science")):
+        code = main(["emulator-science", "--grid", str(grid), *argv, "--out", "bad", "--degree", "1", "--quiet"])
+        err = capsys.readouterr().err
+        assert code == 2 and message in err and len(err.strip().splitlines()) == 1, err
+    assert not (tmp_path / "bad").exists()
 
 
 def test_training_maps_model_needs_enough_maps_and_says_why(grid, tmp_path):

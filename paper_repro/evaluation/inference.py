@@ -37,7 +37,7 @@ fine grid, the last passes zoomed to the posterior mean +/- 6 sd. Reported: post
 correlation, the bias (mean - truth) / sd per parameter, and the posterior mass more probable than
 the truth (0.39 at the 1-sigma contour of a 2-D Gaussian, 0.86 at 2 sigma), and the share of the
 posterior variance owed to the model's own noise (a bias in sd is diluted by it: with 4,000 emulated
-maps a node it was 0.39 of the ``cpu64-shape`` emulator's variance at a held-out node, 0.14 with
+maps a node it was 0.41 of the ``cpu64-shape`` emulator's variance at a held-out node, 0.15 with
 16,000; the report flags shares above ``NOISY_MODEL``). The ratio of two
 models' posterior widths is taken without the fitted means' noise (``sd_survey``: the survey's
 covariance alone), so that it compares what the models predict, not how many maps made them.

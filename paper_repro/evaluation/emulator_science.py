@@ -26,6 +26,7 @@ import json
 import math
 import sys
 import time
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -161,7 +162,9 @@ def load_statistics(path, grid_dir, emulator) -> dict:
         with np.load(path, allow_pickle=False) as z:
             arrays = {k: z[k] for k in z.files}
         meta = json.loads(str(arrays.pop("meta")))
-    except (OSError, ValueError, KeyError) as exc:
+        if not all(len(k.split("/")) == 3 and k.split("/")[0] in _SOURCES for k in arrays):
+            raise ValueError("unknown entries")
+    except (OSError, EOFError, ValueError, KeyError, zipfile.BadZipFile) as exc:
         raise PaperReproError(f"{path}: not a statistics file of emulator-science ({exc})") from None
     grid = load_cosmo_grid(grid_dir)
     train = [n for n in grid.nodes if n["role"] == "train"]

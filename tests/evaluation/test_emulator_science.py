@@ -111,11 +111,14 @@ def test_kept_statistics_give_the_same_reports_without_generating(grid, tmp_path
     capsys.readouterr()
     run = tiny_cond_run(tmp_path / "run")
     (tmp_path / "junk.npz").write_bytes(b"not a zip")
+    (tmp_path / "cut.npz").write_bytes((first / "statistics.npz").read_bytes()[:5000])      # a truncated copy
     for argv, message in (
             (["--simulator", "--statistics", "first/statistics.npz", "--n-maps", "40"], "leave out --n-maps, --seed"),
             (["--run", str(run), "--statistics", "first/statistics.npz"],
              "first/statistics.npz: statistics of simulator stand-in, not of emulator (run)"),
-            (["--simulator", "--statistics", "junk.npz"], "junk.npz: not a statistics file of emulator-science")):
+            (["--simulator", "--statistics", "junk.npz"], "junk.npz: not a statistics file of emulator-science"),
+            (["--simulator", "--statistics", "cut.npz"], "cut.npz: not a statistics file of emulator-science"),
+            (["--simulator", "--statistics", "none.npz"], "none.npz: not a statistics file of emulator-science")):
         code = main(["emulator-science", "--grid", str(grid), *argv, "--out", "bad", "--degree", "1", "--quiet"])
         err = capsys.readouterr().err
         assert code == 2 and message in err and len(err.strip().splitlines()) == 1, err

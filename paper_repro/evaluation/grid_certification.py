@@ -72,12 +72,6 @@ def _at(node: dict, params: Sequence[float]) -> bool:
             and abs(node["sigma_8"] - params[1]) <= NODE_TOLERANCE)
 
 
-def node_training(grid: CosmoGrid, node: dict) -> tuple[np.ndarray | None, np.ndarray | None]:
-    """(training maps, their parent ids) of a training node (:meth:`CosmoGrid.training_node`); (None,
-    None) for a held-out node."""
-    return (None, None) if node["role"] != "train" else grid.training_node(node["name"])
-
-
 def check_geometry(grid: CosmoGrid, preset) -> None:
     """The run's maps must have the grid's size and angle (one-line error otherwise)."""
     size = int(grid.manifest["crop_size"])
@@ -129,7 +123,8 @@ def certify_node(grid: CosmoGrid, node: dict, generated, *, generated_parents: n
     auxiliary set as the baseline, memorisation against its training maps (training nodes). The
     report's ``inputs.node`` records the node."""
     directory = grid.path / node["directory"]
-    training, training_parents = node_training(grid, node) if memorisation else (None, None)
+    training, training_parents = (grid.training_node(node["name"]) if memorisation and node["role"] == "train"
+                                  else (None, None))
     parents = {"training": training_parents}
     if generated_parents is not None:
         parents["generated"] = generated_parents

@@ -198,6 +198,8 @@ class CosmoGrid:
         self.path = Path(directory)
         self.manifest = manifest
         self._verify = verify_checksum
+        self._training = None           # (maps, params), read and checked once
+        self._parents = None            # the combined train set's parent ids, read once
 
     @property
     def nodes(self) -> list[dict]:
@@ -220,7 +222,12 @@ class CosmoGrid:
 
     def training(self) -> tuple[np.ndarray, np.ndarray]:
         """(maps (N, c, c) float32 memory map, parameters (N, 2) float64) of the combined train set,
-        each row's parameters checked against its node's."""
+        each row's parameters checked against its node's (read once; the parameters read-only)."""
+        if self._training is None:
+            self._training = self._read_training()
+        return self._training
+
+    def _read_training(self) -> tuple[np.ndarray, np.ndarray]:
         entry = self.manifest["train"]
         path = self.path / entry["file"]
         if self._verify and (not path.exists() or sha256_file(path) != entry["sha256"]):
@@ -236,6 +243,7 @@ class CosmoGrid:
                 if not np.all(params[a:b] == (n["Omega_m"], n["sigma_8"])):
                     raise PaperReproError(f"{self.path / entry['params_file']}: rows {a}-{b} do not hold node "
                                           f"{n['name']}'s parameters")
+        params.flags.writeable = False
         return maps, params
 
     def training_node(self, name: str) -> tuple[np.ndarray, np.ndarray]:
@@ -245,9 +253,17 @@ class CosmoGrid:
         if node["role"] != "train":
             raise PaperReproError(f"{self.path}: node {name!r} is held out; it has no training maps")
         maps, _ = self.training()
+        if self._parents is None:
+            path = self.path / self.manifest["train"]["index_file"]
+            try:
+                index = np.load(path, mmap_mode="r")
+            except (OSError, ValueError) as exc:
+                raise PaperReproError(f"{path}: cannot read the training maps' index ({exc})") from None
+            if index.ndim != 2 or len(index) != len(maps):
+                raise PaperReproError(f"{path}: expected {len(maps)} index rows, found shape {index.shape}")
+            self._parents = np.asarray(index[:, 1], dtype=np.int64)
         a, b = node["train_rows"]
-        index = np.load(self.path / self.manifest["train"]["index_file"], mmap_mode="r")
-        return maps[a:b], np.asarray(index[a:b, 1], dtype=np.int64)
+        return maps[a:b], self._parents[a:b]
 
     def node(self, name: str):
         """The node's own :class:`~paper_repro.maps.datasets.Dataset` (validation, development, auxiliary)."""

@@ -139,3 +139,22 @@ def test_cli_simulate_grid(tmp_path, capsys):
     assert main(["simulate", "--preset", "tiny-cosmo", "--out", str(tmp_path / "h"), "--seed", "3"]) == 2
     assert "drop --seed" in capsys.readouterr().err
     assert not (tmp_path / "h").exists()
+
+
+def test_training_node_reads_its_index_once_and_refuses_a_damaged_one(grid_dir, tmp_path):
+    """The combined training set is read and checked once per grid; a truncated or missing parent index
+    is a one-line error naming the file, not a traceback."""
+    grid = load_cosmo_grid(grid_dir)
+    first = grid.node_names("train")[0]
+    assert grid.training()[0] is grid.training()[0]
+    with pytest.raises(ValueError):                 # the cached parameters cannot be changed by a caller
+        grid.training()[1][0] = (0.3, 0.8)
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    for f in ("manifest.json", "train.npy", "train_params.npy"):
+        (bad / f).write_bytes((grid_dir / f).read_bytes())
+    with pytest.raises(PaperReproError, match="train_index.npy: cannot read the training maps' index"):
+        load_cosmo_grid(bad).training_node(first)
+    np.save(bad / "train_index.npy", np.load(grid_dir / "train_index.npy")[:5])
+    with pytest.raises(PaperReproError, match=r"train_index.npy: expected \d+ index rows, found shape \(5, 4\)"):
+        load_cosmo_grid(bad).training_node(first)
